@@ -1,0 +1,34 @@
+/** An RGB image, 8 bits per channel, row-major, 3 bytes per pixel (alpha already dropped). */
+export interface RGBImage {
+  width: number;
+  height: number;
+  data: Uint8Array; // length width*height*3
+}
+
+export type Part = { text: string } | { image: RGBImage };
+
+/** One sample: text and image parts in order, and where it came from (SPEC §2 `source`). */
+export interface Sample {
+  parts: Part[];
+  source: string;
+}
+
+/** Modality codes used inside the model code; the trace writes the names. */
+export const MODALITY_SPECIAL = 0;
+export const MODALITY_TEXT = 1;
+export const MODALITY_IMAGE = 2;
+export const MODALITY_NAMES = ['special', 'text', 'image'] as const;
+
+/**
+ * A sample turned into the model's sequence (SPEC §1): <bos>, each part's tokens, <eos>.
+ * Position t of the sequence is text/special (ids[t] >= 0) or an image patch (ids[t] = -1, its
+ * vector is the next row of `patches`).
+ */
+export interface EncodedSequence {
+  T: number;
+  ids: Int32Array; // token id, or -1 for an image patch
+  modality: Uint8Array; // MODALITY_* per position
+  token: Int32Array; // trace `token` column: token id, or patch index within its image
+  imagePart: Int32Array; // which image of the sample the position belongs to, -1 if none (bidirectional mask)
+  patches: Float32Array; // [number of patch positions, patchDim], in position order, already normalised
+}

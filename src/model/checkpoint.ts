@@ -1,0 +1,46 @@
+import { InputError } from '../util/errors.js';
+import { type ModelConfig, parseModelConfig } from './config.js';
+import { type Params, paramsFromTensors, paramsToTensors } from './params.js';
+import { readSafetensors, writeSafetensors } from './safetensors.js';
+import { WordTokenizer } from './tokenizer.js';
+
+/** A loaded efmoe checkpoint: config.json + tokenizer.json + model.safetensors (SPEC §1). */
+export interface Checkpoint {
+  config: ModelConfig;
+  tokenizer: WordTokenizer;
+  params: Params;
+}
+
+export interface CheckpointBytes {
+  config: string; // config.json text
+  tokenizer: string; // tokenizer.json text
+  weights: Uint8Array; // model.safetensors
+}
+
+function parseJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${where}: not valid JSON (${e instanceof Error ? e.message : e})`);
+  }
+}
+
+/** Parse and check a checkpoint from its three files' contents; `dir` names it in errors. Runs in the browser too. */
+export function checkpointFromBytes(files: CheckpointBytes, dir: string): Checkpoint {
+  const config = parseModelConfig(parseJson(files.config, `${dir}/config.json`), `${dir}/config.json`);
+  const tokenizer = WordTokenizer.parse(parseJson(files.tokenizer, `${dir}/tokenizer.json`), `${dir}/tokenizer.json`);
+  if (tokenizer.vocab.length > config.vocab_size) {
+    throw new InputError(`${dir}/tokenizer.json: ${tokenizer.vocab.length} words but config.json has vocab_size ${config.vocab_size}`);
+  }
+  const { tensors } = readSafetensors(files.weights, `${dir}/model.safetensors`);
+  const params = paramsFromTensors(config, tensors, `${dir}/model.safetensors`);
+  return { config, tokenizer, params };
+}
+
+export function checkpointToBytes(ck: Checkpoint): CheckpointBytes {
+  return {
+    config: JSON.stringify(ck.config, null, 2) + '\n',
+    tokenizer: JSON.stringify(ck.tokenizer.toJSON()) + '\n',
+    weights: writeSafetensors(paramsToTensors(ck.params), { format: 'pt', producer: 'moescope' }),
+  };
+}
