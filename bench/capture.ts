@@ -1,5 +1,87 @@
+/**
+ * Capture benchmark (SPEC §6):
+ *  - routing capture throughput, tokens/s, end to end (`captureTrace`: load, encode, forward, write
+ *    Parquet) on the bundled model and `shapes` eval data, vs the same model's forward pass in PyTorch
+ *    CPU eager (scripts/torch_efmoe.py --bench-json: batched, 2 threads, same weights, same inputs);
+ *  - peak memory (max RSS) of a capture at N and at 10N samples, each in its own child process:
+ *    capture streams, so the ratio should stay near 1.
+ * `BENCH_CAPTURE_SAMPLES` (default 512) and `BENCH_CAPTURE_MEM_N` (default 64) size the runs.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { captureTrace } from '../src/trace/capture.js';
+import { DEFAULT_MODEL_DIR, loadCheckpoint } from '../src/io/checkpoint-files.js';
+import { encodeSample } from '../src/data/encode.js';
+import { shapesSample, SHAPES_EVAL_SEED } from '../src/data/shapes.js';
 import type { BenchRow } from './report.js';
 
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const BATCH = 32;
+
+/** PyTorch's tokens/s on the same encoded sequences, or the reason it could not run. */
+function torchTokensPerSecond(tmp: string, samples: number): { value: number | null; note?: string } {
+  const ck = loadCheckpoint(DEFAULT_MODEL_DIR);
+  const sequences = Array.from({ length: samples }, (_, i) => {
+    const s = encodeSample(shapesSample(SHAPES_EVAL_SEED, i), ck.tokenizer, ck.config);
+    return { ids: [...s.ids], imagePart: [...s.imagePart], modality: [...s.modality], patches: [...s.patches] };
+  });
+  const inputs = join(tmp, 'inputs.json');
+  writeFileSync(inputs, JSON.stringify({ sequences }));
+  const r = spawnSync(PYTHON, [join(ROOT, 'scripts', 'torch_efmoe.py'), '--model', DEFAULT_MODEL_DIR, '--bench-json', inputs,
+    '--threads', '2', '--batch', String(BATCH), '--repeat', '2', '--warmup', '1'], {
+    encoding: 'utf8',
+    // PASSIVE: idle OpenMP threads sleep instead of spinning; on a busy 2-core machine spinning
+    // threads make torch's 2-thread run ~50x slower, which would flatter us
+    env: { ...process.env, OMP_NUM_THREADS: '2', OMP_WAIT_POLICY: 'PASSIVE' },
+  });
+  if (r.status !== 0) return { value: null, note: `PyTorch peer failed: ${(r.stderr || String(r.error)).trim().split('\n').pop()}` };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { tokens_per_s: number };
+  return { value: out.tokens_per_s };
+}
+
+/** Max RSS (MB) of a capture of n samples in a fresh process. */
+function captureRssMB(tmp: string, n: number): number {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(n), join(tmp, `mem-${n}`)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`capture child (${n} samples) failed: ${r.stderr.trim().split('\n').pop()}`);
+  return JSON.parse(r.stdout.trim()).maxRssMB as number;
+}
+
 export async function bench(): Promise<BenchRow[]> {
-  return [];
+  const samples = Number(process.env.BENCH_CAPTURE_SAMPLES ?? 512);
+  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 64);
+  const tmp = mkdtempSync(join(tmpdir(), 'moescope-bench-capture-'));
+  try {
+    const ours = await captureTrace({ data: `shapes:${samples}`, out: join(tmp, 'trace'), batchSize: BATCH, progress: false });
+    const oursTps = ours.tokens / ours.seconds;
+    const peer = torchTokensPerSecond(tmp, samples);
+    const small = captureRssMB(tmp, memN);
+    const large = captureRssMB(tmp, 10 * memN);
+    return [
+      {
+        name: `capture tokens/s (shapes:${samples}, batch ${BATCH})`,
+        ours: oursTps, peer: peer.value, unit: 'tokens/s', higherIsBetter: true,
+        peerName: 'PyTorch eager forward, 2 threads', target: '>= 0.5x',
+        note: peer.note ?? `ours end to end incl. load + Parquet; ${ours.tokens} tokens`,
+      },
+      {
+        name: `capture peak RSS, ${10 * memN} vs ${memN} samples`,
+        ours: large, peer: small, unit: 'MB', higherIsBetter: false,
+        peerName: `capture of ${memN} samples`, target: '>= 0.8x (flat)',
+        note: 'ratio = RSS(N) / RSS(10N)',
+      },
+    ];
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+// child mode: one capture, then report the peak RSS
+if (process.argv[2] === '--child' && process.argv[1] === fileURLToPath(import.meta.url)) {
+  const n = Number(process.argv[3]);
+  await captureTrace({ data: `shapes:${n}`, out: process.argv[4], batchSize: BATCH, progress: false });
+  process.stdout.write(JSON.stringify({ maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
 }

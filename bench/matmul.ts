@@ -1,5 +1,147 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import type { BenchRow } from './report.js';
+import { matmulForward, matmulBackward, setMatmulBackend, matmulBackends } from '../src/model/kernels/matmul.js';
+import { jsBackend } from '../src/model/kernels/gemm-js.js';
+
+/**
+ * Matmul GFLOP/s at the model's shapes vs NumPy's OpenBLAS, single-threaded, same products and FLOP
+ * counts (bench/py/matmul_numpy.py). fwd: out = inp @ weight^T (2*N*C*OC); bwd: dinp and dweight
+ * (4*N*C*OC). The two sides take turns, shape by shape, for several rounds, and each keeps its best
+ * rate: on a shared machine both then see the same load.
+ */
+type Kind = 'fwd' | 'bwd';
+interface Shape {
+  kind: Kind;
+  N: number;
+  C: number;
+  OC: number;
+  what: string;
+  js?: boolean; // measure the plain-JS fallback instead of the default backend
+}
+
+const SHAPES: Shape[] = [
+  { kind: 'fwd', N: 2048, C: 64, OC: 128, what: 'expert up w1/w3' },
+  { kind: 'fwd', N: 2048, C: 128, OC: 64, what: 'expert down w2' },
+  { kind: 'fwd', N: 2048, C: 64, OC: 64, what: 'attention q/k/v/o' },
+  { kind: 'fwd', N: 2048, C: 64, OC: 100, what: 'lm head' },
+  { kind: 'fwd', N: 2048, C: 64, OC: 8, what: 'router' },
+  { kind: 'fwd', N: 256, C: 64, OC: 128, what: 'one expert\'s tokens' },
+  { kind: 'bwd', N: 2048, C: 64, OC: 128, what: 'expert up' },
+  { kind: 'bwd', N: 2048, C: 128, OC: 64, what: 'expert down' },
+  { kind: 'fwd', N: 2048, C: 64, OC: 128, what: 'JS fallback, no WASM', js: true },
+];
+const ROUNDS = 4;
+const SECONDS = 0.25; // per shape, side and round: the group takes about 2 * 9 * 4 * 0.25 * 1.5 s
+
+function randn(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+function bestRate(fn: () => void, flops: number, seconds: number): number {
+  fn();
+  let reps = 1;
+  let dt = 0;
+  for (;;) {
+    const t = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    dt = (performance.now() - t) / 1e3;
+    if (dt > seconds / 4 || reps > 1 << 20) break;
+    reps *= 2;
+  }
+  let best = dt;
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    best = Math.min(best, (performance.now() - t) / 1e3);
+  }
+  return (flops * reps) / best / 1e9;
+}
+
+function ours(s: Shape): () => number {
+  const { kind, N, C, OC } = s;
+  const inp = randn(N * C, 1), weight = randn(OC * C, 2), dout = randn(N * OC, 3);
+  const out = new Float32Array(N * OC), dinp = new Float32Array(N * C), dweight = new Float32Array(OC * C);
+  const fn =
+    kind === 'fwd'
+      ? () => matmulForward(out, inp, weight, null, N, C, OC)
+      : () => matmulBackward(dinp, dweight, null, dout, inp, weight, N, C, OC);
+  const flops = (kind === 'fwd' ? 2 : 4) * N * C * OC;
+  return () => {
+    setMatmulBackend(s.js ? jsBackend : null);
+    try {
+      return bestRate(fn, flops, s.js ? SECONDS / 2 : SECONDS);
+    } finally {
+      setMatmulBackend(null);
+    }
+  };
+}
+
+/** The NumPy side: a long-lived /usr/bin/python3 that answers one timing request per line. */
+async function numpyPeer(): Promise<{ setup: string; time: (s: Shape) => Promise<number>; close: () => void } | string> {
+  const script = fileURLToPath(new URL('../../bench/py/matmul_numpy.py', import.meta.url));
+  const proc = spawn('/usr/bin/python3', [script], {
+    env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  proc.stderr.on('data', (d) => (stderr += d));
+  const lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+  const next = async (): Promise<string | null> => {
+    const r = await lines.next();
+    return r.done ? null : r.value;
+  };
+  const failed = await new Promise<string | null>((resolve) => {
+    proc.once('error', (e) => resolve(e.message));
+    proc.once('spawn', () => resolve(null));
+  });
+  if (failed) return `numpy peer did not start: ${failed}`;
+  const first = await next();
+  if (first === null) return `numpy peer failed: ${stderr.trim().split('\n').pop() ?? ''}`;
+  const setup = JSON.parse(first) as { numpy: string; blas: string };
+  return {
+    setup: `numpy ${setup.numpy}, ${setup.blas}`,
+    async time(s) {
+      proc.stdin.write(JSON.stringify({ kind: s.kind, N: s.N, C: s.C, OC: s.OC, seconds: SECONDS }) + '\n');
+      const line = await next();
+      if (line === null) throw new Error(`numpy peer died: ${stderr.trim().split('\n').pop() ?? ''}`);
+      return (JSON.parse(line) as { gflops: number }).gflops;
+    },
+    close: () => proc.stdin.end(),
+  };
+}
 
 export async function bench(): Promise<BenchRow[]> {
-  return [];
+  const backend = matmulBackends().at(-1)!.name;
+  const runs = SHAPES.map(ours);
+  const mine = SHAPES.map(() => 0);
+  const peer = await numpyPeer();
+  const theirs: (number | null)[] = SHAPES.map(() => (typeof peer === 'string' ? null : 0));
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < SHAPES.length; i++) {
+        mine[i] = Math.max(mine[i], runs[i]());
+        if (typeof peer !== 'string') theirs[i] = Math.max(theirs[i]!, await peer.time(SHAPES[i]));
+      }
+    }
+  } finally {
+    if (typeof peer !== 'string') peer.close();
+  }
+  return SHAPES.map((s, i) => ({
+    name: `matmul ${s.kind} N=${s.N} C=${s.C}->${s.OC} (${s.what})`,
+    ours: mine[i],
+    peer: theirs[i],
+    unit: 'GFLOP/s',
+    higherIsBetter: true,
+    peerName: 'NumPy OpenBLAS 1 thread',
+    note: i === 0 ? `ours: ${backend}; peer: ${typeof peer === 'string' ? peer : peer.setup}` : undefined,
+    target: s.js ? undefined : '>= 0.25x',
+  }));
 }

@@ -1,5 +1,88 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
 import type { BenchRow } from './report.js';
+import { launchBrowser, serve } from '../test/web/harness.js';
+import { syntheticTrace } from '../test/web/synthetic-trace.js';
+
+/**
+ * The dashboard on a ~1M-token trace (24 layers, so ~24M routing rows), in Chromium:
+ * - time to the first figure: navigation start -> the figure's SVG is in the page (server already up);
+ * - time to switch layers: slider moved -> the new panels drawn (median of several switches).
+ * Peers, measured in the same run on the same trace: a bare DuckDB GROUP BY (the scan any figure
+ * needs) and a bare one-layer GROUP BY (what a server round trip per switch would cost at least).
+ */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TRACE = join(ROOT, 'bench-out', 'web-trace-1M');
+const SAMPLES = 50_000; // ~20 tokens per sample (3 in 4 with a 16-patch image) -> ~1M tokens
+
+async function bareQuery(sql: string): Promise<number> {
+  const inst = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const c = await inst.connect();
+  try {
+    const t0 = performance.now();
+    await c.runAndReadAll(sql);
+    return performance.now() - t0;
+  } finally {
+    c.closeSync();
+    inst.closeSync();
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function bench(): Promise<BenchRow[]> {
-  return [];
+  if (!existsSync(join(ROOT, 'dist', 'web', 'index.html'))) throw new Error('the dashboard UI is not built (npm run build)');
+  if (!existsSync(join(TRACE, 'meta.json'))) process.stderr.write(`bench web: writing a synthetic 1M-token trace to ${TRACE} (once) ...\n`);
+  await syntheticTrace(TRACE, { samples: SAMPLES, layers: 24, experts: 8, topK: 1, imageSize: 32, patchSize: 8, seed: 5 });
+  const meta = JSON.parse(readFileSync(join(TRACE, 'meta.json'), 'utf8')) as { tokens: Record<string, number> };
+  const tokens = Object.values(meta.tokens).reduce((a, b) => a + b, 0);
+  const routing = `read_parquet('${join(TRACE, 'routing.parquet')}')`;
+
+  // Peers: the bare scans.
+  const bareAll = median([
+    await bareQuery(`SELECT layer, modality, expert[1] AS e, count(*) FROM ${routing} GROUP BY ALL`),
+    await bareQuery(`SELECT layer, modality, expert[1] AS e, count(*) FROM ${routing} GROUP BY ALL`),
+    await bareQuery(`SELECT layer, modality, expert[1] AS e, count(*) FROM ${routing} GROUP BY ALL`),
+  ]);
+  const oneLayer = (l: number) => `SELECT modality, expert[1] AS e, count(*) FROM ${routing} WHERE layer = ${l} GROUP BY ALL`;
+  const bareOne = median([await bareQuery(oneLayer(3)), await bareQuery(oneLayer(11)), await bareQuery(oneLayer(17))]);
+
+  const t0 = performance.now();
+  const server = await serve([TRACE], 300_000);
+  const startMs = performance.now() - t0;
+  const browser = await launchBrowser();
+  try {
+    const firsts: number[] = [];
+    const switches: number[] = [];
+    for (let run = 0; run < 3; run++) {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      await page.goto(server.url);
+      await page.waitForFunction(() => document.getElementById('figure')?.dataset.drawn !== undefined, undefined, { timeout: 60_000 });
+      firsts.push(await page.evaluate(() => performance.getEntriesByName('moescope:figure-drawn')[0]?.startTime ?? NaN));
+      // Layer switches through the slider, as a user scrubs: each waits until the new panel is drawn.
+      for (const target of [12, 5, 20, 9, 15]) {
+        switches.push(await page.evaluate(async (layer) => {
+          const fig = document.getElementById('figure')!;
+          const slider = document.querySelector<HTMLInputElement>('#view-figure input.layer-slider')!;
+          const t = performance.now();
+          slider.value = String(layer);
+          slider.dispatchEvent(new Event('input', { bubbles: true }));
+          while (fig.dataset.panels !== String(layer) || !fig.querySelector('svg')) await new Promise((r) => requestAnimationFrame(r));
+          return performance.now() - t;
+        }, target));
+      }
+      await page.close();
+    }
+    const note = `${(tokens / 1e6).toFixed(2)}M tokens x 24 layers, median of ${firsts.length} loads`;
+    return [
+      { name: 'web: time to first figure (nav -> SVG)', ours: median(firsts), peer: bareAll, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, all layers', target: '< 1500 ms', note },
+      { name: 'web: layer switch (slider -> new panel)', ours: median(switches), peer: bareOne, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, one layer', target: '< 150 ms', note: `median of ${switches.length} switches` },
+      { name: 'web: server start (spawn -> serving line)', ours: startMs, peer: bareAll, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, all layers', note: 'includes the full count scan that checks every row' },
+    ];
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
 }

@@ -1,7 +1,29 @@
 import type { Command } from 'commander';
+import { InputError } from '../../util/errors.js';
 
+/** `moescope serve TRACE`: the dashboard (SPEC §5, issue 5). Runs until interrupted. */
 export function register(program: Command): void {
-  program.command('serve').description('(not built yet)').action(() => {
-    throw new Error('serve is not built yet');
-  });
+  program
+    .command('serve')
+    .description('open a local web dashboard over a trace folder')
+    .argument('<trace>', 'trace folder (routing.parquet, samples.parquet, meta.json)')
+    .option('--port <port>', 'port to listen on (0 picks a free port)', '0')
+    .option('--host <host>', 'address to bind (loopback unless --allow-remote)', '127.0.0.1')
+    .option('--allow-remote', 'allow a --host other than loopback (exposes the trace to the network)', false)
+    .option('--compare <trace>', 'a second trace to compare against')
+    .action(async (trace: string, opts: { port: string; host: string; allowRemote: boolean; compare?: string }) => {
+      if (!/^\d+$/.test(opts.port) || Number(opts.port) > 65535) throw new InputError(`--port: must be an integer 0-65535, got ${JSON.stringify(opts.port)}`);
+      const { startServer } = await import('../../web/server/start-server.js');
+      const server = await startServer({ trace, compare: opts.compare, port: Number(opts.port), host: opts.host, allowRemote: opts.allowRemote });
+      process.stdout.write(`moescope: serving ${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          server.close().then(resolve, resolve);
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
 }

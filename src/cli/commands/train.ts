@@ -1,7 +1,30 @@
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
+import { InputError } from '../../util/errors.js';
+
+function nonNegInt(name: string) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+}
 
 export function register(program: Command): void {
-  program.command('train').description('(not built yet)').action(() => {
-    throw new Error('train is not built yet');
-  });
+  program
+    .command('train')
+    .description('train an efmoe model on the shapes world (AdamW, warmup + cosine, resumable)')
+    .requiredOption('--config <file>', 'training config: the model keys of config.json plus the training keys')
+    .requiredOption('--out <dir>', 'output folder: model/, train-log.jsonl, loss-curve.png, eval.json, train-state.safetensors')
+    .option('--steps <n>', 'total optimizer steps (overrides the config)', nonNegInt('--steps'))
+    .option('--seed <s>', 'seed of the weights and the training data order (overrides seed and train_seed)', nonNegInt('--seed'))
+    .option('--resume', 'continue the run in --out from its last checkpoint, bit for bit')
+    .option('--stop-at <n>', 'stop after this many steps (checkpointed; continue later with --resume)', nonNegInt('--stop-at'))
+    .option('--workers <n>', 'threads that share each batch (1 or 2; the result is the same)', nonNegInt('--workers'))
+    .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; stopAt?: number; workers?: number }) => {
+      const { trainRun } = await import('../../train/train-run.js');
+      if (o.steps === 0) throw new InputError('--steps: must be at least 1');
+      await trainRun({
+        config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, stopAt: o.stopAt,
+        workers: o.workers, log: (l) => process.stdout.write(l + '\n'),
+      });
+    });
 }

@@ -1,0 +1,54 @@
+import { InputError } from '../../util/errors.js';
+import { flatInts, iota, resolveSample } from '../common.js';
+import { decoderLayer } from '../layers.js';
+import { parseIntArray } from '../modality.js';
+import type { FormatResult, ImportContext } from '../options.js';
+import { readJsonl } from '../lines.js';
+import { sortTopK } from '../routing.js';
+
+/**
+ * OLMoE's routing analysis JSONL (scripts/run_moe_analysis.py): one line per 2048-token window,
+ * `{"input_ids": [T], "predicted_token_ids": [T], "exp_ids": [T][K][L]}` where exp_ids[t][j][l] is
+ * the j-th highest-logit expert of token t in MoE layer l (np.argsort(-logits)[:, :K], stacked
+ * on the last axis). No gate values: the rank order is kept, each choice counts 1/K.
+ */
+export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise<FormatResult> {
+  const { sink, opts } = ctx;
+  let L0: number | null = null;
+  let first = '';
+  for (const file of inputs) {
+    for await (const { where, obj } of readJsonl(file)) {
+      if (obj.input_ids === undefined) throw new InputError(`${where}: missing "input_ids"`);
+      if (obj.exp_ids === undefined) throw new InputError(`${where}: missing "exp_ids"`);
+      const ids = parseIntArray(where, 'input_ids', obj.input_ids);
+      const T = ids.length;
+      const ex = flatInts(where, 'exp_ids', obj.exp_ids, [null, null, null]);
+      const [Tr, K, L] = ex.shape;
+      if (Tr === 0) continue;
+      if (L0 === null) {
+        L0 = L;
+        first = where;
+      } else if (L !== L0) throw new InputError(`${where}: layers disagree: exp_ids has ${L} layers but ${first} has ${L0}`);
+      const sample = await sink.addSample('', where);
+      const hints = {
+        mmTokenTypeIds: obj.mm_token_type_ids !== undefined ? parseIntArray(where, 'mm_token_type_ids', obj.mm_token_type_ids) : undefined,
+        imageMask: obj.image_mask !== undefined ? parseIntArray(where, 'image_mask', obj.image_mask) : undefined,
+      };
+      const tok = await resolveSample(ctx, where, sample, Tr, T === Tr || opts.rules.placeholderId !== undefined ? ids : badLen(where, T, Tr), hints);
+      const pos = iota(Tr);
+      for (let l = 0; l < L; l++) {
+        const lw = `${where}: exp_ids[:, :, ${l}]`;
+        const layerIds = new Int32Array(Tr * K);
+        for (let t = 0; t < Tr; t++) for (let j = 0; j < K; j++) layerIds[t * K + j] = ex.data[(t * K + j) * L + l];
+        const routed = sortTopK(lw, layerIds, null, Tr, K, sink.numExperts);
+        await sink.add({ where: lw, sample, layer: decoderLayer(opts.moeLayers, l, lw), pos, token: tok.token, modality: tok.modality, routed, K });
+      }
+      sink.endSample(sample, where);
+    }
+  }
+  return { router_scoring: opts.scoring ?? opts.model?.scoring ?? 'unknown', gates: 'uniform 1/K (exp_ids are ranked expert ids without weights)' };
+}
+
+function badLen(where: string, T: number, Tr: number): never {
+  throw new InputError(`${where}: input_ids has ${T} tokens but exp_ids has ${Tr}`);
+}

@@ -1,0 +1,208 @@
+import { InputError } from '../util/errors.js';
+import { TraceWriter } from '../trace/writer.js';
+import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
+import { MOD_NAMES } from './modality.js';
+import type { Routed } from './routing.js';
+
+/** Rows of one sample in one decoder layer (or several layers, `layer` per row). */
+export interface LayerRows {
+  where: string; // file and record, for messages
+  sample: number;
+  layer: number | Int32Array;
+  pos: Int32Array;
+  token: Int32Array;
+  modality: Uint8Array; // MOD_* codes
+  routed: Routed;
+  K: number;
+  phase?: readonly string[];
+}
+
+export interface SinkOptions {
+  fullProbs: boolean;
+  numExperts?: number; // known up front (config, logits width); else inferred from the ids
+  extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
+}
+
+const FLUSH_ROWS = 1 << 15;
+const UNKNOWN_E = 32767; // expert is SMALLINT: any id fits until we know the real count
+
+/**
+ * Collects importer rows and streams them to the trace writer in batches of ~32k rows. Opens the
+ * writer at the first rows (top-k is known only then), checks what every format must satisfy
+ * (one top-k size, ids in range, the same MoE layers with the same token count in every sample),
+ * and fills meta.json.
+ */
+export class ImportSink {
+  private writer: TraceWriter | null = null;
+  private K = 0;
+  private E: number | undefined;
+  private maxExpert = -1;
+  private maxLayer = -1;
+  private nextSample = 0;
+  private pendingSamples: { sample: number; text: string; source: string }[] = [];
+  private buf: LayerRows[] = [];
+  private bufRows = 0;
+  private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
+  private refLayers: { sample: number; layers: number[] } | null = null;
+  rows = 0;
+
+  constructor(readonly dir: string, readonly opts: SinkOptions) {
+    this.E = opts.numExperts;
+  }
+
+  get numExperts(): number | undefined {
+    return this.E;
+  }
+
+  /** The width of the router's scores fixes the expert count (before the first rows). */
+  setNumExperts(E: number, where: string): void {
+    if (this.E === undefined && !this.writer) this.E = E;
+    else if (this.E !== E) throw new InputError(`${where}: ${E} experts, but ${this.E} ${this.writer ? 'in earlier records' : 'given (--num-experts/--config)'}`);
+  }
+
+  /** Record a sample (samples.parquet) and return its index. */
+  async addSample(text: string, source: string): Promise<number> {
+    const sample = this.nextSample++;
+    this.pendingSamples.push({ sample, text, source });
+    if (this.writer) await this.flushSamples();
+    return sample;
+  }
+
+  async add(r: LayerRows): Promise<void> {
+    const n = r.pos.length;
+    if (r.token.length !== n || r.modality.length !== n || r.routed.experts.length !== n * r.K || r.routed.gates.length !== n * r.K) {
+      throw new Error(`importer bug at ${r.where}: row arrays differ in length`);
+    }
+    if (this.K === 0) this.K = r.K;
+    else if (r.K !== this.K) throw new InputError(`${r.where}: top-k is ${r.K} but earlier records have ${this.K}`);
+    if (this.opts.fullProbs && !r.routed.probs) throw new InputError(`${r.where}: --full-probs needs the router's full scores, which this input does not have`);
+    const ex = r.routed.experts;
+    for (let i = 0; i < ex.length; i++) {
+      const e = ex[i];
+      if (e > this.maxExpert) {
+        if (this.E !== undefined && e >= this.E) throw new InputError(`${r.where}: token ${Math.floor(i / r.K)}: expert id ${e} outside 0..${this.E - 1}`);
+        if (e > 32767) throw new InputError(`${r.where}: token ${Math.floor(i / r.K)}: expert id ${e} is too large`);
+        this.maxExpert = e;
+      }
+    }
+    const counts = this.perSample.get(r.sample) ?? new Map<number, number>();
+    this.perSample.set(r.sample, counts);
+    if (typeof r.layer === 'number') {
+      if (r.layer < 0 || r.layer > 32767) throw new InputError(`${r.where}: layer ${r.layer} outside 0..32767`);
+      counts.set(r.layer, (counts.get(r.layer) ?? 0) + n);
+      this.maxLayer = Math.max(this.maxLayer, r.layer);
+    } else {
+      for (const l of r.layer) {
+        if (l < 0 || l > 32767) throw new InputError(`${r.where}: layer ${l} outside 0..32767`);
+        counts.set(l, (counts.get(l) ?? 0) + 1);
+        if (l > this.maxLayer) this.maxLayer = l;
+      }
+    }
+    if (!this.writer) {
+      this.writer = await TraceWriter.open(this.dir, {
+        topK: this.K,
+        numExperts: this.E ?? Math.max(UNKNOWN_E, this.K),
+        fullProbs: this.opts.fullProbs,
+        extraColumns: this.opts.extraColumns,
+        memoryLimit: '64MB', // the writer spills beyond it: an import's memory does not grow with its input
+      });
+      await this.flushSamples();
+    }
+    this.buf.push(r);
+    this.bufRows += n;
+    this.rows += n;
+    if (this.bufRows >= FLUSH_ROWS) await this.flush();
+  }
+
+  /**
+   * A sample is complete: every MoE layer must have routed the same number of tokens, and the
+   * MoE layers must be those of the other samples.
+   */
+  endSample(sample: number, where: string): void {
+    const counts = this.perSample.get(sample);
+    this.perSample.delete(sample);
+    if (!counts || counts.size === 0) return;
+    const layers = [...counts.keys()].sort((a, b) => a - b);
+    const first = counts.get(layers[0])!;
+    for (const l of layers) {
+      if (counts.get(l) !== first) throw new InputError(`${where}: layers disagree: layer ${layers[0]} routed ${first} tokens but layer ${l} routed ${counts.get(l)}`);
+    }
+    if (!this.refLayers) this.refLayers = { sample, layers };
+    else if (layers.join(',') !== this.refLayers.layers.join(',')) {
+      throw new InputError(`${where}: layers disagree: this sample has MoE layers [${fmtList(layers)}] but sample ${this.refLayers.sample} has [${fmtList(this.refLayers.layers)}]`);
+    }
+  }
+
+  /** Close samples not yet ended (formats that only know sample ends at end of input). */
+  endAll(where: string): void {
+    for (const s of [...this.perSample.keys()].sort((a, b) => a - b)) this.endSample(s, `${where} (sample ${s})`);
+  }
+
+  private async flushSamples(): Promise<void> {
+    for (const s of this.pendingSamples) await this.writer!.appendSample({ ...s, images: [] });
+    this.pendingSamples = [];
+  }
+
+  private async flush(): Promise<void> {
+    if (!this.writer || this.bufRows === 0) return;
+    const n = this.bufRows;
+    const K = this.K;
+    const sample = new Int32Array(n);
+    const pos = new Int32Array(n);
+    const token = new Int32Array(n);
+    const layer = new Int32Array(n);
+    const experts = new Int32Array(n * K);
+    const gates = new Float32Array(n * K);
+    const E = this.E ?? 0;
+    const probs = this.opts.fullProbs ? new Float32Array(n * E) : undefined;
+    const phase: string[] | undefined = this.opts.extraColumns?.some((c) => c.name === 'phase') ? new Array<string>(n) : undefined;
+    let codesOnly = true;
+    for (const r of this.buf) for (const m of r.modality) if (m > 2) codesOnly = false;
+    const modCodes = new Uint8Array(n);
+    let o = 0;
+    for (const r of this.buf) {
+      const m = r.pos.length;
+      sample.fill(r.sample, o, o + m);
+      pos.set(r.pos, o);
+      token.set(r.token, o);
+      if (typeof r.layer === 'number') layer.fill(r.layer, o, o + m);
+      else layer.set(r.layer, o);
+      experts.set(r.routed.experts, o * K);
+      gates.set(r.routed.gates, o * K);
+      if (probs) probs.set(r.routed.probs!, o * E);
+      modCodes.set(r.modality, o);
+      if (phase) for (let i = 0; i < m; i++) phase[o + i] = r.phase?.[i] ?? '';
+      o += m;
+    }
+    const modality = codesOnly ? modCodes : Array.from(modCodes, (c) => MOD_NAMES[c]);
+    await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra: phase ? { phase } : undefined });
+    this.buf = [];
+    this.bufRows = 0;
+  }
+
+  /** Write the trace; `meta.num_layers` defaults to the highest layer seen + 1. */
+  async finish(meta: { num_layers?: number; router_scoring: string; data: TraceMetaInput['data'] } & Record<string, unknown>, where: string): Promise<{ meta: TraceMeta; inferredExperts: boolean }> {
+    if (!this.writer || this.rows === 0) throw new InputError(`${where}: no routing records found`);
+    await this.flush();
+    await this.flushSamples();
+    const inferredExperts = this.E === undefined;
+    const numExperts = this.E ?? this.maxExpert + 1;
+    const numLayers = meta.num_layers ?? this.maxLayer + 1;
+    if (numLayers <= this.maxLayer) throw new InputError(`${where}: routing has layer ${this.maxLayer} but the model has ${numLayers} layers`);
+    const full = await this.writer.finish({
+      ...meta,
+      num_layers: numLayers,
+      num_experts: Math.max(numExperts, this.K),
+      num_experts_source: inferredExperts ? 'inferred: highest expert id + 1 (pass --num-experts or --config to be exact)' : 'given',
+    } as TraceMetaInput);
+    return { meta: full, inferredExperts };
+  }
+
+  async abort(): Promise<void> {
+    if (this.writer) await this.writer.abort();
+  }
+}
+
+function fmtList(a: number[]): string {
+  return a.length > 12 ? `${a.slice(0, 6).join(',')},...,${a.slice(-3).join(',')} (${a.length})` : a.join(',');
+}

@@ -1,0 +1,153 @@
+import { resolve } from 'node:path';
+import { type Checkpoint } from '../model/checkpoint.js';
+import { dims } from '../model/config.js';
+import type { InferenceResult } from '../model/efmoe.js';
+import { availableParallelism } from 'node:os';
+import { DEFAULT_MODEL_DIR, loadCheckpoint } from '../io/checkpoint-files.js';
+import { encodeSample, sampleText } from '../data/encode.js';
+import { encodePngRgb } from '../data/png.js';
+import type { EncodedSequence, RGBImage, Sample } from '../data/sample.js';
+import { openDataSource } from '../data/source.js';
+import type { DataSpec } from '../data/spec.js';
+import { checkWritableParent, writeDirAtomic } from '../util/atomic.js';
+import { Progress } from '../util/progress.js';
+import type { TraceMeta } from './meta.js';
+import { TraceWriter } from './writer.js';
+import { ForwardPool } from './forward-pool.js';
+
+export interface CaptureOptions {
+  /** Checkpoint folder (default: the bundled models/efmoe-shapes), or an already loaded checkpoint. */
+  model?: string | { dir: string; checkpoint: Checkpoint };
+  /** `shapes[:N[:SEED]]` or a `.jsonl` file (SPEC §5). */
+  data: string | DataSpec;
+  /** Trace folder to write (atomically: a failure leaves no folder and keeps a previous one). */
+  out: string;
+  /** Also store the router's full distribution (`prob` column). */
+  fullProbs?: boolean;
+  /** Samples per forward pass (default 32). */
+  batchSize?: number;
+  /** Forward passes run in this many worker threads (default: 2, or 1 on a one-core machine); 1 = inline. */
+  threads?: number;
+  /** Called after each batch. */
+  onProgress?: (done: number, total: number) => void;
+  /** Progress bar on stderr for long runs (default true). */
+  progress?: boolean;
+}
+
+export interface CaptureResult {
+  meta: TraceMeta;
+  samples: number;
+  tokens: number; // sequence positions run through the model
+  seconds: number;
+}
+
+/** Per-sample layout of one batch's rows in the trace: sample-major, then layer, then position. */
+function batchRows(seqs: EncodedSequence[], first: number, res: InferenceResult, K: number, E: number, fullProbs: boolean) {
+  const L = res.layers.length;
+  const n = res.N * L;
+  const sample = new Int32Array(n), pos = new Int32Array(n), token = new Int32Array(n), layer = new Int32Array(n);
+  const modality = new Uint8Array(n);
+  const experts = new Int32Array(n * K), gates = new Float32Array(n * K);
+  const probs = fullProbs ? new Float32Array(n * E) : undefined;
+  let o = 0;
+  seqs.forEach((s, b) => {
+    const r0 = res.rowStart[b];
+    for (let l = 0; l < L; l++) {
+      const ly = res.layers[l];
+      sample.fill(first + b, o, o + s.T);
+      layer.fill(l, o, o + s.T);
+      for (let t = 0; t < s.T; t++) pos[o + t] = t;
+      token.set(s.token, o);
+      modality.set(s.modality, o);
+      experts.set(ly.experts.subarray(r0 * K, (r0 + s.T) * K), o * K);
+      gates.set(ly.gates.subarray(r0 * K, (r0 + s.T) * K), o * K);
+      if (probs) probs.set(ly.probs!.subarray(r0 * E, (r0 + s.T) * E), o * E);
+      o += s.T;
+    }
+  });
+  return { sample, pos, modality, token, layer, experts, gates, probs };
+}
+
+/**
+ * `moescope capture`: run a checkpoint over a data source and stream its routing to a trace
+ * folder (SPEC §2). Batches are encoded, run and written one at a time, so memory does not grow
+ * with the number of samples. Bad input (checkpoint, data spec, a JSONL line, an image) throws
+ * InputError before or during the run, and no output folder is left behind.
+ */
+export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult> {
+  const t0 = Date.now();
+  const batchSize = opts.batchSize ?? 32;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+  const fullProbs = opts.fullProbs ?? false;
+  const modelDir = typeof opts.model === 'object' ? opts.model.dir : opts.model ?? DEFAULT_MODEL_DIR;
+  const ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
+  const source = await openDataSource(opts.data);
+  checkWritableParent(opts.out);
+  const { config, tokenizer } = ck;
+  const { E, K, L } = dims(config);
+  const progress = opts.progress === false ? null : new Progress('capture', source.total);
+
+  const threads = opts.threads ?? Math.min(2, availableParallelism());
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
+
+  let samples = 0, tokens = 0;
+  const pool = new ForwardPool(ck, threads);
+  try {
+    const meta = await writeDirAtomic(opts.out, async (dir) => {
+      const writer = await TraceWriter.open(dir, { topK: K, numExperts: E, fullProbs });
+      // batches in flight, oldest first: encoded on this thread, run by the pool, written in order
+      type Pending = { batch: Sample[]; seqs: EncodedSequence[]; images: RGBImage[][]; result: Promise<InferenceResult> };
+      const inFlight: Pending[] = [];
+      const write = async (p: Pending) => {
+        const res = await p.result;
+        await writer.appendRouting(batchRows(p.seqs, samples, res, K, E, fullProbs));
+        for (let b = 0; b < p.batch.length; b++) {
+          const s = p.batch[b];
+          await writer.appendSample({ sample: samples + b, text: sampleText(s), images: p.images[b].map(encodePngRgb), source: s.source });
+        }
+        samples += p.batch.length;
+        tokens += res.N;
+        opts.onProgress?.(samples, source.total);
+        progress?.update(samples, `${Math.round(tokens / Math.max((Date.now() - t0) / 1000, 1e-3))} tokens/s`);
+      };
+      const submit = async (batch: Sample[]) => {
+        const images: RGBImage[][] = [];
+        const seqs = batch.map((s) => {
+          const imgs: RGBImage[] = [];
+          const seq = encodeSample(s, tokenizer, config, imgs);
+          images.push(imgs);
+          return seq;
+        });
+        const result = pool.run(seqs, fullProbs);
+        result.catch(() => {}); // awaited in order by write(); avoid an unhandled rejection meanwhile
+        inFlight.push({ batch, seqs, images, result });
+        while (inFlight.length > 2 * pool.threads - 1) await write(inFlight.shift()!);
+      };
+      try {
+        let batch: Sample[] = [];
+        for await (const s of source.samples()) {
+          batch.push(s);
+          if (batch.length === batchSize) {
+            await submit(batch);
+            batch = [];
+          }
+        }
+        if (batch.length) await submit(batch);
+        while (inFlight.length) await write(inFlight.shift()!);
+        return await writer.finish({
+          num_layers: L,
+          router_scoring: 'softmax',
+          model: { path: resolve(modelDir), config: { ...config } },
+          data: source.description,
+        });
+      } catch (e) {
+        await writer.abort();
+        throw e;
+      }
+    });
+    progress?.done();
+    return { meta, samples, tokens, seconds: (Date.now() - t0) / 1000 };
+  } finally {
+    await pool.close();
+  }
+}

@@ -1,0 +1,82 @@
+import { Worker } from 'node:worker_threads';
+import type { EncodedSequence } from '../data/sample.js';
+import { forwardInference, type EfmoeModel, type InferenceResult } from '../model/efmoe.js';
+import { InputError } from '../util/errors.js';
+import type { WorkerReply, WorkerRequest } from './forward-worker.js';
+
+/**
+ * Runs forwardInference on whole batches, in worker threads when `threads` > 1 (each holds a copy
+ * of the weights; batches are independent, so the routing is the same as in one thread) or inline
+ * otherwise. Results come back as promises; the caller keeps the order.
+ */
+export class ForwardPool {
+  private readonly workers: Worker[] = [];
+  private readonly busy: number[] = [];
+  private readonly waiting = new Map<number, { resolve: (r: InferenceResult) => void; reject: (e: Error) => void; worker: number }>();
+  private nextId = 0;
+  private failure: Error | null = null;
+
+  constructor(private readonly model: EfmoeModel, threads: number) {
+    if (threads <= 1) return;
+    for (let i = 0; i < threads; i++) {
+      // --input-type (node -e) cannot apply to a worker file; other flags are passed on
+      const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+      const w = new Worker(new URL('./forward-worker.js', import.meta.url), { execArgv });
+      w.postMessage({ type: 'init', config: model.config, flat: model.params.flat.slice() } satisfies WorkerRequest);
+      w.on('message', (m: WorkerReply) => this.onReply(m));
+      w.on('error', (e: Error) => this.failAll(e));
+      w.on('exit', (code) => {
+        if (!this.closing) this.failAll(new Error(`forward worker stopped (exit code ${code})`));
+      });
+      this.workers.push(w);
+      this.busy.push(0);
+    }
+  }
+
+  get threads(): number {
+    return Math.max(1, this.workers.length);
+  }
+
+  run(seqs: EncodedSequence[], probs: boolean): Promise<InferenceResult> {
+    if (!this.workers.length) {
+      try {
+        return Promise.resolve(forwardInference(this.model, seqs, { probs }));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    if (this.failure) return Promise.reject(this.failure);
+    // the least busy worker (ties: the lowest index)
+    let w = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.busy[i] < this.busy[w]) w = i;
+    const id = this.nextId++;
+    this.busy[w]++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject, worker: w });
+      this.workers[w].postMessage({ type: 'run', id, seqs, probs } satisfies WorkerRequest);
+    });
+  }
+
+  private onReply(m: WorkerReply): void {
+    const p = this.waiting.get(m.id);
+    if (!p) return;
+    this.waiting.delete(m.id);
+    this.busy[p.worker]--;
+    if (m.type === 'error') p.reject(m.input ? new InputError(m.message) : new Error(m.message));
+    else p.resolve({ N: m.N, rowStart: m.rowStart, layers: m.layers });
+  }
+
+  private closing = false;
+
+  private failAll(e: Error): void {
+    this.failure ??= e;
+    for (const p of this.waiting.values()) p.reject(e);
+    this.waiting.clear();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers.length = 0;
+  }
+}

@@ -1,0 +1,210 @@
+import { existsSync, mkdirSync, readFileSync, accessSync, constants, statSync, appendFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { InputError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import { Progress, formatSeconds } from '../util/progress.js';
+import { initParams, numParams } from '../model/params.js';
+import { saveCheckpoint } from '../io/checkpoint-files.js';
+import { type TrainConfig, parseTrainConfig, trainConfigToJson } from './train-config.js';
+import { decayRanges } from './adamw.js';
+import { Trainer } from './trainer.js';
+import { TRAIN_STATE_FILE, decodeTrainState, encodeTrainState } from './train-state.js';
+import { type LogRow, type TrainLogRow, type EvalLogRow, lossCurveSpec } from './loss-curve.js';
+import { specToSvg, svgToPng } from '../render/figure.js';
+import { shapesTokenizer, trainBatchSamples, buildEvalSet, encodeSamples } from './batches.js';
+import { EfmoeGradientSource } from './efmoe-source.js';
+import { evaluate, type EvalReport } from './evaluate.js';
+
+export interface TrainRunOptions {
+  config: string; // training config file
+  out: string; // output folder
+  steps?: number; // override `steps`
+  seed?: number; // override `seed` and `train_seed`
+  resume?: boolean;
+  stopAt?: number; // stop (with a checkpoint) after this many updates, to resume later
+  workers?: number;
+  log?: (line: string) => void; // summary lines (stdout)
+  progress?: boolean;
+}
+
+export interface TrainRunResult {
+  step: number;
+  finished: boolean;
+  eval?: EvalReport;
+}
+
+export const LOG_FILE = 'train-log.jsonl';
+export const CONFIG_COPY = 'train-config.json';
+
+function readConfig(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new InputError(`${path}: cannot read the training config`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
+  }
+}
+
+/** Parse the config and apply the command-line overrides. */
+export function loadTrainConfig(opts: Pick<TrainRunOptions, 'config' | 'steps' | 'seed'>): TrainConfig {
+  const raw = readConfig(opts.config) as Record<string, unknown>;
+  const cfg = parseTrainConfig(raw, opts.config);
+  if (opts.steps !== undefined) cfg.train.steps = opts.steps;
+  if (opts.seed !== undefined) {
+    cfg.train.seed = opts.seed;
+    cfg.train.train_seed = opts.seed;
+    if (cfg.train.train_seed === cfg.train.eval_seed) throw new InputError(`--seed ${opts.seed}: equals eval_seed of ${opts.config}; held-out data must come from another seed`);
+  }
+  return cfg;
+}
+
+function ensureWritableDir(out: string): void {
+  try {
+    mkdirSync(out, { recursive: true });
+    if (!statSync(out).isDirectory()) throw new Error('not a folder');
+    accessSync(out, constants.W_OK);
+  } catch {
+    throw new InputError(`${out}: cannot write the output folder here`);
+  }
+}
+
+function readLog(path: string): LogRow[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as LogRow);
+}
+
+/** `moescope train`: the whole run, resumable, writing everything into `out`. */
+export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
+  const say = opts.log ?? (() => {});
+  const cfg = loadTrainConfig(opts);
+  const out = resolve(opts.out);
+  const statePath = join(out, TRAIN_STATE_FILE);
+  const cfgJson = trainConfigToJson(cfg);
+  const tokenizer = shapesTokenizer();
+  if (tokenizer.vocab.length > cfg.model.vocab_size) {
+    throw new InputError(`${opts.config}: vocab_size ${cfg.model.vocab_size} is smaller than the shapes vocabulary (${tokenizer.vocab.length} words)`);
+  }
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new InputError(`${opts.out}: exists and is not a folder`);
+  if (opts.resume) {
+    if (!existsSync(statePath)) throw new InputError(`${opts.out}: nothing to resume (no ${TRAIN_STATE_FILE})`);
+  } else if (existsSync(statePath)) {
+    throw new InputError(`${opts.out}: already holds a training run; pass --resume to continue it or choose another --out`);
+  }
+  ensureWritableDir(out);
+
+  // parameters and optimizer: fresh, or exactly where the checkpoint left them
+  const source = new EfmoeGradientSource(cfg.model, initParams(cfg.model, cfg.train.seed), (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
+  const params = source.params;
+  let trainer: Trainer;
+  if (opts.resume) {
+    const st = decodeTrainState(new Uint8Array(readFileSync(statePath)), statePath);
+    // the same config, except that --steps may shorten or extend the run (the cosine schedule is then
+    // recomputed from here on, so the result is no longer bit-identical to either uninterrupted run)
+    const diff = Object.keys({ ...cfgJson, ...st.config })
+      .filter((k) => JSON.stringify(cfgJson[k]) !== JSON.stringify(st.config[k]))
+      .filter((k) => !(k === 'steps' && opts.steps !== undefined));
+    if (diff.length) throw new InputError(`${opts.config}: differs from the run in ${opts.out} in ${diff.join(', ')}; resume needs the same config`);
+    if (cfg.train.steps < st.opt.t) throw new InputError(`--steps ${cfg.train.steps}: the run in ${opts.out} is already at step ${st.opt.t}`);
+    if (cfg.train.steps !== st.config.steps) say(`train: schedule changed from ${st.config.steps} to ${cfg.train.steps} steps at step ${st.opt.t}`);
+    if (st.params.length !== params.flat.length) throw new InputError(`${statePath}: holds ${st.params.length} parameters, the config needs ${params.flat.length}`);
+    params.flat.set(st.params);
+    trainer = new Trainer(source, cfg.train, decayRanges(cfg.model), st.opt);
+  } else {
+    trainer = new Trainer(source, cfg.train, decayRanges(cfg.model));
+  }
+  const s = cfg.train;
+  const startStep = trainer.step;
+  const stopAt = Math.min(s.steps, opts.stopAt ?? s.steps);
+
+  // the log continues from the checkpoint: rows after it belong to work that is redone now
+  const logPath = join(out, LOG_FILE);
+  const kept = readLog(logPath).filter((r) => r.step <= startStep);
+  writeFileAtomic(logPath, kept.map((r) => JSON.stringify(r) + '\n').join(''));
+  writeFileAtomic(join(out, CONFIG_COPY), JSON.stringify(cfgJson, null, 2) + '\n');
+  const logRow = (r: LogRow) => appendFileSync(logPath, JSON.stringify(r) + '\n');
+
+  const evalSet = buildEvalSet(s, tokenizer, cfg.model);
+  const checkpoint = async () => {
+    writeFileAtomic(statePath, encodeTrainState({ params: params.flat, opt: trainer.opt, config: cfgJson }));
+    await saveCheckpoint(join(out, 'model'), { config: cfg.model, tokenizer, params });
+  };
+
+  if (startStep === 0) say(`train: ${numParams(cfg.model).toLocaleString('en')} parameters, ${s.steps} steps of ${s.batch} samples -> ${opts.out}`);
+  else say(`train: resuming ${opts.out} at step ${startStep} of ${s.steps}`);
+
+  if (startStep === 0 && s.eval_every > 0) {
+    const ev = evaluate(cfg.model, params, evalSet, false);
+    logRow({ kind: 'eval', step: 0, eval_ce: ev.ce, eval_loss: ev.loss });
+  }
+  let interrupted = false;
+  const onSigint = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSigint);
+  const progress = opts.progress === false ? null : new Progress('train', stopAt - startStep, 'steps');
+  const t0 = Date.now();
+  let emaTok = 0;
+  let emaAux = 0;
+  let emaLoss = 0;
+  try {
+    while (trainer.step < stopAt && !interrupted) {
+      const ts = Date.now();
+      const r = await trainer.trainStep();
+      const dt = Math.max(1e-3, (Date.now() - ts) / 1000);
+      const tps = r.tokens / dt;
+      const a = trainer.step - startStep === 1 ? 1 : 0.1;
+      emaTok = emaTok * (1 - a) + tps * a;
+      emaAux = emaAux * (1 - a) + r.aux * a;
+      emaLoss = emaLoss * (1 - a) + r.loss * a;
+      if (r.step % s.log_every === 0 || r.step === stopAt) {
+        const row: TrainLogRow = {
+          kind: 'train', step: r.step, loss: r.loss, ce: r.ce, aux: r.aux, z: r.z, lr: r.lr, grad_norm: r.gradNorm,
+          tokens: r.tokens, text_targets: r.targets, tokens_per_s: Math.round(tps), elapsed_s: (Date.now() - t0) / 1000,
+        };
+        logRow(row);
+      }
+      if (!isFinite(r.loss)) throw new Error(`training diverged at step ${r.step} (loss ${r.loss}); lower lr or raise clip`);
+      if (s.eval_every > 0 && r.step % s.eval_every === 0 && r.step !== s.steps) {
+        const ev = evaluate(cfg.model, params, evalSet, false);
+        const row: EvalLogRow = { kind: 'eval', step: r.step, eval_ce: ev.ce, eval_loss: ev.loss };
+        logRow(row);
+      }
+      if (s.snapshot_every > 0 && r.step % s.snapshot_every === 0) {
+        await saveCheckpoint(join(out, 'snapshots', `step-${String(r.step).padStart(6, '0')}`), { config: cfg.model, tokenizer, params });
+      }
+      if (s.checkpoint_every > 0 && r.step % s.checkpoint_every === 0 && r.step !== stopAt) await checkpoint();
+      progress?.update(trainer.step - startStep, `step ${r.step} loss ${emaLoss.toFixed(3)} aux ${emaAux.toFixed(4)} ${Math.round(emaTok)} tok/s`);
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+    await source.close?.();
+  }
+  await checkpoint();
+  progress?.done(`step ${trainer.step} loss ${emaLoss.toFixed(3)}`);
+  const finished = trainer.step >= s.steps;
+  let evalReport: EvalReport | undefined;
+  if (finished) {
+    evalReport = evaluate(cfg.model, params, evalSet, true);
+    logRow({ kind: 'eval', step: trainer.step, eval_ce: evalReport.ce, eval_loss: evalReport.loss });
+    writeFileAtomic(join(out, 'eval.json'), JSON.stringify(evalReport, null, 2) + '\n');
+  }
+  const rows = readLog(logPath);
+  const svg = await specToSvg(lossCurveSpec(rows, { title: `Training loss: ${basename(out)} (${numParams(cfg.model).toLocaleString('en')} parameters)` }));
+  writeFileAtomic(join(out, 'loss-curve.svg'), svg);
+  writeFileAtomic(join(out, 'loss-curve.png'), svgToPng(svg));
+  const secs = (Date.now() - t0) / 1000;
+  if (interrupted) say(`train: interrupted at step ${trainer.step}; continue with --resume`);
+  else if (!finished) say(`train: stopped at step ${trainer.step} of ${s.steps} (${formatSeconds(secs)}); continue with --resume`);
+  else say(`train: done, ${trainer.step} steps in ${formatSeconds(secs)}; held-out CE ${evalReport!.ce.toFixed(3)}; model in ${join(opts.out, 'model')}`);
+  if (interrupted) process.exitCode = 130;
+  return { step: trainer.step, finished, eval: evalReport };
+}
+

@@ -1,0 +1,117 @@
+import { getJson, type ExpertPage } from '../api.js';
+import type { Context } from '../context.js';
+import { clear, h, select } from '../dom.js';
+import { expertColor, inkOn } from '../palette.js';
+import { loadImage } from './sample-detail.js';
+import { errorText, message, type View } from './view.js';
+
+const PAGE = 48;
+
+/** An example patch: its whole image with the patch outlined, and the patch enlarged beside it. */
+async function patchThumb(url: string, patch: number, perImage: number, cache: Map<string, Promise<HTMLImageElement>>): Promise<HTMLCanvasElement> {
+  let p = cache.get(url);
+  if (!p) {
+    p = loadImage(url);
+    cache.set(url, p);
+  }
+  const img = await p;
+  const side = Math.round(Math.sqrt(perImage)) || 1;
+  const ps = img.width / side;
+  const S = 56;
+  const c = document.createElement('canvas');
+  c.width = 2 * S + 4;
+  c.height = S;
+  const g = c.getContext('2d')!;
+  g.imageSmoothingEnabled = false;
+  g.drawImage(img, 0, 0, S, S);
+  const cell = S / side;
+  g.strokeStyle = '#fff';
+  g.lineWidth = 3;
+  g.strokeRect((patch % side) * cell + 1, Math.floor(patch / side) * cell + 1, cell - 2, cell - 2);
+  g.strokeStyle = '#000';
+  g.lineWidth = 1;
+  g.strokeRect((patch % side) * cell + 1, Math.floor(patch / side) * cell + 1, cell - 2, cell - 2);
+  g.drawImage(img, (patch % side) * ps, Math.floor(patch / side) * ps, ps, ps, S + 4, 0, S, S);
+  return c;
+}
+
+/** View 4: expert drill-down, what expert e receives at layer l: totals, most frequent words, example patches (paginated). */
+export function expertView(ctx: Context): View {
+  const layers = ctx.trace.layers;
+  let layer = ctx.state.layer;
+  let expert = 0;
+  let modality = ctx.trace.modalities.includes('image') ? 'image' : ctx.trace.modalities[0];
+  let offset = 0;
+  const images = new Map<string, Promise<HTMLImageElement>>();
+  const controls = h('div', { class: 'controls' });
+  const summary = h('div', { class: 'expert-summary' });
+  const words = h('div', { class: 'top-words' });
+  const examples = h('div', { class: 'examples', id: 'expert-examples' });
+  const pager = h('div', { class: 'pager' });
+  const el = h('section', { class: 'view', 'aria-label': 'Expert drill-down' }, controls, summary,
+    h('div', { class: 'row' }, h('div', {}, h('h3', {}, 'Most frequent words'), words), h('div', { class: 'grow' }, h('h3', { id: 'examples-title' }, 'Examples'), examples, pager)));
+
+  const drawControls = () => {
+    clear(controls,
+      select('Layer', layers.map((l) => ({ value: String(l), label: String(l) })), String(layer), (v) => ctx.go(`#expert/${v}/${expert}`), 'expert-layer'),
+      select('Expert', Array.from({ length: ctx.numExperts }, (_, e) => ({ value: String(e), label: String(e) })), String(expert), (v) => ctx.go(`#expert/${layer}/${v}`), 'expert-id'),
+      h('div', { class: 'control', role: 'group', 'aria-label': 'Modality of the examples' }, h('span', {}, 'Examples'),
+        ctx.trace.modalities.map((m) => h('button', { class: 'chip', 'aria-pressed': String(m === modality), onclick: () => { modality = m; offset = 0; void render(); } }, m))));
+  };
+
+  const render = async () => {
+    drawControls();
+    try {
+      const r = await getJson<ExpertPage>(`api/experts/${layer}/${expert}?count=${ctx.state.count}&modality=${modality}&offset=${offset}&limit=${PAGE}`);
+      const total = Object.values(r.totals).reduce((a, b) => a + b, 0);
+      const col = expertColor(expert);
+      clear(summary, h('h2', {}, h('span', { class: 'chip-e big', style: { background: col, color: inkOn(col) } }, `expert ${expert}`), ` at layer ${layer}`),
+        h('p', {}, total ? `${total.toLocaleString('en-US')} ${ctx.state.count === 'top1' ? 'top-1 ' : ''}assignments: ` : 'No token is routed here. ',
+          Object.entries(r.totals).map(([m, n]) => h('span', { class: 'pill' }, `${m} ${n.toLocaleString('en-US')} (${((100 * n) / total).toFixed(1)}%)`))));
+      const maxW = Math.max(1, ...r.topWords.map((w) => w.n));
+      clear(words, r.topWords.length ? h('ol', { class: 'word-bars' }, r.topWords.map((w) => h('li', {},
+        h('span', { class: 'word' }, w.word ?? `#${w.token}`), h('span', { class: 'bar', style: { width: `${(100 * w.n) / maxW}%` } }), h('span', { class: 'n' }, String(w.n)))))
+        : message('no text tokens'));
+      if (!r.examples.length) clear(examples, message(`no ${modality} tokens routed to expert ${expert} at layer ${layer}`));
+      else if (modality === 'image') {
+        clear(examples);
+        for (const x of r.examples) {
+          const b = h('button', { class: 'patch-thumb', title: `sample ${x.sample}, image ${x.image}, patch ${x.token}; experts ${x.experts.join(', ')} (gates ${x.gates.map((g) => g.toFixed(2)).join(', ')})`, onclick: () => ctx.go(`#sample/${x.sample}/${x.pos}`) },
+            h('small', {}, `#${x.sample}·${x.token}`));
+          examples.append(b);
+          patchThumb(`api/samples/${x.sample}/images/${x.image}.png`, x.token, r.patchesPerImage, images).then((c) => b.prepend(c), () => b.prepend(h('span', { class: 'missing' }, '?')));
+        }
+      } else {
+        clear(examples, h('div', { class: 'word-examples' }, r.examples.map((x) => h('button', { class: 'token', style: { background: col, color: inkOn(col) }, title: `sample ${x.sample}, pos ${x.pos}`, onclick: () => ctx.go(`#sample/${x.sample}/${x.pos}`) },
+          x.word ?? `#${x.token}`, h('small', {}, ` #${x.sample}`)))));
+      }
+      clear(pager,
+        h('button', { class: 'small', disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); void render(); } }, '‹ prev'),
+        h('span', {}, r.total ? `${offset + 1}–${Math.min(offset + PAGE, r.total)} of ${r.total.toLocaleString('en-US')} ${modality}` : ''),
+        h('button', { class: 'small', disabled: offset + PAGE >= r.total, onclick: () => { offset += PAGE; void render(); } }, 'next ›'));
+      examples.dataset.ready = `${layer}/${expert}/${modality}/${offset}`;
+    } catch (e) {
+      clear(summary, message(errorText(e), 'error'));
+      clear(words);
+      clear(examples);
+      clear(pager);
+    }
+  };
+
+  return {
+    id: 'expert', label: 'Experts', el,
+    show: async (args) => {
+      const [l, e] = args.map(Number);
+      if (args.length >= 2 && Number.isInteger(l) && Number.isInteger(e)) {
+        if (l !== layer || e !== expert) offset = 0;
+        layer = l;
+        expert = e;
+        if (layers.includes(l)) ctx.set({ layer: l });
+      }
+      await render();
+    },
+    update: async (changed) => {
+      if (changed.includes('count')) await render();
+    },
+  };
+}

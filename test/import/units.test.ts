@@ -1,0 +1,95 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { looksLikeProbs, routeFromScores, sortTopK } from '../../src/import/routing.js';
+import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../../src/import/modality.js';
+import { parseLayerList, routingFromConfig } from '../../src/import/layers.js';
+
+function lcg(seed: number) {
+  return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
+}
+
+test('routeFromScores: softmax/sigmoid top-k matches a plain sort (descending, ties to the lower id)', () => {
+  const rnd = lcg(3);
+  const T = 200, E = 9, K = 3;
+  const scores = new Float32Array(T * E);
+  // coarse values make ties frequent
+  for (let i = 0; i < scores.length; i++) scores[i] = Math.round(rnd() * 6) / 2 - 1.5;
+  for (const scoring of ['softmax', 'sigmoid'] as const) {
+    for (const norm of [false, true]) {
+      const r = routeFromScores(scores, T, E, K, scoring, false, norm, true);
+      for (let t = 0; t < T; t++) {
+        const row = Array.from(scores.subarray(t * E, t * E + E));
+        let p: number[];
+        if (scoring === 'sigmoid') p = row.map((x) => 1 / (1 + Math.exp(-x)));
+        else {
+          const z = row.map((x) => Math.exp(x));
+          const s = z.reduce((a, b) => a + b, 0);
+          p = z.map((x) => x / s);
+        }
+        const order = p.map((v, e) => [v, e]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, K);
+        const sumK = order.reduce((s, [v]) => s + v, 0);
+        assert.deepEqual(Array.from(r.experts.subarray(t * K, t * K + K)), order.map(([, e]) => e), `row ${t} ${scoring}`);
+        order.forEach(([v], j) => assert.ok(Math.abs(r.gates[t * K + j] - (norm ? v / sumK : v)) < 1e-6));
+        p.forEach((v, e) => assert.ok(Math.abs(r.probs![t * E + e] - v) < 1e-6));
+      }
+    }
+  }
+});
+
+test('routeFromScores on probabilities does not apply softmax again; looksLikeProbs tells them apart', () => {
+  const probs = new Float32Array([0.7, 0.2, 0.1, 0.05, 0.05, 0.9]);
+  assert.equal(looksLikeProbs(probs, 2, 3, 'softmax'), true);
+  const logits = new Float32Array([2.1, -0.3, 0.4, 1, 1, -2]);
+  assert.equal(looksLikeProbs(logits, 2, 3, 'softmax'), false);
+  assert.equal(looksLikeProbs(new Float32Array([0.2, 0.3, 0.1, 0.1, 0.2, 0.3]), 2, 3, 'softmax'), false, 'rows must sum to 1');
+  assert.equal(looksLikeProbs(new Float32Array([0.2, 0.3, 0.1, 0.1, 0.2, 0.3]), 2, 3, 'sigmoid'), true);
+  const r = routeFromScores(probs, 2, 3, 1, 'softmax', true, false, false);
+  assert.deepEqual(Array.from(r.experts), [0, 2]);
+  assert.ok(Math.abs(r.gates[0] - 0.7) < 1e-6 && Math.abs(r.gates[1] - 0.9) < 1e-6);
+});
+
+test('sortTopK: orders by weight, ties to the lower id; without weights keeps the slots, gates 1/K; rejects bad ids', () => {
+  const ids = new Int32Array([5, 1, 3, 2, 7, 4]);
+  const w = new Float32Array([0.1, 0.6, 0.3, 0.25, 0.5, 0.25]);
+  const r = sortTopK('x', ids, w, 2, 3, 8);
+  assert.deepEqual(Array.from(r.experts), [1, 3, 5, 7, 2, 4]);
+  assert.deepEqual(Array.from(r.gates), Array.from(new Float32Array([0.6, 0.3, 0.1, 0.5, 0.25, 0.25])));
+  const u = sortTopK('x', ids, null, 2, 3, 8);
+  assert.deepEqual(Array.from(u.experts), Array.from(ids));
+  assert.ok(u.gates.every((g) => Math.abs(g - 1 / 3) < 1e-7));
+  assert.throws(() => sortTopK('f.jsonl:3', ids, null, 2, 3, 7), /f\.jsonl:3: token 1: expert id 7 outside 0\.\.6/);
+  assert.throws(() => sortTopK('f', new Int32Array([1, 1]), null, 1, 2, 4), /expert 1 chosen twice/);
+});
+
+test('resolveTokens: image token id, special ids, patch index per image, mm_token_type_ids, placeholder expansion', () => {
+  const rules = { imageTokenId: 9, imageSpecialIds: new Set([3, 4]), specialIds: new Set([1]) };
+  const ids = new Int32Array([1, 20, 3, 9, 9, 9, 4, 3, 9, 9, 4, 21]);
+  const r = resolveTokens('w', ids.length, ids, {}, rules);
+  const S = MOD_SPECIAL, X = MOD_TEXT, I = MOD_IMAGE;
+  assert.deepEqual(Array.from(r.modality), [S, X, S, I, I, I, S, S, I, I, S, X]);
+  assert.deepEqual(Array.from(r.token), [1, 20, 3, 0, 1, 2, 4, 3, 0, 1, 4, 21]);
+  const mm = resolveTokens('w', 5, new Int32Array([5, 6, 7, 8, 9]), { mmTokenTypeIds: new Int32Array([0, 1, 1, 2, 2]) }, {});
+  assert.deepEqual(Array.from(mm.modality), [X, I, I, MOD_VIDEO, MOD_VIDEO]);
+  assert.deepEqual(Array.from(mm.token), [5, 0, 1, 0, 1]);
+  // two placeholders back to back are two images: patch indices restart
+  const ph = resolveTokens('w', 2 + 2 * 3, new Int32Array([1, -200, -200, 2]), {}, { placeholderId: -200, specialIds: new Set([1, 2]) });
+  assert.deepEqual(Array.from(ph.modality), [S, I, I, I, I, I, I, S]);
+  assert.deepEqual(Array.from(ph.token), [1, 0, 1, 2, 0, 1, 2, 2]);
+  assert.throws(() => resolveTokens('f:2', 9, new Int32Array([1, -200, -200, 2]), {}, { placeholderId: -200 }), /f:2: 2 image placeholder\(s\) -200 in 4 ids cannot expand to 9 routed tokens/);
+  assert.throws(() => resolveTokens('f:2', 5, new Int32Array([1, 2, 3]), {}, {}), /3 token ids but 5 routed tokens/);
+});
+
+test('MoE layers from HF configs: DeepSeek first_k_dense_replace, Qwen mlp_only_layers / decoder_sparse_step, Jamba, all-MoE', () => {
+  assert.deepEqual(routingFromConfig({ num_hidden_layers: 6, first_k_dense_replace: 2, moe_layer_freq: 1, n_routed_experts: 16, num_experts_per_tok: 4, scoring_func: 'sigmoid' }, 'c').moeLayers, [2, 3, 4, 5]);
+  assert.deepEqual(routingFromConfig({ num_hidden_layers: 6, decoder_sparse_step: 2, mlp_only_layers: [], num_experts: 8 }, 'c').moeLayers, [1, 3, 5]);
+  assert.deepEqual(routingFromConfig({ num_hidden_layers: 5, decoder_sparse_step: 1, mlp_only_layers: [0, 2] }, 'c').moeLayers, [1, 3, 4]);
+  assert.deepEqual(routingFromConfig({ num_hidden_layers: 8, expert_layer_period: 2, expert_layer_offset: 1 }, 'c').moeLayers, [1, 3, 5, 7]);
+  const mx = routingFromConfig({ model_type: 'mixtral', num_hidden_layers: 4, num_local_experts: 8, num_experts_per_tok: 2 }, 'c');
+  assert.deepEqual(mx.moeLayers, [0, 1, 2, 3]);
+  assert.equal(mx.normTopk, true);
+  assert.equal(mx.numExperts, 8);
+  const vl = routingFromConfig({ text_config: { num_hidden_layers: 3, num_experts: 4, num_experts_per_tok: 1 } }, 'c');
+  assert.equal(vl.numLayers, 3);
+  assert.deepEqual(parseLayerList('1,3-5'), [1, 3, 4, 5]);
+  assert.throws(() => parseLayerList('3,1'), /ascending/);
+});

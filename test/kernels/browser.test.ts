@@ -1,0 +1,79 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { join, normalize } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { chromium } from 'playwright-core';
+import { matmulForward, matmulBackward, matmulBackends, setMatmulBackend } from '../../src/model/kernels/matmul.js';
+
+/** dist/ (this file is dist/test/kernels/browser.test.js) */
+const DIST = fileURLToPath(new URL('../../', import.meta.url));
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+
+/** The same inputs on both sides: a tiny LCG, no dependencies. */
+function inputs(N: number, C: number, OC: number) {
+  let s = 12345;
+  const fill = (n: number) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 31 - 1));
+  return { inp: fill(N * C), weight: fill(OC * C), dout: fill(N * OC) };
+}
+const [N, C, OC] = [37, 64, 24];
+
+test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identical to Node', async () => {
+  const server = createServer(async (req, res) => {
+    const path = normalize(decodeURIComponent((req.url ?? '/').split('?')[0]));
+    if (path === '/') {
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>kernels</title>');
+      return;
+    }
+    try {
+      const body = await readFile(join(DIST, path));
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: FLAGS, headless: true });
+  try {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(url);
+    const got = await page.evaluate(
+      async ({ src, N, C, OC }) => {
+        const m = await import(src);
+        let s = 12345;
+        const fill = (n: number) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 31 - 1));
+        const inp = fill(N * C), weight = fill(OC * C), dout = fill(N * OC);
+        const out = new Float32Array(N * OC), dinp = new Float32Array(N * C), dw = new Float32Array(OC * C);
+        const backends = m.matmulBackends();
+        m.setMatmulBackend(backends.at(-1));
+        m.matmulForward(out, inp, weight, null, N, C, OC);
+        m.matmulBackward(dinp, dw, null, dout, inp, weight, N, C, OC);
+        return { names: backends.map((b: { name: string }) => b.name), out: Array.from(out), dinp: Array.from(dinp), dw: Array.from(dw) };
+      },
+      { src: '/src/model/kernels/matmul.js', N, C, OC },
+    );
+    assert.deepEqual(errors, []);
+    assert.deepEqual(got.names, ['js', 'wasm-simd'], 'Chromium loads the SIMD kernel');
+    const { inp, weight, dout } = inputs(N, C, OC);
+    const out = new Float32Array(N * OC), dinp = new Float32Array(N * C), dw = new Float32Array(OC * C);
+    setMatmulBackend(matmulBackends().at(-1)!);
+    try {
+      matmulForward(out, inp, weight, null, N, C, OC);
+      matmulBackward(dinp, dw, null, dout, inp, weight, N, C, OC);
+    } finally {
+      setMatmulBackend(null);
+    }
+    // baseline WASM SIMD arithmetic is exact IEEE float32 (no fused multiply-add): same bits everywhere
+    assert.deepEqual(got.out, Array.from(out));
+    assert.deepEqual(got.dinp, Array.from(dinp));
+    assert.deepEqual(got.dw, Array.from(dw));
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});

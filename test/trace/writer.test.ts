@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { TraceWriter } from '../../src/trace/writer.js';
+import { parseTraceMeta } from '../../src/trace/meta.js';
+import { writeDirAtomic } from '../../src/util/atomic.js';
+
+async function query(sql: string): Promise<unknown[][]> {
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  try {
+    return (await c.runAndReadAll(sql)).getRowsJS() as unknown[][];
+  } finally {
+    c.closeSync();
+    db.closeSync();
+  }
+}
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), 'moescope-trace-'));
+}
+
+/** n rows with values that are easy to recompute from the row index. */
+function rows(n: number, K: number, E: number, offset = 0) {
+  const sample = new Int32Array(n), pos = new Int32Array(n), token = new Int32Array(n), layer = new Int32Array(n);
+  const experts = new Int32Array(n * K), gates = new Float32Array(n * K), probs = new Float32Array(n * E);
+  const modality: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const g = i + offset;
+    sample[i] = Math.floor(g / 100);
+    pos[i] = g % 100;
+    token[i] = g * 7 - 3;
+    layer[i] = g % 24;
+    modality.push(['text', 'image', 'special'][g % 3]);
+    for (let k = 0; k < K; k++) {
+      experts[i * K + k] = (g + k) % E;
+      gates[i * K + k] = 1 / (k + 2) + g * 1e-6;
+    }
+    for (let e = 0; e < E; e++) probs[i * E + e] = (e + 1) / 1000 + g;
+  }
+  return { sample, pos, modality, token, layer, experts, gates, probs };
+}
+
+test('trace files have the SPEC column names and types, and round-trip values', async () => {
+  const dir = tmp();
+  try {
+    const out = join(dir, 'trace');
+    const K = 2, E = 8, n = 5000; // more than one data chunk (2048 rows)
+    await writeDirAtomic(out, async (d) => {
+      const w = await TraceWriter.open(d, { topK: K, numExperts: E, fullProbs: true });
+      await w.appendRouting(rows(3000, K, E));
+      await w.appendRouting(rows(n - 3000, K, E, 3000));
+      await w.appendSample({ sample: 0, text: "it's a red circle", images: [new Uint8Array([137, 80, 78, 71]), new Uint8Array([1, 2])], source: 'x:1' });
+      await w.appendSample({ sample: 1, text: '', images: [], source: 'x:2' });
+      await w.finish({ num_layers: 24, router_scoring: 'softmax', data: 'test' });
+    });
+    assert.deepEqual(readdirSync(out).sort(), ['meta.json', 'routing.parquet', 'samples.parquet']);
+    const r = join(out, 'routing.parquet').replace(/'/g, "''");
+    const desc = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${r}')`);
+    assert.deepEqual(desc, [
+      ['sample', 'INTEGER'], ['pos', 'INTEGER'], ['modality', 'VARCHAR'], ['token', 'INTEGER'], ['layer', 'SMALLINT'],
+      ['expert', 'SMALLINT[]'], ['gate', 'FLOAT[]'], ['prob', 'FLOAT[]'],
+    ]);
+    const s = join(out, 'samples.parquet').replace(/'/g, "''");
+    const sdesc = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${s}')`);
+    assert.deepEqual(sdesc, [['sample', 'INTEGER'], ['text', 'VARCHAR'], ['images', 'BLOB[]'], ['source', 'VARCHAR']]);
+
+    const got = await query(`SELECT sample, pos, modality, token, layer, expert, gate, prob FROM '${r}'`);
+    assert.equal(got.length, n);
+    const want = rows(n, K, E);
+    for (const i of [0, 1, 2047, 2048, 2999, 3000, 3001, 4999]) {
+      const [sample, pos, modality, token, layer, expert, gate, prob] = got[i] as [number, number, string, number, number, number[], number[], number[]];
+      assert.equal(sample, want.sample[i]);
+      assert.equal(pos, want.pos[i]);
+      assert.equal(modality, want.modality[i]);
+      assert.equal(token, want.token[i]);
+      assert.equal(layer, want.layer[i]);
+      assert.deepEqual(expert, [...want.experts.subarray(i * K, i * K + K)]);
+      assert.deepEqual(gate, [...want.gates.subarray(i * K, i * K + K)]);
+      assert.deepEqual(prob, [...want.probs.subarray(i * E, i * E + E)]);
+    }
+    // top-1 is expert[1] in SQL
+    const top1 = await query(`SELECT count(*) FROM '${r}' WHERE expert[1] = (sample * 100 + pos) % 8`);
+    assert.equal(Number(top1[0][0]), n);
+
+    const samples = await query(`SELECT sample, text, images, source FROM '${s}' ORDER BY sample`);
+    assert.equal(samples.length, 2);
+    assert.equal(samples[0][1], "it's a red circle");
+    const imgs = await query(`SELECT len(images), octet_length(images[1]), images[2] = '\\x01\\x02'::BLOB FROM '${s}' WHERE sample = 0`);
+    assert.deepEqual(imgs[0].map(Number), [2, 4, 1]);
+
+    const meta = parseTraceMeta(JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8')), 'meta.json');
+    assert.equal(meta.num_experts, E);
+    assert.equal(meta.top_k, K);
+    assert.equal(meta.num_layers, 24);
+    assert.equal(meta.rows, n);
+    assert.equal(meta.samples, 2);
+    // tokens per modality: a layer's rows are its tokens; layers may differ (here they do), the largest counts
+    const perLayer = new Map<number, number[]>();
+    for (let g = 0; g < n; g++) {
+      const c = perLayer.get(g % 24) ?? [0, 0, 0];
+      c[g % 3]++;
+      perLayer.set(g % 24, c);
+    }
+    const maxOf = (m: number) => Math.max(...[...perLayer.values()].map((c) => c[m]));
+    assert.deepEqual(meta.tokens, { image: maxOf(1), special: maxOf(2), text: maxOf(0) });
+    assert.deepEqual(meta.layers, [...Array(24).keys()]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without full probs there is no prob column; extra columns and modality codes work', async () => {
+  const dir = tmp();
+  try {
+    const w = await TraceWriter.open(dir, { topK: 1, numExperts: 4, fullProbs: false, extraColumns: [{ name: 'phase', type: 'VARCHAR' }, { name: 'request', type: 'INTEGER' }] });
+    const n = 10;
+    await w.appendRouting({
+      sample: new Int32Array(n), pos: Int32Array.from({ length: n }, (_, i) => i), modality: Uint8Array.from({ length: n }, (_, i) => i % 3),
+      token: new Int32Array(n), layer: new Int32Array(n).fill(3), experts: Int32Array.from({ length: n }, (_, i) => i % 4),
+      gates: new Float32Array(n).fill(0.5),
+      extra: { phase: Array.from({ length: n }, (_, i) => (i < 6 ? 'prefill' : 'decode')), request: Int32Array.from({ length: n }, (_, i) => 100 + i) },
+    });
+    const meta = await w.finish({ num_layers: 4, router_scoring: 'sigmoid', data: { format: 'test' } });
+    assert.deepEqual(meta.layers, [3]);
+    assert.deepEqual(meta.tokens, { image: 3, special: 4, text: 3 });
+    assert.deepEqual(readdirSync(dir).sort(), ['meta.json', 'routing.parquet', 'samples.parquet']);
+    const r = join(dir, 'routing.parquet').replace(/'/g, "''");
+    const desc = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${r}')`);
+    assert.deepEqual(desc.map((x) => x[0]), ['sample', 'pos', 'modality', 'token', 'layer', 'expert', 'gate', 'phase', 'request']);
+    const got = await query(`SELECT modality, phase, request, expert FROM '${r}' ORDER BY pos`);
+    assert.deepEqual(got[0], ['special', 'prefill', 100, [0]]);
+    assert.deepEqual(got[7], ['text', 'decode', 107, [3]]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an expert outside 0..E-1 is an input error; abort removes the temporary database', async () => {
+  const dir = tmp();
+  try {
+    const w = await TraceWriter.open(dir, { topK: 1, numExperts: 4, fullProbs: false });
+    await assert.rejects(
+      w.appendRouting({ sample: new Int32Array(1), pos: new Int32Array(1), modality: ['text'], token: new Int32Array(1), layer: new Int32Array(1), experts: Int32Array.of(4), gates: Float32Array.of(1) }),
+      (e: Error) => e.name === 'InputError' && /expert 4 outside 0\.\.3/.test(e.message),
+    );
+    await w.abort();
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
