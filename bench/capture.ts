@@ -5,7 +5,7 @@
  *    CPU eager (scripts/torch_efmoe.py --bench-json: batched, 2 threads, same weights, same inputs);
  *  - peak memory (max RSS) of a capture at N and at 10N samples, each in its own child process:
  *    capture streams, so the ratio should stay near 1.
- * `BENCH_CAPTURE_SAMPLES` (default 512) and `BENCH_CAPTURE_MEM_N` (default 64) size the runs.
+ * `BENCH_CAPTURE_SAMPLES` (default 512) and `BENCH_CAPTURE_MEM_N` (default 1024: DuckDB's buffers and V8's heap settle after ~1M routing rows, so N must be past that) size the runs.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,7 +52,7 @@ function captureRssMB(tmp: string, n: number): number {
 
 export async function bench(): Promise<BenchRow[]> {
   const samples = Number(process.env.BENCH_CAPTURE_SAMPLES ?? 512);
-  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 64);
+  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 1024);
   const tmp = mkdtempSync(join(tmpdir(), 'moescope-bench-capture-'));
   try {
     const ours = await captureTrace({ data: `shapes:${samples}`, out: join(tmp, 'trace'), batchSize: BATCH, progress: false });

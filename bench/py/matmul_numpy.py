@@ -1,7 +1,7 @@
 """Peer for bench/matmul.ts: NumPy (OpenBLAS) matmul GFLOP/s, single-threaded.
 
 Run with OPENBLAS_NUM_THREADS=1. Reads one JSON request per stdin line, {"kind", "N", "C", "OC",
-"seconds"}, and answers each with one JSON line {"gflops": best rate}, so the caller can interleave
+"seconds"}, and answers each with one JSON line {"gflops": rate of the fastest call}, so the caller can interleave
 its own timings with ours (both sides then see the same machine load). The first line of output
 describes the setup: {"numpy": version, "blas": library}.
 Same products and FLOP counts as our kernels: fwd  out = x @ w.T (2*N*C*OC);
@@ -17,23 +17,18 @@ import numpy as np
 
 
 def best_rate(fn, flops, seconds):
-    fn()  # warm up
-    reps = 1
-    while True:  # calibrate reps to ~1/4 of the budget per timing
+    """flops / the fastest single call within `seconds` (the TypeScript side is timed the same way)."""
+    for _ in range(3):  # warm up
+        fn()
+    best = float("inf")
+    end = time.perf_counter() + seconds
+    calls = 0
+    while calls < 5 or time.perf_counter() < end:
         t = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        dt = time.perf_counter() - t
-        if dt > seconds / 4 or reps > 1 << 20:
-            break
-        reps *= 2
-    best = dt
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(reps):
-            fn()
+        fn()
         best = min(best, time.perf_counter() - t)
-    return flops * reps / best / 1e9
+        calls += 1
+    return flops / best / 1e9
 
 
 def blas_library():

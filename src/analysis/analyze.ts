@@ -38,7 +38,10 @@ export async function analyzeTrace(dir: string, opts: AnalyzeOptions = {}): Prom
 export async function analyzeWith(conn: DuckDBConnection, dir: string, opts: AnalyzeOptions = {}): Promise<Analysis> {
   const trace = await openTrace(conn, dir);
   const all = await loadCounts(conn, trace, opts.count ?? 'all');
-  const modalities = checkModalities(opts.modalities ?? DEFAULT_MODALITIES, all.modalities, trace.routingPath);
+  // asked-for modalities must exist; the default (text, image) keeps those the trace has
+  const modalities = opts.modalities
+    ? checkModalities(opts.modalities, all.modalities, trace.routingPath)
+    : checkModalities(DEFAULT_MODALITIES.filter((m) => all.modalities.includes(m)), all.modalities, trace.routingPath, DEFAULT_MODALITIES);
   const layers = resolveLayers(opts.layers, all.layers, trace.meta.num_layers, opts.defaultLayers ?? 'all', trace.routingPath);
   const counts = selectCounts(all, layers, modalities);
   if (counts.n.every((v) => v === 0)) {
@@ -48,8 +51,9 @@ export async function analyzeWith(conn: DuckDBConnection, dir: string, opts: Ana
   return { trace, traceLayers: all.layers, traceModalities: all.modalities, counts, metrics: allLayerMetrics(counts, entropy) };
 }
 
-function checkModalities(want: readonly string[], have: readonly string[], where: string): string[] {
+function checkModalities(want: readonly string[], have: readonly string[], where: string, defaults?: readonly string[]): string[] {
   const out = [...new Set(want.map((m) => m.trim()).filter((m) => m !== ''))];
+  if (out.length === 0 && defaults) throw new InputError(`${where}: no ${defaults.join(' or ')} tokens (the trace has ${have.join(', ')}; choose with --modalities)`);
   if (out.length === 0) throw new InputError('--modalities: empty list');
   for (const m of out) {
     if (!have.includes(m)) throw new InputError(`${where}: modality "${m}" is not in the trace (it has ${have.join(', ')})`);

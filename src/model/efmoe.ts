@@ -27,6 +27,10 @@
  *   backwardTrain(model, seqs, state, grads)             ACCUMULATES d loss / d params into grads
  *       (grads = createParams(config): same layout, grads.flat one Float32Array; zero it between steps).
  *       Must follow forwardTrain on the same seqs and state.
+ *
+ * Bad input: a sequence longer than max_position_embeddings or a token id outside the vocabulary is an
+ * InputError. The router losses are in losses.ts. The independent reference is scripts/torch_efmoe.py
+ * (fixtures: scripts/make-model-fixture.py -> test/fixtures/efmoe-*, checked by test/model/).
  */
 import { InputError } from '../util/errors.js';
 import { MODALITY_TEXT, type EncodedSequence } from '../data/sample.js';
@@ -37,8 +41,9 @@ import { rmsnormForward, rmsnormBackward } from './kernels/rmsnorm.js';
 import { ropeTable, ropeForward, ropeBackward, type RopeTable } from './kernels/rope.js';
 import { attentionForward, attentionBackward } from './kernels/attention.js';
 import { swigluForward, swigluBackward } from './kernels/swiglu.js';
-import { softmaxForward, softmaxBackward, crossEntropyForward, crossEntropySoftmaxBackward } from './kernels/softmax.js';
+import { softmaxForward, crossEntropyForward, crossEntropySoftmaxBackward } from './kernels/softmax.js';
 import { routerForward, routerBackward } from './kernels/router.js';
+import { loadBalanceForward, loadBalanceBackward, zLossForward, zLossBackward } from './losses.js';
 
 export interface EfmoeModel {
   config: ModelConfig;
@@ -221,6 +226,7 @@ function embedForward(x: Float32Array, p: Params, seqs: EncodedSequence[], lay: 
 function layerForward(
   xin: Float32Array, h: Float32Array, xout: Float32Array, lp: LayerParams, a: LayerActs,
   seqs: EncodedSequence[], lay: Layout, rope: RopeTable, config: ModelConfig, d: ReturnType<typeof dims>,
+  keepAtt: boolean, // training keeps every sequence's attention probs; inference reuses one [H,maxT,maxT] buffer
 ): void {
   const { C, H, hd, E, K, F } = d;
   const { N } = lay;
@@ -242,12 +248,13 @@ function layerForward(
   for (let b = 0; b < lay.B; b++) {
     const r0 = lay.rowStart[b] * C, r1 = lay.rowStart[b + 1] * C, T = seqs[b].T;
     attentionForward(
-      a.attOut.subarray(r0, r1), a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]),
+      a.attOut.subarray(r0, r1), keepAtt ? a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]) : a.att,
       a.q.subarray(r0, r1), a.k.subarray(r0, r1), a.v.subarray(r0, r1), seqs[b].imagePart, T, H, hd,
     ); // attOut = softmax(mask(q k^T / sqrt(hd))) v, per sequence
   }
   matmulForward(a.oOut, a.attOut, lp.wo, null, N, C, C); // oOut = Wo attOut
-  for (let i = 0; i < N * C; i++) h[i] = xin[i] + a.oOut[i]; // h = x + oOut
+  const oOut = a.oOut;
+  for (let i = 0; i < N * C; i++) h[i] = xin[i] + oOut[i]; // h = x + oOut
   // MoE
   rmsnormForward(a.ln2, a.rstd2, h, lp.postNorm, N, C, eps); // ln2 = RMSNorm(h)
   matmulForward(a.rlogits, a.ln2, lp.router, null, N, C, E); // rlogits = Wr ln2
@@ -259,12 +266,13 @@ function layerForward(
   for (let j = 0; j < NK; j++) start[a.experts[j] + 1]++;
   for (let e = 0; e < E; e++) start[e + 1] += start[e];
   const fill = new Int32Array(E); // E ints per layer: negligible next to the matmuls
+  const xeAll = a.xe, ln2 = a.ln2;
   for (let j = 0; j < NK; j++) {
     const e = a.experts[j];
     const slot = start[e] + fill[e]++;
     a.slotAssign[slot] = j;
     const src = ((j / K) | 0) * C, dst = slot * C;
-    for (let i = 0; i < C; i++) a.xe[dst + i] = a.ln2[src + i]; // xe[slot] = ln2[row]
+    for (let i = 0; i < C; i++) xeAll[dst + i] = ln2[src + i]; // xe[slot] = ln2[row]
   }
   for (let e = 0; e < E; e++) {
     const s0 = start[e], ne = start[e + 1] - s0;
@@ -276,19 +284,22 @@ function layerForward(
     swigluForward(sw, g, u, ne, F); // s = silu(g) * u
     matmulForward(a.ye.subarray(s0 * C, (s0 + ne) * C), sw, lp.w2[e], null, ne, F, C); // ye = W2_e s
   }
+  const ye = a.ye;
   if (xout !== h) xout.set(h.subarray(0, N * C));
   for (let slot = 0; slot < NK; slot++) {
     const j = a.slotAssign[slot];
     const gate = a.gates[j];
     const xo = ((j / K) | 0) * C, yo = slot * C;
-    for (let i = 0; i < C; i++) xout[xo + i] += gate * a.ye[yo + i]; // out = h + sum_k gate_k * ye_k
+    for (let i = 0; i < C; i++) xout[xo + i] += gate * ye[yo + i]; // out = h + sum_k gate_k * ye_k
   }
 }
 
-function ropeFor(config: ModelConfig, cache: { rope?: RopeTable }): RopeTable {
-  if (!cache.rope) {
-    const { hd } = dims(config);
+function ropeFor(config: ModelConfig, cache: { rope?: RopeTable; ropeKey?: string }): RopeTable {
+  const { hd } = dims(config);
+  const key = `${config.max_position_embeddings}/${hd}/${config.rope_theta}`;
+  if (!cache.rope || cache.ropeKey !== key) {
     cache.rope = ropeTable(config.max_position_embeddings, hd, config.rope_theta);
+    cache.ropeKey = key;
   }
   return cache.rope;
 }
@@ -299,7 +310,8 @@ function ropeFor(config: ModelConfig, cache: { rope?: RopeTable }): RopeTable {
 /** Buffers for forwardInference, reused across calls (capture's hot path). One per model config. */
 export class InferenceWorkspace {
   readonly buf = new Buffers();
-  rope?: RopeTable;
+  rope?: RopeTable; // built from config on first use
+  ropeKey?: string;
   constructor(readonly config: ModelConfig) {}
 }
 
@@ -313,9 +325,10 @@ export function forwardInference(
 ): InferenceResult {
   const { config, params } = model;
   if (!ws) {
-    ws = workspaces.get(params) ?? new InferenceWorkspace(config);
-    workspaces.set(params, ws);
+    ws = workspaces.get(params);
+    if (!ws || ws.config !== config) workspaces.set(params, (ws = new InferenceWorkspace(config)));
   }
+  if (seqs.length === 0) return { N: 0, rowStart: new Int32Array(1), layers: [], ...(opts.logits ? { logits: new Float32Array(0) } : {}) };
   const d = dims(config);
   const { L, C, V, K, patchDim } = d;
   const buf = ws.buf;
@@ -324,10 +337,10 @@ export function forwardInference(
   const rope = ropeFor(config, ws);
   const x = buf.f('x', N * C);
   embedForward(x, params, seqs, lay, C, patchDim, buf);
-  const a = layerActs(buf, '', N, lay.attOffset[lay.B], d, false);
+  const a = layerActs(buf, '', N, d.H * lay.maxT * lay.maxT, d, false);
   const layers: RoutingLayer[] = [];
   for (let l = 0; l < L; l++) {
-    layerForward(x, x, x, params.layers[l], a, seqs, lay, rope, config, d);
+    layerForward(x, x, x, params.layers[l], a, seqs, lay, rope, config, d, false);
     layers.push({
       experts: a.experts.slice(0, N * K),
       gates: a.gates.slice(0, N * K),
@@ -352,6 +365,7 @@ export function forwardInference(
 export class TrainState {
   readonly buf = new Buffers();
   rope?: RopeTable;
+  ropeKey?: string;
   // set by forwardTrain, read by backwardTrain
   lay?: Layout;
   acts: LayerActs[] = [];
@@ -408,32 +422,14 @@ export function forwardTrain(model: EfmoeModel, seqs: EncodedSequence[], state: 
   for (let l = 0; l < L; l++) {
     const a = layerActs(buf, `L${l}.`, N, lay.attOffset[lay.B], d, true);
     const h = buf.f(`h${l}`, N * C);
-    layerForward(state.resid[l], h, state.resid[l + 1], params.layers[l], a, seqs, lay, rope, config, d);
+    layerForward(state.resid[l], h, state.resid[l + 1], params.layers[l], a, seqs, lay, rope, config, d, true);
     state.acts.push(a);
     state.hs.push(h);
-    // aux = E * sum_e f_e * P_e, f_e = count_e / (N*K) (constant), P_e = mean_n probs[n,e]
     const f = new Float64Array(E);
-    for (let e = 0; e < E; e++) f[e] = (a.expertStart[e + 1] - a.expertStart[e]) / (N * K);
-    let aux = 0;
-    for (let e = 0; e < E; e++) {
-      let P = 0;
-      for (let n = 0; n < N; n++) P += a.probs[n * E + e];
-      aux += f[e] * (P / N);
-    }
-    auxRaw += E * aux;
+    auxRaw += loadBalanceForward(f, a.probs, a.experts, N, E, K); // E * sum_e f_e * P_e
     state.auxF.push(f);
-    // z = mean_n logsumexp(rlogits[n])^2
     const lse = buf.f(`lse${l}`, N);
-    let z = 0;
-    for (let n = 0; n < N; n++) {
-      let max = -Infinity;
-      for (let e = 0; e < E; e++) if (a.rlogits[n * E + e] > max) max = a.rlogits[n * E + e];
-      let s = 0;
-      for (let e = 0; e < E; e++) s += Math.exp(a.rlogits[n * E + e] - max);
-      lse[n] = max + Math.log(s);
-      z += lse[n] * lse[n];
-    }
-    zRaw += z / N;
+    zRaw += zLossForward(lse, a.rlogits, N, E); // mean_n logsumexp(rlogits)^2
     state.lse.push(lse);
   }
   // LM head on the target rows only
@@ -509,13 +505,14 @@ export function backwardTrain(model: EfmoeModel, seqs: EncodedSequence[], state:
     const h = state.hs[l], xin = state.resid[l];
     // MoE: undoes out = h + sum_k gate_k * ye_k
     dh.set(dresid); // (w.r.t. h)
+    const ye = a.ye;
     for (let slot = 0; slot < NK; slot++) {
       const j = a.slotAssign[slot];
       const xo = ((j / K) | 0) * C, yo = slot * C;
       const gate = a.gates[j];
       let dot = 0;
       for (let i = 0; i < C; i++) {
-        dot += dresid[xo + i] * a.ye[yo + i];
+        dot += dresid[xo + i] * ye[yo + i];
         dye[yo + i] = gate * dresid[xo + i]; // (w.r.t. ye)
       }
       dgates[j] = dot; // (w.r.t. gate)
@@ -540,18 +537,8 @@ export function backwardTrain(model: EfmoeModel, seqs: EncodedSequence[], state:
     }
     drl.fill(0);
     routerBackward(drl, dgates, a.probs, a.experts, N, E, K, config.norm_topk_prob); // undoes gates = topk(softmax(rlogits))
-    // undoes aux = coef * E * sum_e f_e * mean_n probs[n,e]  (f constant)
-    const f = state.auxF[l];
-    const cAux = (config.router_aux_loss_coef * E) / N;
-    for (let n = 0; n < N; n++) for (let e = 0; e < E; e++) dprobs[n * E + e] = cAux * f[e];
-    softmaxBackward(drl, dprobs, a.probs, N, E); // (through probs = softmax(rlogits))
-    // undoes z = coef * mean_n lse_n^2:  d/dlogit = coef * 2 lse_n * probs / N
-    const lse = state.lse[l];
-    const cZ = (2 * config.router_z_loss_coef) / N;
-    for (let n = 0; n < N; n++) {
-      const k = cZ * lse[n];
-      for (let e = 0; e < E; e++) drl[n * E + e] += k * a.probs[n * E + e];
-    }
+    loadBalanceBackward(drl, dprobs, config.router_aux_loss_coef, state.auxF[l], a.probs, N, E); // undoes aux
+    zLossBackward(drl, config.router_z_loss_coef, state.lse[l], a.probs, N, E); // undoes z
     matmulBackward(dln, gp.router, null, drl, a.ln2, lp.router, N, C, E); // undoes rlogits = Wr ln2
     rmsnormBackward(dh, gp.postNorm, dln, h, lp.postNorm, a.rstd2, N, C); // undoes ln2 = RMSNorm(h)
     // attention: undoes h = x + oOut

@@ -40,12 +40,13 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing (default 128MB); the temporary table spills to disk beyond it. */
+  /** DuckDB memory limit while writing (default 32MB); the temporary table spills to disk beyond it. */
   memoryLimit?: string;
 }
 
 const CODE_NAMES = ['special', 'text', 'image'] as const; // = MODALITY_NAMES (src/data/sample.ts)
 const TMP_DB = '.trace-tmp.duckdb';
+const CHECKPOINT_ROWS = 1 << 18;
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
 
 function sqlString(s: string): string {
@@ -87,6 +88,7 @@ class Dictionary {
  */
 export class TraceWriter {
   private rows = 0;
+  private lastCheckpoint = 0;
   private samples = 0;
   private closed = false;
   private readonly modalities = new Dictionary(CODE_NAMES);
@@ -131,7 +133,7 @@ export class TraceWriter {
     }
     const dbPath = join(dir, TMP_DB);
     const instance = await DuckDBInstance.create(dbPath, {
-      memory_limit: opts.memoryLimit ?? '128MB',
+      memory_limit: opts.memoryLimit ?? '32MB',
       threads: '2',
       temp_directory: join(dir, TMP_DB + '.spill'),
       preserve_insertion_order: 'true',
@@ -248,6 +250,11 @@ export class TraceWriter {
     }
     this.routingAppender.flushSync();
     this.rows += n;
+    if (this.rows - this.lastCheckpoint >= CHECKPOINT_ROWS) {
+      // move appended rows from the write-ahead log into the database file, so they can leave memory
+      await this.conn.run('CHECKPOINT');
+      this.lastCheckpoint = this.rows;
+    }
   }
 
   async appendSample(s: SampleRow): Promise<void> {

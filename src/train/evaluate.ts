@@ -25,6 +25,8 @@ export interface WordAccuracy {
   n: number; // positions whose target is a word of the class, in image+caption samples
   accuracy: number; // argmax over the whole vocabulary equals the target
   accuracy_swapped_image: number; // same positions, each image swapped for another sample's
+  ce: number; // mean cross-entropy at those positions
+  ce_swapped_image: number;
   chance: number; // 1 / (words in the class): a model that knows a word of the class comes but not which
   majority: number; // share of the most frequent word of the class at those positions
 }
@@ -66,9 +68,9 @@ export function heldOutLoss(model: EfmoeModel, seqs: EncodedSequence[], state?: 
  * For every position t after an image whose token is a word of a class: was it the argmax of the
  * prediction made at t-1? Per class: hits, positions, and the count of each target word.
  */
-function classHits(model: EfmoeModel, seqs: EncodedSequence[], classes: WordClass[]): { hits: number; n: number; counts: Map<number, number> }[] {
+function classHits(model: EfmoeModel, seqs: EncodedSequence[], classes: WordClass[]): { hits: number; n: number; nll: number; counts: Map<number, number> }[] {
   const V = model.config.vocab_size;
-  const res = classes.map(() => ({ hits: 0, n: 0, counts: new Map<number, number>() }));
+  const res = classes.map(() => ({ hits: 0, n: 0, nll: 0, counts: new Map<number, number>() }));
   const classOf = new Map<number, number>();
   classes.forEach((c, i) => c.ids.forEach((id) => classOf.set(id, i)));
   for (const c of chunks(seqs, CHUNK)) {
@@ -86,7 +88,10 @@ function classHits(model: EfmoeModel, seqs: EncodedSequence[], classes: WordClas
         const o = (r0 + t - 1) * V;
         let best = 0;
         for (let v = 1; v < V; v++) if (logits[o + v] > logits[o + best]) best = v;
+        let z = 0;
+        for (let v = 0; v < V; v++) z += Math.exp(logits[o + v] - logits[o + best]);
         const x = res[k];
+        x.nll += Math.log(z) - (logits[o + target] - logits[o + best]); // -log softmax(logits)[target]
         if (best === target) x.hits++;
         x.n++;
         x.counts.set(target, (x.counts.get(target) ?? 0) + 1);
@@ -116,6 +121,8 @@ export function evaluate(config: ModelConfig, params: Params, set: EvalSet, full
       name: cls.name, n: own.n,
       accuracy: own.n ? own.hits / own.n : 0,
       accuracy_swapped_image: swapped.n ? swapped.hits / swapped.n : 0,
+      ce: own.n ? own.nll / own.n : 0,
+      ce_swapped_image: swapped.n ? swapped.nll / swapped.n : 0,
       chance: 1 / cls.ids.length,
       majority,
     };

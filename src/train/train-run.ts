@@ -181,6 +181,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         await saveCheckpoint(join(out, 'snapshots', `step-${String(r.step).padStart(6, '0')}`), { config: cfg.model, tokenizer, params });
       }
       if (s.checkpoint_every > 0 && r.step % s.checkpoint_every === 0 && r.step !== stopAt) await checkpoint();
+      await new Promise((r) => setImmediate(r)); // let a Ctrl-C (SIGINT) in between steps
       progress?.update(trainer.step - startStep, `step ${r.step} loss ${emaLoss.toFixed(3)} aux ${emaAux.toFixed(4)} ${Math.round(emaTok)} tok/s`);
     }
   } finally {
@@ -188,7 +189,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     await source.close?.();
   }
   await checkpoint();
-  progress?.done(`step ${trainer.step} loss ${emaLoss.toFixed(3)}`);
+  if (trainer.step >= stopAt) progress?.done(`step ${trainer.step} loss ${emaLoss.toFixed(3)}`);
+  else if (progress && process.stderr.isTTY) process.stderr.write('\n');
   const finished = trainer.step >= s.steps;
   let evalReport: EvalReport | undefined;
   if (finished) {

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,25 @@ const tmp = mkdtempSync(join(tmpdir(), 'moescope-badtrace-'));
 function moescope(args: string[]) {
   const r = spawnSync(process.execPath, [join(root, 'bin/moescope'), ...args], { cwd: tmp, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The CLI, asynchronously, so that independent cases run side by side. */
+function moescopeAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolveRun) => {
+    const p = spawn(process.execPath, [join(root, 'bin/moescope'), ...args], { cwd: tmp });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
+/** Run `fn` over items, at most `n` at a time. */
+async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: n }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
 }
 
 const GOOD: TokenGroup[] = [
@@ -32,7 +51,7 @@ const CASES: { name: string; make: (dir: string) => Promise<unknown>; args?: str
   { name: 'negative-expert', make: (d) => makeTrace(d, [...GOOD, { layer: 0, modality: 'text', expert: [-1], rep: 1 }]), error: /expert id -1 in layer 0 is outside 0\.\.7/ },
   { name: 'layer-out-of-range', make: (d) => makeTrace(d, GOOD, { numLayers: 1 }), error: /routing\.parquet: layer 1 is outside 0\.\.0 \(num_layers 1 in meta\.json\)/ },
   { name: 'empty', make: (d) => makeTrace(d, []), error: /routing\.parquet: empty trace/ },
-  { name: 'special-only', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 0, modality: 'text', expert: [1], rep: 0 }]), error: /modality "text" is not in the trace \(it has special\)/ },
+  { name: 'special-only', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 0, modality: 'text', expert: [1], rep: 0 }]), error: /routing\.parquet: no text or image tokens \(the trace has special; choose with --modalities\)/ },
   { name: 'no-text-image-in-layer', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 1, modality: 'text', expert: [1], rep: 1 }, { layer: 1, modality: 'image', expert: [1], rep: 1 }]), args: ['--layers', '0'], error: /no text or image tokens in layer 0/ },
   { name: 'gate-short', make: (d) => makeTrace(d, [{ layer: 0, modality: 'text', expert: [0, 1], gate: [1], rep: 2 }]), args: ['--count', 'gate'], error: /have no usable gate/ },
   { name: 'layer-missing', make: (d) => makeTrace(d, GOOD), args: ['--layers', '0,5'], error: /routing\.parquet: layer 5 is not in the trace \(it has layers 0, 1\)/ },
@@ -57,9 +76,9 @@ const CASES: { name: string; make: (dir: string) => Promise<unknown>; args?: str
 
 test('bad traces: analyze and plot print one line naming the file and problem, exit 2, and write nothing', async () => {
   for (const c of CASES) await c.make(join(tmp, c.name));
-  for (const c of CASES) {
+  await pool(CASES, 3, async (c) => {
     const dir = join(tmp, c.name);
-    const a = moescope(['analyze', dir, ...(c.args ?? [])]);
+    const a = await moescopeAsync(['analyze', dir, ...(c.args ?? [])]);
     assert.equal(a.code, 2, `${c.name}: ${a.stderr}`);
     assert.equal(a.stdout, '', c.name);
     const lines = a.stderr.trim().split('\n');
@@ -71,12 +90,12 @@ test('bad traces: analyze and plot print one line naming the file and problem, e
     const existing = CASES.indexOf(c) % 2 === 0;
     const out = join(tmp, `${c.name}.${existing ? 'svg' : 'png'}`);
     if (existing) writeFileSync(out, 'OLD');
-    const p = moescope(['plot', dir, '--out', out, ...(c.args ?? [])]);
+    const p = await moescopeAsync(['plot', dir, '--out', out, ...(c.args ?? [])]);
     assert.equal(p.code, 2, `${c.name} plot: ${p.stderr}`);
     assert.match(p.stderr.trim(), c.error);
     if (existing) assert.equal(readFileSync(out, 'utf8'), 'OLD', `${c.name}: plot overwrote its output`);
     else assert.equal(existsSync(out), false, `${c.name}: partial output`);
-  }
+  });
   assert.deepEqual(readdirSync(tmp).filter((f) => f.includes('.tmp-')), [], 'no temporary files left');
 });
 

@@ -68,6 +68,12 @@ test('modality filter: special is excluded unless asked for, order follows the r
   assert.deepEqual(table(withSpecial.counts), { '0/2/text': 4, '0/5/text': 6, '0/1/text': 2, '0/1/image': 3, '0/2/image': 3, '0/0/special': 5, '0/3/special': 5 });
   const textOnly = await analyzeTrace(dir, { modalities: ['text'], layers: '0' });
   assert.deepEqual(table(textOnly.counts), { '0/2/text': 4, '0/5/text': 6, '0/1/text': 2 });
+  // a text-only trace: the default keeps the default modalities it has; asking for image fails
+  const tdir = await makeTrace(join(tmp, 'text-only'), [{ layer: 0, modality: 'text', expert: [1], rep: 2 }, { layer: 0, modality: 'special', expert: [0], rep: 1 }]);
+  const t = await analyzeTrace(tdir);
+  assert.deepEqual(t.counts.modalities, ['text']);
+  assert.equal(t.metrics[0].specialization, null, 'S needs two modalities');
+  await assert.rejects(analyzeTrace(tdir, { modalities: ['text', 'image'] }), /modality "image" is not in the trace/);
 });
 
 test('normalisations expert / modality / balanced and allocation.csv', async () => {

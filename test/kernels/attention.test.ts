@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/model/rng.js';
 import { attentionForward, attentionForwardJs, attentionBackward, setAttentionWasm } from '../../src/model/kernels/attention.js';
-import { wasmKernel } from '../../src/model/kernels/gemm-wasm.js';
+import { wasmKernel } from '../../src/model/kernels/wasm.js';
 import { randn, f64, assertClose, numericGrad, dot } from './helpers.js';
 
 /** SPEC §1 mask, written independently: causal, or both in the same image part. */

@@ -7,6 +7,9 @@ import { join, normalize } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { chromium } from 'playwright-core';
 import { matmulForward, matmulBackward, matmulBackends, setMatmulBackend } from '../../src/model/kernels/matmul.js';
+import { attentionForward, attentionBackward } from '../../src/model/kernels/attention.js';
+import { rmsnormForward } from '../../src/model/kernels/rmsnorm.js';
+import { swigluForward } from '../../src/model/kernels/swiglu.js';
 
 /** dist/ (this file is dist/test/kernels/browser.test.js) */
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,6 +22,24 @@ function inputs(N: number, C: number, OC: number) {
   return { inp: fill(N * C), weight: fill(OC * C), dout: fill(N * OC) };
 }
 const [N, C, OC] = [37, 64, 24];
+
+/** Attention, RMSNorm and SwiGLU (their WASM paths) on the same inputs; runs in Node and, as source text, in the page. */
+function otherKernels(m: { attentionForward: typeof attentionForward; attentionBackward: typeof attentionBackward; rmsnormForward: typeof rmsnormForward; swigluForward: typeof swigluForward }) {
+  let s = 777;
+  const fill = (n: number) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 31 - 1));
+  const T = 21, H = 2, hd = 16, C = H * hd;
+  const part = Int32Array.from({ length: T }, (_, t) => (t >= 3 && t < 12 ? 0 : t >= 12 && t < 20 ? 1 : -1));
+  const q = fill(T * C), k = fill(T * C), v = fill(T * C), dout = fill(T * C);
+  const out = new Float32Array(T * C), att = new Float32Array(H * T * T);
+  m.attentionForward(out, att, q, k, v, part, T, H, hd);
+  const dq = new Float32Array(T * C), dk = new Float32Array(T * C), dv = new Float32Array(T * C);
+  m.attentionBackward(dq, dk, dv, dout, q, k, v, att, part, T, H, hd);
+  const rms = new Float32Array(T * C), rstd = new Float32Array(T);
+  m.rmsnormForward(rms, rstd, q, fill(C), T, C, 1e-5);
+  const sw = new Float32Array(T * C);
+  m.swigluForward(sw, q, k, T, C);
+  return [out, att, dq, dk, dv, rms, rstd, sw].map((a) => Array.from(a));
+}
 
 test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identical to Node', async () => {
   const server = createServer(async (req, res) => {
@@ -43,7 +64,7 @@ test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identi
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(url);
     const got = await page.evaluate(
-      async ({ src, N, C, OC }) => {
+      async ({ src, N, C, OC, otherSrc }) => {
         const m = await import(src);
         let s = 12345;
         const fill = (n: number) => Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 31 - 1));
@@ -53,9 +74,11 @@ test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identi
         m.setMatmulBackend(backends.at(-1));
         m.matmulForward(out, inp, weight, null, N, C, OC);
         m.matmulBackward(dinp, dw, null, dout, inp, weight, N, C, OC);
-        return { names: backends.map((b: { name: string }) => b.name), out: Array.from(out), dinp: Array.from(dinp), dw: Array.from(dw) };
+        const k = await import(src.replace('matmul.js', 'index.js'));
+        const others = new Function('return ' + otherSrc)()(k);
+        return { names: backends.map((b: { name: string }) => b.name), out: Array.from(out), dinp: Array.from(dinp), dw: Array.from(dw), others };
       },
-      { src: '/src/model/kernels/matmul.js', N, C, OC },
+      { src: '/src/model/kernels/matmul.js', N, C, OC, otherSrc: otherKernels.toString() },
     );
     assert.deepEqual(errors, []);
     assert.deepEqual(got.names, ['js', 'wasm-simd'], 'Chromium loads the SIMD kernel');
@@ -72,6 +95,8 @@ test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identi
     assert.deepEqual(got.out, Array.from(out));
     assert.deepEqual(got.dinp, Array.from(dinp));
     assert.deepEqual(got.dw, Array.from(dw));
+    const others = otherKernels({ attentionForward, attentionBackward, rmsnormForward, swigluForward });
+    ['attention out', 'att', 'dq', 'dk', 'dv', 'rmsnorm', 'rstd', 'swiglu'].forEach((name, i) => assert.deepEqual(got.others[i], others[i], name));
   } finally {
     await browser.close();
     server.close();

@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import { Rng } from '../../src/model/rng.js';
-import { rmsnormForward, rmsnormBackward } from '../../src/model/kernels/rmsnorm.js';
+import { rmsnormForward, rmsnormForwardJs, rmsnormBackward, setRmsnormWasm } from '../../src/model/kernels/rmsnorm.js';
 import { randn, f64, assertClose, numericGrad, dot } from './helpers.js';
 
-test('rmsnormForward matches a straightforward loop', () => {
+for (const [impl, wasm] of [['js', false], ['wasm', true]] as [string, boolean][]) {
+test(`rmsnormForward (${impl}) matches a straightforward loop`, () => {
+  setRmsnormWasm(wasm);
   const rng = new Rng(10);
-  for (const [N, C] of [[1, 1], [7, 13], [4, 64], [3, 8]]) {
+  for (const [N, C] of [[1, 1], [7, 13], [4, 64], [3, 8], [37, 64], [70, 16], [9, 12]]) {
     const eps = 1e-5;
     const inp = randn(rng, N * C, 2), w = randn(rng, C);
     const out = new Float32Array(N * C), rstd = new Float32Array(N);
@@ -20,7 +22,9 @@ test('rmsnormForward matches a straightforward loop', () => {
     assertClose(out, want, 1e-6, 0, `out N=${N} C=${C}`);
     assertClose(rstd, wantR, 1e-6, 0, `rstd N=${N} C=${C}`);
   }
+  setRmsnormWasm(true);
 });
+}
 
 test('rmsnormBackward matches central finite differences and accumulates', () => {
   const rng = new Rng(11);
@@ -30,7 +34,7 @@ test('rmsnormBackward matches central finite differences and accumulates', () =>
     const x64 = f64(inp), w64 = f64(w);
     const loss = () => {
       const out = f64(new Float32Array(N * C)), r = f64(new Float32Array(N));
-      rmsnormForward(out, r, x64, w64, N, C, eps);
+      rmsnormForwardJs(out, r, x64, w64, N, C, eps); // float64 all the way
       return dot(out, dout);
     };
     const out = new Float32Array(N * C), rstd = new Float32Array(N);

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { forwardInference, InferenceWorkspace } from '../../src/model/efmoe.js';
 import { InputError } from '../../src/util/errors.js';
+import { createParams } from '../../src/model/params.js';
 import { loadFixture, relMaxErr } from './fixture-util.js';
 
 for (const name of ['tiny-k2', 'tiny-k1', 'tiny-plain']) {
@@ -96,4 +97,28 @@ test('a sequence longer than max_position_embeddings is an InputError', () => {
   const fx = loadFixture('tiny-k2');
   const config = { ...fx.model.config, max_position_embeddings: 10 };
   assert.throws(() => forwardInference({ config, params: fx.model.params }, fx.seqs), (e: unknown) => e instanceof InputError && /max_position_embeddings 10/.test(e.message));
+});
+
+test('an empty batch gives no rows', () => {
+  const fx = loadFixture('tiny-k2');
+  const r = forwardInference(fx.model, [], { logits: true });
+  assert.equal(r.N, 0);
+  assert.deepEqual([...r.rowStart], [0]);
+  assert.equal(r.logits!.length, 0);
+});
+
+test('router ties go to the lower expert index (all-zero router: experts 0..K-1, gates uniform)', () => {
+  for (const name of ['tiny-k2', 'tiny-k1']) {
+    const fx = loadFixture(name);
+    const { num_experts_per_tok: K, num_local_experts: E, norm_topk_prob } = fx.model.config;
+    const params = createParams(fx.model.config, fx.model.params.flat.slice());
+    params.layers[0].router.fill(0);
+    const r = forwardInference({ config: fx.model.config, params }, fx.seqs);
+    for (let n = 0; n < r.N; n++) {
+      for (let k = 0; k < K; k++) {
+        assert.equal(r.layers[0].experts[n * K + k], k);
+        assert.ok(Math.abs(r.layers[0].gates[n * K + k] - (norm_topk_prob ? 1 / K : 1 / E)) < 1e-6);
+      }
+    }
+  }
 });

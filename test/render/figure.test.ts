@@ -159,3 +159,22 @@ test('the PNG shows its text with the bundled font (titles and axis titles are n
   const img = decode(png);
   assert.ok(img.width > 1000 && img.height > 400, `2x scale: ${img.width}x${img.height}`);
 });
+
+test('modality normalisation: bars are the share of each modality\'s tokens, with the uniform level k/E', async () => {
+  // top-2, E = 4, counts under `all`: text 6 tokens -> 12 choices, image 2 tokens -> 4 choices
+  const c: Counts = { ...counts([0], [[[6, 0], [3, 2], [3, 1], [0, 1]]]), topK: 2 };
+  const d = figureData(c, 'modality');
+  assert.equal(d.uniform, (100 * 2) / 4);
+  const share = (e: number, m: string) => d.rows.find((r) => r.expert === e && r.modality === m)!.share!;
+  assert.ok(Math.abs(share(0, 'text') - (100 * 6) / 6) < 1e-9, 'expert 0 gets every text token (6 of 6)');
+  assert.ok(Math.abs(share(1, 'image') - (100 * 2) / 2) < 1e-9);
+  assert.ok(Math.abs(share(3, 'image') - (100 * 1) / 2) < 1e-9);
+  const top1 = figureData({ ...c, mode: 'top1' }, 'modality');
+  assert.equal(top1.uniform, 100 / 4, 'one choice per token under top1');
+  const svg = await specToSvg(allocationFigure(d));
+  const p = parsePanels(svg)[0];
+  assert.equal(p.yTitle, '% of modality tokens');
+  assert.equal(p.bars.length, 8, 'one bar per expert and modality, side by side');
+  const e1 = p.bars.filter((b) => b.expert === 1);
+  assert.ok(e1[0].x !== e1[1].x && Math.abs(e1[0].y + e1[0].h - (e1[1].y + e1[1].h)) < 1e-6, 'side by side on the same baseline, not stacked');
+});

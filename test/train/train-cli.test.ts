@@ -50,6 +50,13 @@ test('unwritable output folder, resume without a run, and a second run over the 
   expectInputError(['train', '--config', cfg, '--out', out], /already holds a training run/);
   const other = writeConfig(dir, 'c2.json', tinyConfig({ steps: 2, eval_samples: 4, lr: 0.02 }));
   expectInputError(['train', '--config', other, '--out', out, '--resume'], /differs from the run .* in lr/);
+  // --steps may extend a finished run (a new schedule from there), not cut it below where it is
+  expectInputError(['train', '--config', cfg, '--out', out, '--resume', '--steps', '1'], /already at step 2/);
+  const more = moescope(['train', '--config', cfg, '--out', out, '--resume', '--steps', '4']);
+  assert.equal(more.code, 0, more.stderr);
+  assert.match(more.stdout, /schedule changed from 2 to 4 steps at step 2/);
+  const steps = readFileSync(join(out, 'train-log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.kind === 'train').map((x) => x.step);
+  assert.deepEqual(steps, [1, 2, 3, 4]);
 });
 
 test('resume after a stop continues bit for bit; a second thread changes nothing', () => {

@@ -80,6 +80,11 @@ describe('dashboard in Chromium', () => {
     await page.waitForFunction(() => [...document.querySelectorAll('#figure svg text')].some((t) => /^% of .*modality/.test(t.textContent ?? '')));
     await screenshot(page, 'figure-layers-5-22-modality');
     await page.selectOption('#normalize', 'expert');
+    // Analyse special tokens too: a third modality in the legend.
+    await page.click('#view-figure button.chip:text-is("special")');
+    await page.waitForFunction(() => [...document.querySelectorAll('#figure svg text')].some((t) => t.textContent === 'Special'));
+    await page.click('#view-figure button.chip:text-is("special")');
+    await page.waitForFunction(() => ![...document.querySelectorAll('#figure svg text')].some((t) => t.textContent === 'Special'));
     await page.click('button:text-is("seed layers")');
     await waitPanels(page, '0,16,23');
   });

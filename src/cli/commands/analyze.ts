@@ -2,8 +2,8 @@ import { Option, type Command } from 'commander';
 import { COUNT_MODES, DEFAULT_MODALITIES, type CountMode } from '../../analysis/types.js';
 
 export const countOption = () => new Option('--count <mode>', 'how a token\'s k choices count: each 1, only the highest gate, or by gate').choices(COUNT_MODES as string[]).default('all');
-export const modalitiesOption = () => new Option('--modalities <list>', 'modalities to analyse, comma-separated').default(DEFAULT_MODALITIES.join(','));
-export const parseList = (s: string) => s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+export const modalitiesOption = () => new Option('--modalities <list>', `modalities to analyse, comma-separated (default: ${DEFAULT_MODALITIES.join(',')}, those the trace has)`);
+export const parseList = (s: string | undefined) => (s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter((x) => x !== ''));
 
 export function register(program: Command): void {
   program
@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .addOption(countOption())
     .addOption(modalitiesOption())
     .option('--json', 'print the metrics as JSON (as in metrics.json)')
-    .action(async (trace: string, o: { layers: string; count: CountMode; modalities: string; json?: boolean }) => {
+    .action(async (trace: string, o: { layers: string; count: CountMode; modalities?: string; json?: boolean }) => {
       const { analyzeTrace, metricsDocument } = await import('../../analysis/analyze.js');
       const { metricsTable } = await import('../../analysis/format.js');
       const a = await analyzeTrace(trace, { layers: o.layers, count: o.count, modalities: parseList(o.modalities) });

@@ -61,11 +61,23 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       '',
       'Specialisation S per layer (S0 = no specialisation; 1 = each expert sees one modality):',
       ...sparkRows(a.metrics.map((m) => [m.layer, m.specialization, m.specializationBaseline])),
+      headline(a.metrics),
       '',
       `wrote ${opts.out}/: routing.parquet samples.parquet meta.json figure.svg figure.png figure.vl.json allocation.csv metrics.json`,
     ];
     return { files: readdirSync(dir).sort(), summary: lines.join('\n') + '\n' };
   });
+}
+
+/** One line: mean S, the most specialised layer, and mean router entropy when known. */
+function headline(ms: { layer: number; specialization: number | null; routerEntropy: number | null }[]): string {
+  const withS = ms.filter((m) => m.specialization !== null);
+  if (!withS.length) return '';
+  const mean = withS.reduce((s, m) => s + m.specialization!, 0) / withS.length;
+  const top = withS.reduce((b, m) => (m.specialization! > b.specialization! ? m : b));
+  const hs = ms.filter((m) => m.routerEntropy !== null);
+  const h = hs.length ? `; mean router entropy ${(hs.reduce((s, m) => s + m.routerEntropy!, 0) / hs.length).toFixed(2)} bits` : '';
+  return `mean S ${mean.toFixed(3)}, highest in layer ${top.layer} (${top.specialization!.toFixed(3)})${h}`;
 }
 
 /** S per layer as rows of `layer S (S0)`, a few per line, with a small bar. */

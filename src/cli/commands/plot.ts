@@ -12,7 +12,7 @@ interface PlotOpts {
   normalize: Normalization;
   count: CountMode;
   sort: SortOrder;
-  modalities: string;
+  modalities?: string;
   title?: string;
   xlabel?: string;
   ylabel?: string;

@@ -22,6 +22,7 @@ export function register(program: Command): void {
     .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; stopAt?: number; workers?: number }) => {
       const { trainRun } = await import('../../train/train-run.js');
       if (o.steps === 0) throw new InputError('--steps: must be at least 1');
+      if (o.workers !== undefined && o.workers !== 1 && o.workers !== 2) throw new InputError(`--workers: must be 1 or 2, got ${o.workers}`);
       await trainRun({
         config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, stopAt: o.stopAt,
         workers: o.workers, log: (l) => process.stdout.write(l + '\n'),

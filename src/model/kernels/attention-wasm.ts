@@ -1,4 +1,4 @@
-import { wasmKernel } from './gemm-wasm.js';
+import { wasmKernel } from './wasm.js';
 
 /**
  * attentionForward on the WebAssembly SIMD gemm (same contract as attention.ts): per head,
@@ -9,6 +9,19 @@ import { wasmKernel } from './gemm-wasm.js';
  * Scores are float32 (as in PyTorch); the JS version in attention.ts accumulates in float64.
  */
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
+
+let hiBuf = new Int32Array(0);
+/** his[t]: keys t may see lie below it (t + 1, or past the last position of t's image part). */
+function rowEnds(imagePart: Int32Array, T: number): Int32Array {
+  if (hiBuf.length < T) hiBuf = new Int32Array(Math.max(T, 2 * hiBuf.length));
+  for (let t = 0; t < T; t++) {
+    let hi = t + 1;
+    const p = imagePart[t];
+    if (p >= 0) for (let s = t + 1; s < T; s++) if (imagePart[s] === p) hi = s + 1;
+    hiBuf[t] = hi;
+  }
+  return hiBuf;
+}
 
 export function attentionForwardWasm(
   out: Float32Array,
@@ -35,28 +48,29 @@ export function attentionForwardWasm(
   const ktOff = vOff + up(T * C + w.COLS, 4); // K_h^T [hd][Tc]
   const sOff = ktOff + up(hd * Tc, 4); // scores, then probabilities [Tr][Tc]
   const oOff = sOff + up(Tr * Tc, 4); // out_h [Tr][hdc]
-  const mem = w.heap(oOff + Tr * hdc);
+  const lOff = oOff + up(Tr * hdc, 4); // row lengths for the softmax (int32) [T]
+  const mem = w.heap(lOff + T);
+  const ints = w.heapInts();
   mem.set(q.subarray(0, T * C), qOff);
   mem.fill(0, qOff + T * C, qOff + Tr * C); // padded query rows: finite, thrown away
   mem.set(k.subarray(0, T * C), kOff);
   mem.set(v.subarray(0, T * C), vOff);
   mem.fill(0, vOff + T * C, vOff + T * C + w.COLS);
+  // keys t may see lie below his[t]: causal, extended to the last position of t's image
+  const his = rowEnds(imagePart, T);
+  for (let t = 0; t < T; t++) ints[lOff + t] = (his[t] + 3) & ~3;
   for (let h = 0; h < H; h++) {
     w.transpose((kOff + h * hd) * 4, C * 4, T, hd, ktOff * 4, Tc * 4); // K_h^T
     for (let i = 0; i < hd; i++) mem.fill(0, ktOff + i * Tc + T, ktOff + i * Tc + Tc);
     w.gemm((qOff + h * hd) * 4, C * 4, 4, ktOff * 4, Tc * 4, sOff * 4, Tc * 4, Tr, hd, Tc, 0); // scores = Q_h K_h^T
     for (let t = 0; t < T; t++) {
-      const row = sOff + t * Tc;
-      const ar = h * T * T + t * T;
-      const p = imagePart[t];
-      let hi = t + 1; // keys s < hi may be visible: causal, extended to the last position of t's image
-      if (p >= 0) {
-        for (let s = t + 1; s < T; s++) if (imagePart[s] === p) hi = s + 1;
-        for (let s = t + 1; s < hi; s++) if (imagePart[s] !== p) mem[row + s] = -Infinity; // another part inside
-      }
-      const hi4 = (hi + 3) & ~3;
-      for (let s = hi; s < hi4; s++) mem[row + s] = -Infinity; // lanes past the row: exp gives 0
-      w.softmax(row * 4, hi4, scale); // att = softmax(mask(scores) / sqrt(hd))
+      const row = sOff + t * Tc, hi = his[t], p = imagePart[t];
+      if (p >= 0) for (let s = t + 1; s < hi; s++) if (imagePart[s] !== p) mem[row + s] = -Infinity; // another part inside
+      for (let s = hi, e = ints[lOff + t]; s < e; s++) mem[row + s] = -Infinity; // lanes past the row: exp gives 0
+    }
+    w.softmaxRows(sOff * 4, Tc * 4, lOff * 4, T, scale); // att = softmax(mask(scores) / sqrt(hd))
+    for (let t = 0; t < T; t++) {
+      const row = sOff + t * Tc, ar = h * T * T + t * T, hi = his[t];
       for (let s = 0; s < hi; s++) att[ar + s] = mem[row + s];
       for (let s = hi; s < T; s++) {
         mem[row + s] = 0; // masked: no weight in att @ V_h

@@ -1,4 +1,4 @@
-import { wasmKernel } from './gemm-wasm.js';
+import { wasmKernel } from './wasm.js';
 import { attentionForwardWasm, attentionBackwardWasm } from './attention-wasm.js';
 
 /**
@@ -7,9 +7,12 @@ import { attentionForwardWasm, attentionBackwardWasm } from './attention-wasm.js
  * q, k, v are [T, H*hd] (already normed and rotated); att [H, T, T] keeps the softmax probabilities
  * (masked entries 0) for the backward pass.
  *
- * Speed: each head's q, k, v (and gradients) are first gathered into contiguous float64 scratch, so the
- * inner loops run over plain doubles without float32 conversions, and dot products use 4 accumulators
- * (a single running sum is bound by the add latency).
+ * Two implementations: attention-wasm.ts (the products on the WASM SIMD gemm, float32 like PyTorch;
+ * the default where WebAssembly SIMD exists, 3-4x faster) and the JS loops below (float64 sums; the
+ * fallback, and what the finite-difference tests differentiate). In the JS loops each head's q, k, v
+ * (and gradients) are first gathered into contiguous float64 scratch, so the inner loops run over plain
+ * doubles without float32 conversions, and dot products use 4 accumulators (a single running sum is
+ * bound by the add latency).
  */
 let useWasm = wasmKernel !== null;
 /** Force the JS loops (false) or WASM where available (true); tests and benchmarks compare them. */

@@ -1,5 +1,6 @@
 import { jsBackend, type MatmulBackend } from './gemm-js.js';
-import { wasmBackend, WasmOutOfMemory } from './gemm-wasm.js';
+import { wasmBackend } from './gemm-wasm.js';
+import { WasmOutOfMemory } from './wasm.js';
 
 /**
  * Linear layer, llm.c's matmul_forward/backward:  out[N,OC] = inp[N,C] @ weight[OC,C]^T + bias[OC]

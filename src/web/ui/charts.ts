@@ -120,7 +120,8 @@ const views = new WeakMap<HTMLElement, Result>();
 /** Draw a spec into an element (replacing what was there); `onClick` gets the datum under the pointer. */
 export async function draw(el: HTMLElement, spec: Vl, onClick?: (datum: Record<string, unknown>) => void): Promise<void> {
   views.get(el)?.finalize();
-  const res = await embed(el, spec as never, { actions: false, renderer: 'svg', tooltip: { theme: 'light' } });
+  // Export as SVG/PNG only: the editor links would leave the machine.
+  const res = await embed(el, spec as never, { actions: { export: true, source: false, compiled: false, editor: false }, renderer: 'svg', tooltip: { theme: 'light' } });
   views.set(el, res);
   if (onClick) {
     res.view.addEventListener('click', (_ev, item) => {

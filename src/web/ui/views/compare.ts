@@ -11,14 +11,15 @@ export function compareView(ctx: Context): View {
   const figA = h('div', { class: 'chart', id: 'compare-a' });
   const figB = h('div', { class: 'chart', id: 'compare-b' });
   const diff = h('div', { class: 'chart', id: 'compare-diff' });
-  const body = h('div', {}, figA, figB, diff);
+  const top = h('div', { class: 'table-wrap', id: 'compare-top' });
+  const body = h('div', {}, figA, figB, diff, top);
   const el = h('section', { class: 'view', 'aria-label': 'Compare two traces' }, body);
   const render = async () => {
     if (ctx.info.traces.length < 2) {
       clear(body, message('Only one trace is open. Start the dashboard with `moescope serve A --compare B` to compare two traces (e.g. two checkpoints, or two data sets on one model).'));
       return;
     }
-    if (!body.contains(figA)) clear(body, figA, figB, diff);
+    if (!body.contains(figA)) clear(body, figA, figB, diff, top);
     try {
       const { count, modalities, panels, normalize, sort } = ctx.state;
       const r = await getJson<CompareJson>(`api/compare?count=${count}&modalities=${encodeURIComponent(modalities.join(','))}`);
@@ -38,6 +39,11 @@ export function compareView(ctx: Context): View {
       });
       const mod = A.modalities[mi] ?? 'image';
       await draw(diff, diffHeatmap(rows, { title: `${mod} share per expert, B − A (percentage points)`, label: 'B − A', numExperts: E, layers }));
+      const biggest = rows.filter((r) => r.diff !== null).sort((x, y) => Math.abs(y.diff!) - Math.abs(x.diff!)).slice(0, 12);
+      clear(top, h('h3', {}, `Largest differences in ${mod} share`), h('table', {},
+        h('thead', {}, h('tr', {}, ['Layer', 'Expert', `A ${mod} %`, `B ${mod} %`, 'B − A'].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', {}, biggest.map((r) => h('tr', {}, h('th', { scope: 'row' }, String(r.layer)), h('td', {}, h('a', { href: `#expert/${r.layer}/${r.expert}`, title: 'this expert in trace A' }, String(r.expert))),
+          h('td', {}, r.a!.toFixed(1)), h('td', {}, r.b!.toFixed(1)), h('td', {}, `${r.diff! > 0 ? '+' : ''}${r.diff!.toFixed(1)}`))))));
     } catch (e) {
       clear(body, message(errorText(e), 'error'));
     }

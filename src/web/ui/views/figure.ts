@@ -25,11 +25,14 @@ export function figureView(ctx: Context): View {
   const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Layers shown' });
   const modChips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Modalities analysed' });
   const drawModChips = () => {
-    clear(modChips, ctx.trace.modalities.map((m) => h('button', {
+    // Text first and image second (the figure stacks them in this order, Text at the bottom), others after.
+    const rank = (m: string) => (m === 'text' ? 0 : m === 'image' ? 1 : 2);
+    const all = [...ctx.trace.modalities].sort((a, b) => rank(a) - rank(b));
+    clear(modChips, all.map((m) => h('button', {
       class: 'chip', 'aria-pressed': String(ctx.state.modalities.includes(m)), title: `Analyse ${m} tokens`,
       onclick: () => {
         const on = ctx.state.modalities.includes(m);
-        const mods = on ? ctx.state.modalities.filter((x) => x !== m) : ctx.trace.modalities.filter((x) => x === m || ctx.state.modalities.includes(x));
+        const mods = on ? ctx.state.modalities.filter((x) => x !== m) : all.filter((x) => x === m || ctx.state.modalities.includes(x));
         if (mods.length) ctx.set({ modalities: mods });
       },
     }, m)));
@@ -57,8 +60,10 @@ export function figureView(ctx: Context): View {
     select('Sort', SORT_ORDERS.map((m) => ({ value: m, label: SORT_LABELS[m] })), ctx.state.sort, (v) => ctx.set({ sort: v as SortOrder }), 'sort'),
     h('div', { class: 'control' }, h('span', {}, 'Modalities'), modChips),
   );
+  const table = h('div', { class: 'table-wrap' });
   const el = h('section', { class: 'view', 'aria-label': 'Figure' }, controls, fig, status,
-    h('p', { class: 'hint' }, 'Hover a bar for its counts and shares; click it to see the tokens and patches routed to that expert.'));
+    h('p', { class: 'hint' }, 'Hover a bar for its counts and shares; click it to see the tokens and patches routed to that expert.'),
+    h('details', { class: 'data-table' }, h('summary', {}, 'The figure as a table'), table));
 
   let drawn = 0;
   const render = async () => {
@@ -80,6 +85,16 @@ export function figureView(ctx: Context): View {
       fig.dataset.panels = panels.join(',');
       fig.dataset.drawn = String(ticket);
       if (!performance.getEntriesByName('moescope:figure-drawn').length) requestAnimationFrame(() => performance.mark('moescope:figure-drawn'));
+      const data = figureData(counts, normalize, sort);
+      clear(table, h('table', {},
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Layer'), h('th', { scope: 'col' }, 'Expert'),
+          counts.modalities.flatMap((m) => [h('th', { scope: 'col' }, `${m} %`), h('th', { scope: 'col' }, `${m} count`)]), h('th', { scope: 'col' }, ''))),
+        h('tbody', {}, panels.flatMap((l) => data.order[l].map((e) => {
+          const cells = counts.modalities.map((m) => data.rows.find((r) => r.layer === l && r.expert === e && r.modality === m));
+          return h('tr', {}, h('th', { scope: 'row' }, String(l)), h('td', {}, String(e)),
+            cells.flatMap((r) => [h('td', {}, r?.share === null || r?.share === undefined ? '–' : r.share.toFixed(1)), h('td', {}, r ? r.count.toLocaleString('en-US') : '0')]),
+            h('td', {}, h('a', { href: `#expert/${l}/${e}` }, 'open')));
+        })))));
       clear(status, `${counts.modalities.join(' + ')} · counting ${COUNT_LABELS[ctx.state.count]} · top-${counts.topK} of ${counts.numExperts} experts`);
     } catch (e) {
       clearTimeout(slow);

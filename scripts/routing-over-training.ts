@@ -1,0 +1,84 @@
+/**
+ * Routing over training: the specialisation S of every layer at several checkpoints of a run.
+ *
+ *   npx tsc -p . && node dist/scripts/routing-over-training.js RUN_DIR [--samples N] [--seed S]
+ *
+ * RUN_DIR is a `moescope train --out` folder with snapshots/step-N (config snapshot_every > 0) and
+ * model/. The untrained model (step 0) is rebuilt from the run's config and seed. Each checkpoint is
+ * captured on the same held-out shapes samples (`moescope capture`) and analysed (`moescope
+ * analyze --json`); the table goes to RUN_DIR/routing-over-training.json and .png (S by layer, one
+ * line per step).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseTrainConfig } from '../src/train/train-config.js';
+import { initParams } from '../src/model/params.js';
+import { saveCheckpoint } from '../src/io/checkpoint-files.js';
+import { shapesTokenizer } from '../src/train/batches.js';
+import { specToSvg, svgToPng } from '../src/render/figure.js';
+
+const bin = fileURLToPath(new URL('../../bin/moescope', import.meta.url));
+
+function moescope(args: string[]): string {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`moescope ${args.join(' ')}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const run = argv.find((a) => !a.startsWith('--'));
+  if (!run) throw new Error('usage: routing-over-training RUN_DIR [--samples N] [--seed S]');
+  const arg = (name: string, dflt: string) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
+  const samples = Number(arg('--samples', '256'));
+  const seed = Number(arg('--seed', '1000003'));
+  const cfgPath = join(run, 'train-config.json');
+  const cfg = parseTrainConfig(JSON.parse(readFileSync(cfgPath, 'utf8')), cfgPath);
+  const tmp = mkdtempSync(join(tmpdir(), 'moescope-rot-'));
+  try {
+    const checkpoints: { step: number; dir: string }[] = [];
+    const init = join(tmp, 'step-0');
+    await saveCheckpoint(init, { config: cfg.model, tokenizer: shapesTokenizer(), params: initParams(cfg.model, cfg.train.seed) });
+    checkpoints.push({ step: 0, dir: init });
+    const snaps = join(run, 'snapshots');
+    if (existsSync(snaps)) {
+      for (const d of readdirSync(snaps).sort()) {
+        const m = /^step-(\d+)$/.exec(d);
+        if (m) checkpoints.push({ step: Number(m[1]), dir: join(snaps, d) });
+      }
+    }
+    const state = JSON.parse(readFileSync(join(run, 'train-config.json'), 'utf8'));
+    const finalStep = state.steps as number;
+    if (!checkpoints.some((c) => c.step === finalStep)) checkpoints.push({ step: finalStep, dir: join(run, 'model') });
+    const rows: { step: number; layer: number; S: number; S0: number; jsd: number }[] = [];
+    for (const c of checkpoints) {
+      const trace = join(tmp, `trace-${c.step}`);
+      moescope(['capture', '--model', c.dir, '--data', `shapes:${samples}:${seed}`, '--out', trace]);
+      const m = JSON.parse(moescope(['analyze', trace, '--json']));
+      for (const l of m.layers) rows.push({ step: c.step, layer: l.layer, S: l.specialization, S0: l.specializationBaseline, jsd: l.jsdTextImage });
+      const mean = m.layers.reduce((a: number, l: { specialization: number }) => a + l.specialization, 0) / m.layers.length;
+      process.stderr.write(`step ${c.step}: mean S ${mean.toFixed(3)}\n`);
+    }
+    writeFileSync(join(run, 'routing-over-training.json'), JSON.stringify({ samples, seed, rows }, null, 1) + '\n');
+    const spec = {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title: 'Specialisation S per layer over training',
+      width: 520, height: 280, background: 'white',
+      data: { values: rows },
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'layer', type: 'quantitative', title: 'Layer', scale: { domain: [0, cfg.model.num_hidden_layers - 1] } },
+        y: { field: 'S', type: 'quantitative', title: 'S (0 = no specialisation, 1 = pure)', scale: { domain: [0, 1] } },
+        color: { field: 'step', type: 'ordinal', title: 'Step', scale: { scheme: 'viridis' } },
+      },
+      config: { font: 'DejaVu Sans' },
+    };
+    writeFileSync(join(run, 'routing-over-training.png'), svgToPng(await specToSvg(spec)));
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));
