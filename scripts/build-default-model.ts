@@ -3,8 +3,11 @@
  * (24 layers, 8 experts, top-1) at a width that trains on two CPU cores, the shapes world's
  * vocabulary, and deterministically initialised weights (training, issue 4, replaces them).
  *
- *   npx tsc -p . && node dist/scripts/build-default-model.js [--out DIR] [--seed S]
+ *   npx tsc -p . && node dist/scripts/build-default-model.js [--out DIR] [--seed S] [--force]
+ *
+ * It refuses to replace an existing folder without --force: the bundled folder holds trained weights.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseModelConfig, type ModelConfig } from '../src/model/config.js';
 import { initParams } from '../src/model/params.js';
@@ -55,6 +58,11 @@ async function main(argv: string[]): Promise<void> {
   };
   const out = arg('--out') ?? fileURLToPath(new URL('../../models/efmoe-shapes', import.meta.url));
   const seed = Number(arg('--seed') ?? DEFAULT_INIT_SEED);
+  if (existsSync(out) && !argv.includes('--force')) {
+    process.stderr.write(`${out} exists (it may hold trained weights); pass --force to replace it with initial weights\n`);
+    process.exitCode = 2;
+    return;
+  }
   const tokenizer = defaultTokenizer();
   const config = defaultModelConfig(tokenizer.vocab.length);
   await saveCheckpoint(out, { config, tokenizer, params: initParams(config, seed) });

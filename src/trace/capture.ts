@@ -91,6 +91,13 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
 
   let samples = 0, tokens = 0;
+  // Ctrl-C / kill: stop after the current batch and let writeDirAtomic remove the partial folder
+  let interrupted: string | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const pool = new ForwardPool(ck, threads);
   try {
     const meta = await writeDirAtomic(opts.out, async (dir) => {
@@ -126,6 +133,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
       try {
         let batch: Sample[] = [];
         for await (const s of source.samples()) {
+          if (interrupted) throw new Error(`interrupted (${interrupted}); nothing written`);
           batch.push(s);
           if (batch.length === batchSize) {
             await submit(batch);
@@ -148,6 +156,8 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
     progress?.done();
     return { meta, samples, tokens, seconds: (Date.now() - t0) / 1000 };
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await pool.close();
   }
 }

@@ -136,3 +136,46 @@ test('capture is deterministic: the same data gives identical routing.parquet an
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('capture from JSONL: images resized to the model size and stored as fed; sources name file:line', async () => {
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const { writeTestPng } = await import('../data/png-writer.js');
+  const dir = mkdtempSync(join(tmpdir(), 'moescope-capture-jsonl-'));
+  try {
+    const model = join(dir, 'model');
+    await writeTinyModel(model);
+    mkdirSync(join(dir, 'data', 'img'), { recursive: true });
+    // 8x8 RGBA, left half red, right half blue; the tiny model wants 16x16
+    const px: number[] = [];
+    for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) px.push(...(x < 4 ? [255, 0, 0, 128] : [0, 0, 255, 255]));
+    writeFileSync(join(dir, 'data', 'img', 'rb.png'), writeTestPng({ width: 8, height: 8, colorType: 6, depth: 8, samples: px }));
+    const f = join(dir, 'data', 'set.jsonl');
+    writeFileSync(f, [
+      JSON.stringify({ text: 'a red square left of a blue square', image: 'img/rb.png' }),
+      '',
+      JSON.stringify({ parts: [{ text: 'two:' }, { image: 'img/rb.png' }, { image: 'img/rb.png' }, { text: 'zebra' }] }),
+    ].join('\n'));
+    const out = join(dir, 'trace');
+    const r = runCli(['capture', '--model', model, '--data', f, '--out', out], dir);
+    assert.equal(r.code, 0, r.stderr);
+    const sp = sqlPath(join(out, 'samples.parquet')), rp = sqlPath(join(out, 'routing.parquet'));
+    const srows = (await query(`SELECT sample, text, images, source FROM ${sp} ORDER BY sample`)) as [number, string, Uint8Array[], string][];
+    assert.deepEqual(srows.map((s) => [s[0], s[1], s[2].length, s[3]]), [
+      [0, 'a red square left of a blue square', 1, `${f}:1`],
+      [1, 'two: zebra', 2, `${f}:3`],
+    ]);
+    const img = decodePngRgb(srows[0][2][0], 'stored');
+    assert.deepEqual([img.width, img.height], [16, 16]);
+    assert.deepEqual([...img.data.subarray(0, 3)], [255, 0, 0]); // top left stays red (alpha dropped)
+    assert.deepEqual([...img.data.subarray(15 * 3, 16 * 3)], [0, 0, 255]); // top right blue
+    // 'zebra' is not in the vocabulary: <unk> (id 3), still a text token
+    const unk = await query(`SELECT count(*)::INTEGER FROM ${rp} WHERE sample = 1 AND modality = 'text' AND token = 3 AND layer = 0`);
+    assert.equal(unk[0][0], 1);
+    const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8'));
+    assert.equal(meta.data, f);
+    // sample 0: 8 words; sample 1: 'two', ':', 'zebra'; 4 patches per 16x16 image
+    assert.deepEqual(meta.tokens, { image: 3 * 4, special: 4, text: 8 + 3 });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

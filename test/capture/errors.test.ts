@@ -115,3 +115,21 @@ test('bad usage: missing --data, bad --batch', () => {
   mustFail(['--model', model], /--data/);
   mustFail(['--model', model, '--data', 'shapes:2', '--batch', '0'], /--batch must be a positive integer/);
 });
+
+test('an interrupted capture (SIGINT) leaves no partial folder and keeps the previous trace', async () => {
+  const { spawn } = await import('node:child_process');
+  const { BIN } = await import('./helpers.js');
+  const before = readdirSync(dir).sort();
+  const child = spawn(process.execPath, [BIN, 'capture', '--model', model, '--data', 'shapes:1000000', '--out', good], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  // wait until the temporary folder exists, i.e. the capture is running
+  for (let i = 0; i < 200 && !readdirSync(dir).some((f) => f.startsWith('.out.tmp-')); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(readdirSync(dir).some((f) => f.startsWith('.out.tmp-')), 'capture started');
+  child.kill('SIGINT');
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  assert.equal(code, 1);
+  assert.match(stderr, /moescope: error: interrupted \(SIGINT\)/);
+  assert.deepEqual(snap(good), snapshot);
+  assert.deepEqual(readdirSync(dir).sort(), before);
+});
