@@ -1,3 +1,4 @@
+import { halfToFloat } from '../model/safetensors.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
 
@@ -220,13 +221,4 @@ function decode(buf: Buffer, dtype: TensorDtype, n: number, where: string): Floa
     case 'BOOL':
       return Int32Array.from({ length: n }, (_, i) => dv.getUint8(i));
   }
-}
-
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
 }

@@ -1,3 +1,4 @@
+import { softmaxForward } from './softmax.js';
 /**
  * MoE router (SPEC §1): probs = softmax(logits) in float32; experts = the K highest probs, descending,
  * ties to the LOWER expert index; gates = those probs, divided by their sum when normTopk.
@@ -13,18 +14,9 @@ export function routerForward(
   normTopk: boolean,
 ): void {
   // logits, probs [N,E]; experts, gates [N,K]
+  softmaxForward(probs, logits, N, E); // probs = softmax(logits), float32
   for (let n = 0; n < N; n++) {
     const x = n * E;
-    let max = -Infinity;
-    for (let e = 0; e < E; e++) if (logits[x + e] > max) max = logits[x + e];
-    let sum = 0;
-    for (let e = 0; e < E; e++) {
-      const v = Math.exp(logits[x + e] - max);
-      probs[x + e] = v;
-      sum += v;
-    }
-    const inv = 1 / sum;
-    for (let e = 0; e < E; e++) probs[x + e] *= inv; // probs = softmax(logits), stored as float32
     const y = n * K;
     let chosenSum = 0;
     for (let k = 0; k < K; k++) {
