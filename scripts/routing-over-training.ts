@@ -62,18 +62,22 @@ async function main(argv: string[]): Promise<void> {
       process.stderr.write(`step ${c.step}: mean S ${mean.toFixed(3)}\n`);
     }
     writeFileSync(join(run, 'routing-over-training.json'), JSON.stringify({ samples, seed, rows }, null, 1) + '\n');
+    // a heatmap: one row per checkpoint, one column per layer, colour = S (a line per step would tangle)
     const spec = {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       title: 'Specialisation S per layer over training',
-      width: 520, height: 280, background: 'white',
+      background: 'white',
       data: { values: rows },
-      mark: { type: 'line', point: true },
+      mark: { type: 'rect' },
+      width: { step: 22 },
+      height: { step: 22 },
       encoding: {
-        x: { field: 'layer', type: 'quantitative', title: 'Layer', scale: { domain: [0, cfg.model.num_hidden_layers - 1] } },
-        y: { field: 'S', type: 'quantitative', title: 'S (0 = no specialisation, 1 = pure)', scale: { domain: [0, 1] } },
-        color: { field: 'step', type: 'ordinal', title: 'Step', scale: { scheme: 'viridis' } },
+        x: { field: 'layer', type: 'ordinal', title: 'Layer' },
+        y: { field: 'step', type: 'ordinal', title: 'Training step', sort: 'ascending' },
+        color: { field: 'S', type: 'quantitative', title: 'S', scale: { scheme: 'viridis', domain: [0, 1] } },
+        tooltip: [{ field: 'step' }, { field: 'layer' }, { field: 'S', format: '.3f' }],
       },
-      config: { font: 'DejaVu Sans' },
+      config: { font: 'DejaVu Sans', axis: { labelAngle: 0 } },
     };
     writeFileSync(join(run, 'routing-over-training.png'), svgToPng(await specToSvg(spec)));
   } finally {

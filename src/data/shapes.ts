@@ -28,8 +28,9 @@ const COLOURS: Record<string, [number, number, number]> = {
   orange: [245, 140, 30],
   white: [240, 240, 240],
 };
-const COLOUR_NAMES = Object.keys(COLOURS);
-const SHAPE_NAMES = ['circle', 'square', 'triangle', 'diamond'] as const;
+/** Colour and shape names the captions use: the words whose prediction needs the image. */
+export const COLOUR_NAMES: readonly string[] = Object.keys(COLOURS);
+export const SHAPE_NAMES = ['circle', 'square', 'triangle', 'diamond'] as const;
 type ShapeName = (typeof SHAPE_NAMES)[number];
 const SIZES = ['small', 'large'] as const;
 type Relation = 'left of' | 'right of' | 'above' | 'below';

@@ -3,7 +3,7 @@ import { SPECIAL_TOKENS, WordTokenizer } from '../model/tokenizer.js';
 import { Rng, deriveSeed } from '../model/rng.js';
 import type { EncodedSequence, Sample } from '../data/sample.js';
 import { encodeSample } from '../data/encode.js';
-import { shapesSample, shapesVocabulary } from '../data/shapes.js';
+import { COLOUR_NAMES, SHAPE_NAMES, shapesSample, shapesVocabulary } from '../data/shapes.js';
 import { InputError } from '../util/errors.js';
 import type { TrainSettings } from './train-config.js';
 import type { EvalSet, WordClass } from './evaluate.js';
@@ -39,9 +39,7 @@ export function encodeSamples(samples: Sample[], tokenizer: WordTokenizer, confi
   return samples.map((x) => encodeSample(x, tokenizer, config));
 }
 
-/** The colour and shape names of the shapes world (src/data/shapes.ts draws these). */
-export const COLOUR_WORDS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange', 'white'] as const;
-export const SHAPE_WORDS = ['circle', 'square', 'triangle', 'diamond'] as const;
+export { COLOUR_NAMES as COLOUR_WORDS, SHAPE_NAMES as SHAPE_WORDS } from '../data/shapes.js';
 
 /** Word classes whose prediction needs the image: colour names and shape names. */
 export function imageWordClasses(tokenizer: WordTokenizer): WordClass[] {
@@ -52,8 +50,8 @@ export function imageWordClasses(tokenizer: WordTokenizer): WordClass[] {
       return id;
     });
   return [
-    { name: 'colour', ids: ids(COLOUR_WORDS) },
-    { name: 'shape', ids: ids(SHAPE_WORDS) },
+    { name: 'colour', ids: ids(COLOUR_NAMES) },
+    { name: 'shape', ids: ids(SHAPE_NAMES) },
   ];
 }
 

@@ -126,7 +126,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
 
   // the log continues from the checkpoint: rows after it belong to work that is redone now
   const logPath = join(out, LOG_FILE);
-  const kept = readLog(logPath).filter((r) => r.step <= startStep);
+  // (a finished run resumed only to re-evaluate drops its final evaluation, which is redone)
+  const kept = readLog(logPath).filter((r) => r.step < startStep || (r.step === startStep && !(r.kind === 'eval' && startStep >= s.steps)));
   writeFileAtomic(logPath, kept.map((r) => JSON.stringify(r) + '\n').join(''));
   writeFileAtomic(join(out, CONFIG_COPY), JSON.stringify(cfgJson, null, 2) + '\n');
   const logRow = (r: LogRow) => appendFileSync(logPath, JSON.stringify(r) + '\n');

@@ -44,6 +44,8 @@ test('unwritable output folder, resume without a run, and a second run over the 
   expectInputError(['train', '--config', cfg, '--out', join(dir, 'a-file', 'out')], /cannot write/);
   expectInputError(['train', '--config', cfg, '--out', join(dir, 'a-file')], /not a folder/);
   expectInputError(['train', '--config', cfg, '--out', join(dir, 'nothing'), '--resume'], /nothing to resume/);
+  expectInputError(['train', '--config', cfg, '--out', join(dir, 'w'), '--workers', '3'], /--workers: must be 1 or 2/);
+  expectInputError(['train', '--config', cfg, '--out', join(dir, 'w'), '--steps', 'many'], /--steps must be a non-negative integer/);
   const out = join(dir, 'run');
   const ok = moescope(['train', '--config', cfg, '--out', out]);
   assert.equal(ok.code, 0, ok.stderr);
@@ -65,7 +67,7 @@ test('resume after a stop continues bit for bit; a second thread changes nothing
   const whole = join(dir, 'whole');
   const parts = join(dir, 'parts');
   const threads = join(dir, 'threads');
-  let r = moescope(['train', '--config', cfg, '--out', whole]);
+  let r = moescope(['train', '--config', cfg, '--out', whole, '--workers', '1']);
   assert.equal(r.code, 0, r.stderr);
   r = moescope(['train', '--config', cfg, '--out', parts, '--stop-at', '3']);
   assert.equal(r.code, 0, r.stderr);

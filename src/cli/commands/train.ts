@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { type Command, InvalidArgumentError } from 'commander';
 import { InputError } from '../../util/errors.js';
 
@@ -18,14 +19,14 @@ export function register(program: Command): void {
     .option('--seed <s>', 'seed of the weights and the training data order (overrides seed and train_seed)', nonNegInt('--seed'))
     .option('--resume', 'continue the run in --out from its last checkpoint, bit for bit')
     .option('--stop-at <n>', 'stop after this many steps (checkpointed; continue later with --resume)', nonNegInt('--stop-at'))
-    .option('--workers <n>', 'threads that share each batch (1 or 2; the result is the same)', nonNegInt('--workers'))
+    .option('--workers <n>', 'threads that share each batch: 1 or 2, the result is the same (default: 2 on two or more cores)', nonNegInt('--workers'))
     .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; stopAt?: number; workers?: number }) => {
       const { trainRun } = await import('../../train/train-run.js');
       if (o.steps === 0) throw new InputError('--steps: must be at least 1');
       if (o.workers !== undefined && o.workers !== 1 && o.workers !== 2) throw new InputError(`--workers: must be 1 or 2, got ${o.workers}`);
       await trainRun({
         config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, stopAt: o.stopAt,
-        workers: o.workers, log: (l) => process.stdout.write(l + '\n'),
+        workers: o.workers ?? Math.min(2, availableParallelism()), log: (l) => process.stdout.write(l + '\n'),
       });
     });
 }
