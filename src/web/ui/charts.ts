@@ -10,8 +10,8 @@ import { MODALITY_COLORS } from '../../render/spec-palette.js';
 
 const config = { font: FIGURE_FONT, view: { stroke: '#BBBBBB' }, axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal' } };
 
-/** Layers x experts: the image share of each expert's tokens, gold (all text) -> white -> teal (all image). */
-export function depthHeatmap(rows: { layer: number; expert: number; image: number | null; count: number }[], opts: { numExperts: number; layers: number[]; title: string }): Vl {
+/** Layers x experts as coloured cells: the mark both heatmaps share; `color` and `tooltip` say what a cell shows. */
+function layerExpertHeatmap(rows: object[], opts: { title: string; numExperts: number; layers: number[]; color: object; tooltip: object[] }): Vl {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: opts.title,
@@ -22,17 +22,20 @@ export function depthHeatmap(rows: { layer: number; expert: number; image: numbe
     encoding: {
       x: { field: 'expert', type: 'ordinal', title: 'Expert', axis: { labelAngle: 0 } },
       y: { field: 'layer', type: 'ordinal', title: 'Layer', sort: 'ascending' },
-      color: {
-        field: 'image', type: 'quantitative', title: '% image',
-        scale: { domain: [0, 50, 100], range: [MODALITY_COLORS.text, '#f4f4f4', MODALITY_COLORS.image] },
-      },
-      tooltip: [
-        { field: 'layer', type: 'ordinal', title: 'Layer' }, { field: 'expert', type: 'ordinal', title: 'Expert' },
-        { field: 'image', type: 'quantitative', title: '% image', format: '.1f' }, { field: 'count', type: 'quantitative', title: 'Count', format: ',.0f' },
-      ],
+      color: opts.color,
+      tooltip: [{ field: 'layer', type: 'ordinal', title: 'Layer' }, { field: 'expert', type: 'ordinal', title: 'Expert' }, ...opts.tooltip],
     },
     config,
   };
+}
+
+/** Layers x experts: the image share of each expert's tokens, gold (all text) -> white -> teal (all image). */
+export function depthHeatmap(rows: { layer: number; expert: number; image: number | null; count: number }[], opts: { numExperts: number; layers: number[]; title: string }): Vl {
+  return layerExpertHeatmap(rows, {
+    ...opts,
+    color: { field: 'image', type: 'quantitative', title: '% image', scale: { domain: [0, 50, 100], range: [MODALITY_COLORS.text, '#f4f4f4', MODALITY_COLORS.image] } },
+    tooltip: [{ field: 'image', type: 'quantitative', title: '% image', format: '.1f' }, { field: 'count', type: 'quantitative', title: 'Count', format: ',.0f' }],
+  });
 }
 
 /** Metrics by layer, one line each (S beside its baseline S0, I(M;E), JSD), sharing the y axis (all are in [0, 1]). */
@@ -94,25 +97,14 @@ export function flowMatrix(rows: { modality: string; source: number; target: num
 /** Layers x experts: a difference of image share (B - A, percentage points), diverging at 0: teal where B sends more image there, gold where less. */
 export function diffHeatmap(rows: { layer: number; expert: number; diff: number | null; a: number | null; b: number | null }[], opts: { title: string; label: string; numExperts: number; layers: number[] }): Vl {
   const max = Math.max(5, ...rows.map((r) => Math.abs(r.diff ?? 0)));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: opts.title,
-    data: { values: rows },
-    width: Math.max(160, opts.numExperts * 26),
-    height: Math.min(520, Math.max(120, opts.layers.length * 18)),
-    mark: { type: 'rect', stroke: '#ffffff', strokeWidth: 0.5 },
-    encoding: {
-      x: { field: 'expert', type: 'ordinal', title: 'Expert', axis: { labelAngle: 0 } },
-      y: { field: 'layer', type: 'ordinal', title: 'Layer' },
-      color: { field: 'diff', type: 'quantitative', title: opts.label, scale: { domain: [-max, 0, max], range: [MODALITY_COLORS.text, '#f4f4f4', MODALITY_COLORS.image] } },
-      tooltip: [
-        { field: 'layer', title: 'Layer' }, { field: 'expert', title: 'Expert' },
-        { field: 'a', type: 'quantitative', title: 'A %', format: '.1f' }, { field: 'b', type: 'quantitative', title: 'B %', format: '.1f' },
-        { field: 'diff', type: 'quantitative', title: 'B - A (points)', format: '+.1f' },
-      ],
-    },
-    config,
-  };
+  return layerExpertHeatmap(rows, {
+    ...opts,
+    color: { field: 'diff', type: 'quantitative', title: opts.label, scale: { domain: [-max, 0, max], range: [MODALITY_COLORS.text, '#f4f4f4', MODALITY_COLORS.image] } },
+    tooltip: [
+      { field: 'a', type: 'quantitative', title: 'A %', format: '.1f' }, { field: 'b', type: 'quantitative', title: 'B %', format: '.1f' },
+      { field: 'diff', type: 'quantitative', title: 'B - A (points)', format: '+.1f' },
+    ],
+  });
 }
 
 const views = new WeakMap<HTMLElement, Result>();
