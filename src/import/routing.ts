@@ -39,8 +39,10 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
   const p = new Float64Array(E);
   const topV = new Float64Array(K);
   const topI = new Int32Array(K);
+  const fast = !areProbs && scoring === 'softmax' && K < E ? new SoftmaxTopK(E, K) : null;
   for (let t = 0; t < T; t++) {
     const row = t * E;
+    if (fast && fast.row(scores, row, experts, gates, t * K, normTopk, probs)) continue;
     if (areProbs) for (let e = 0; e < E; e++) p[e] = scores[row + e];
     else if (scoring === 'sigmoid') for (let e = 0; e < E; e++) p[e] = 1 / (1 + Math.exp(-scores[row + e]));
     else {
@@ -84,6 +86,8 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
   const experts = new Int32Array(T * K);
   const gates = new Float32Array(T * K);
   const order = Array.from({ length: K }, (_, j) => j);
+  // duplicates: each expert id stamped with its row (+1) when the count is known, else pairwise
+  const seen = E !== undefined && E <= 1 << 16 ? new Int32Array(E) : null;
   for (let t = 0; t < T; t++) {
     const o = t * K;
     for (let j = 0; j < K; j++) {
@@ -91,7 +95,10 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
       if (!Number.isInteger(e) || e < 0 || (E !== undefined && e >= E)) {
         throw new InputError(`${where}: ${rowName} ${t}: expert id ${e} outside 0..${E === undefined ? '' : E - 1}`);
       }
-      for (let i = 0; i < j; i++) if (ids[o + i] === e) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
+      if (seen) {
+        if (seen[e] === t + 1) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
+        seen[e] = t + 1;
+      } else for (let i = 0; i < j; i++) if (ids[o + i] === e) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
     }
     if (weights) {
       for (let j = 0; j < K; j++) if (!Number.isFinite(weights[o + j])) throw new InputError(`${where}: ${rowName} ${t}: weight ${weights[o + j]} is not a finite number`);
@@ -101,12 +108,85 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
         gates[o + j] = weights[o + order[j]];
       }
       for (let j = 0; j < K; j++) order[j] = j;
-    } else {
-      for (let j = 0; j < K; j++) {
-        experts[o + j] = ids[o + j];
-        gates[o + j] = 1 / K;
-      }
     }
   }
+  if (!weights) {
+    // slot order kept, each choice 1/K
+    experts.set(ids.subarray(0, T * K));
+    gates.fill(1 / K);
+  }
   return { experts, gates };
+}
+
+/**
+ * The softmax top-k of one row without dividing every exp by the sum: select the K+1 best raw
+ * logits while finding the max (exp is monotonic), then divide only those. exp and the division
+ * can merge two values into one probability, which would change the tie order; the caller falls
+ * back to the plain loop for such rows (and rows with NaNs or infinities), so the result is bit
+ * for bit that of the plain loop.
+ */
+class SoftmaxTopK {
+  private readonly topV: Float64Array;
+  private readonly topI: Int32Array;
+  private readonly topP: Float64Array;
+  constructor(readonly E: number, readonly K: number) {
+    this.topV = new Float64Array(K + 1);
+    this.topP = new Float64Array(K + 1);
+    this.topI = new Int32Array(K + 1);
+  }
+
+  /** Write row `row/E` into experts/gates at `out` (and probs at `row`); false = caller must do it. */
+  row(scores: Float32Array, row: number, experts: Int32Array, gates: Float32Array, out: number, normTopk: boolean, probs: Float32Array | undefined): boolean {
+    const { E, K, topV, topI, topP } = this;
+    const K1 = K + 1;
+    // the first K+1 sorted by insertion, then only values above the K+1-th get in (E > K)
+    let max = -Infinity;
+    for (let e = 0; e < K1; e++) {
+      const v = scores[row + e];
+      if (v > max) max = v;
+      else if (v !== v) return false;
+      let j = e;
+      while (j > 0 && v > topV[j - 1]) {
+        topV[j] = topV[j - 1];
+        topI[j] = topI[j - 1];
+        j--;
+      }
+      topV[j] = v;
+      topI[j] = e;
+    }
+    let thr = topV[K];
+    for (let e = K1; e < E; e++) {
+      const v = scores[row + e];
+      if (v > thr) {
+        if (v > max) max = v;
+        let j = K;
+        while (j > 0 && v > topV[j - 1]) {
+          topV[j] = topV[j - 1];
+          topI[j] = topI[j - 1];
+          j--;
+        }
+        topV[j] = v;
+        topI[j] = e;
+        thr = topV[K];
+      } else if (v !== v) return false;
+    }
+    let sum = 0;
+    for (let e = 0; e < E; e++) sum += Math.exp(scores[row + e] - max);
+    if (!(sum > 0) || sum === Infinity) return false;
+    // probabilities of the K+1 best must stay strictly ordered for the selection to be the plain loop's
+    topP[0] = Math.exp(topV[0] - max) / sum;
+    for (let j = 1; j < K1; j++) {
+      topP[j] = Math.exp(topV[j] - max) / sum;
+      if (!(topP[j] < topP[j - 1])) return false;
+    }
+    if (probs) for (let e = 0; e < E; e++) probs[row + e] = Math.exp(scores[row + e] - max) / sum;
+    let sumK = 0;
+    for (let j = 0; j < K; j++) sumK += topP[j];
+    for (let j = 0; j < K; j++) {
+      const p = topP[j];
+      experts[out + j] = topI[j];
+      gates[out + j] = normTopk && sumK > 0 ? p / sumK : p;
+    }
+    return true;
+  }
 }

@@ -132,7 +132,7 @@ export class TensorFile {
     const row = t.shape.slice(1).reduce((a, b) => a * b, 1);
     const n = (r1 - r0) * row;
     const bytes = BYTES[t.dtype];
-    const buf = Buffer.alloc(n * bytes);
+    const buf = Buffer.allocUnsafeSlow(n * bytes); // own ArrayBuffer at offset 0, filled below
     let done = 0;
     const pos = t.offset + r0 * row * bytes;
     while (done < buf.length) {
@@ -166,8 +166,25 @@ function openOrFail(path: string): number {
   }
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 function decode(buf: Buffer, dtype: TensorDtype, n: number, where: string): Float32Array | Int32Array {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  // on little-endian machines 4-byte types are the file's bytes as they are: view them, no copy
+  const aligned = LITTLE_ENDIAN && buf.byteOffset % 8 === 0;
+  if (aligned && dtype === 'F32') return new Float32Array(buf.buffer, buf.byteOffset, n);
+  if (aligned && dtype === 'I32') return new Int32Array(buf.buffer, buf.byteOffset, n);
+  if (aligned && dtype === 'I64') {
+    // fits in 32 bits iff the high word is the sign extension of the low word
+    const w = new Int32Array(buf.buffer, buf.byteOffset, 2 * n);
+    const out = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const lo = w[2 * i];
+      if (w[2 * i + 1] !== lo >> 31) throw new InputError(`${where}: value ${dv.getBigInt64(8 * i, true)} at element ${i} does not fit in 32 bits`);
+      out[i] = lo;
+    }
+    return out;
+  }
   switch (dtype) {
     case 'F32': {
       const out = new Float32Array(n);

@@ -36,6 +36,39 @@ test('routeFromScores: softmax/sigmoid top-k matches a plain sort (descending, t
   }
 });
 
+test('routeFromScores: softmax top-k is bit-exact against a plain softmax + sort, also on near-ties', () => {
+  const rnd = lcg(11);
+  const T = 300, E = 64, K = 8;
+  const scores = new Float32Array(T * E);
+  for (let t = 0; t < T; t++) {
+    for (let e = 0; e < E; e++) {
+      // rows fine-grained, coarse (exact ties), one float32 ulp apart, or with distinct logits whose
+      // probabilities underflow to the same 0 (ties to the lower id even though the logits differ)
+      const x = rnd() * 8 - 4;
+      scores[t * E + e] = [x, Math.round(x * 2) / 2, 1 + (e % 4) * 2 ** -23, e === 5 ? 0 : -1000 + x][t % 4];
+    }
+  }
+  for (const norm of [false, true]) {
+    for (const wantProbs of [false, true]) {
+      const r = routeFromScores(scores, T, E, K, 'softmax', false, norm, wantProbs);
+      for (let t = 0; t < T; t++) {
+        const row = Array.from(scores.subarray(t * E, t * E + E));
+        const max = row.reduce((a, b) => Math.max(a, b), -Infinity);
+        const z = row.map((x) => Math.exp(x - max));
+        let sum = 0;
+        for (const v of z) sum += v;
+        const p = z.map((v) => v / sum);
+        const order = p.map((v, e) => [v, e]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, K);
+        let sumK = 0;
+        for (const [v] of order) sumK += v;
+        assert.deepEqual(Array.from(r.experts.subarray(t * K, t * K + K)), order.map(([, e]) => e), `row ${t}`);
+        assert.deepEqual(Array.from(r.gates.subarray(t * K, t * K + K)), order.map(([v]) => Math.fround(norm ? v / sumK : v)), `row ${t} gates`);
+        if (wantProbs) assert.deepEqual(Array.from(r.probs!.subarray(t * E, t * E + E)), p.map(Math.fround), `row ${t} probs`);
+      }
+    }
+  }
+});
+
 test('routeFromScores on probabilities does not apply softmax again; looksLikeProbs tells them apart', () => {
   const probs = new Float32Array([0.7, 0.2, 0.1, 0.05, 0.05, 0.9]);
   assert.equal(looksLikeProbs(probs, 2, 3, 'softmax'), true);

@@ -22,8 +22,8 @@ export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise
       if (obj.exp_ids === undefined) throw new InputError(`${where}: missing "exp_ids"`);
       const ids = parseIntArray(where, 'input_ids', obj.input_ids);
       const T = ids.length;
-      const ex = flatInts(where, 'exp_ids', obj.exp_ids, [null, null, null]);
-      const [Tr, K, L] = ex.shape;
+      const ex = expIdsByLayer(where, obj.exp_ids);
+      const { T: Tr, K, L } = ex;
       if (Tr === 0) continue;
       if (L0 === null) {
         L0 = L;
@@ -38,9 +38,7 @@ export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise
       const pos = iota(Tr);
       for (let l = 0; l < L; l++) {
         const lw = `${where}: exp_ids[:, :, ${l}]`;
-        const layerIds = new Int32Array(Tr * K);
-        for (let t = 0; t < Tr; t++) for (let j = 0; j < K; j++) layerIds[t * K + j] = ex.data[(t * K + j) * L + l];
-        const routed = sortTopK(lw, layerIds, null, Tr, K, sink.numExperts);
+        const routed = sortTopK(lw, ex.layers[l], null, Tr, K, sink.numExperts);
         await sink.add({ where: lw, sample, layer: decoderLayer(opts.moeLayers, l, lw), pos, token: tok.token, modality: tok.modality, routed, K });
       }
       sink.endSample(sample, where);
@@ -51,4 +49,45 @@ export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise
 
 function badLen(where: string, T: number, Tr: number): never {
   throw new InputError(`${where}: input_ids has ${T} tokens but exp_ids has ${Tr}`);
+}
+
+/**
+ * exp_ids [T][K][L] as one T*K array per layer, in one pass over the nested lists. Anything
+ * irregular goes through flatInts, which names what is wrong.
+ */
+function expIdsByLayer(where: string, v: unknown): { T: number; K: number; L: number; layers: Int32Array[] } {
+  const fast = expIdsFast(v);
+  if (fast) return fast;
+  const ex = flatInts(where, 'exp_ids', v, [null, null, null]);
+  const [T, K, L] = ex.shape;
+  const layers: Int32Array[] = [];
+  for (let l = 0; l < L; l++) {
+    const a = new Int32Array(T * K);
+    for (let t = 0; t < T; t++) for (let j = 0; j < K; j++) a[t * K + j] = ex.data[(t * K + j) * L + l];
+    layers.push(a);
+  }
+  return { T, K, L, layers };
+}
+
+function expIdsFast(v: unknown): { T: number; K: number; L: number; layers: Int32Array[] } | null {
+  if (!Array.isArray(v) || v.length === 0 || !Array.isArray(v[0]) || v[0].length === 0 || !Array.isArray(v[0][0]) || v[0][0].length === 0) return null;
+  const T = v.length;
+  const K = (v[0] as unknown[]).length;
+  const L = (v[0][0] as unknown[]).length;
+  const layers = Array.from({ length: L }, () => new Int32Array(T * K));
+  for (let t = 0; t < T; t++) {
+    const row = v[t];
+    if (!Array.isArray(row) || row.length !== K) return null;
+    for (let j = 0; j < K; j++) {
+      const a = row[j];
+      if (!Array.isArray(a) || a.length !== L) return null;
+      const o = t * K + j;
+      for (let l = 0; l < L; l++) {
+        const y = a[l];
+        if (typeof y !== 'number' || !Number.isInteger(y)) return null;
+        layers[l][o] = y;
+      }
+    }
+  }
+  return { T, K, L, layers };
 }
