@@ -31,6 +31,28 @@ export function looksLikeProbs(scores: Float32Array, T: number, E: number, scori
   return T > 0;
 }
 
+/** Put (v, e) into the descending list topV/topI at slot `from` or above; strict > keeps ties on the lower id. */
+function insertSorted(topV: Float64Array, topI: Int32Array, v: number, e: number, from: number): void {
+  let j = from;
+  while (j > 0 && v > topV[j - 1]) {
+    topV[j] = topV[j - 1];
+    topI[j] = topI[j - 1];
+    j--;
+  }
+  topV[j] = v;
+  topI[j] = e;
+}
+
+/** The K chosen experts and their gates (renormalised over the K when normTopk) into row `out`. */
+function writeChoices(experts: Int32Array, gates: Float32Array, out: number, topI: Int32Array, topP: Float64Array, K: number, normTopk: boolean): void {
+  let sumK = 0;
+  for (let j = 0; j < K; j++) sumK += topP[j];
+  for (let j = 0; j < K; j++) {
+    experts[out + j] = topI[j];
+    gates[out + j] = normTopk && sumK > 0 ? topP[j] / sumK : topP[j];
+  }
+}
+
 /** probs = scoring(logits) per row (or the scores themselves), top-k by prob, gates optionally renormalised. */
 export function routeFromScores(scores: Float32Array, T: number, E: number, K: number, scoring: Scoring, areProbs: boolean, normTopk: boolean, wantProbs: boolean): Routed {
   const experts = new Int32Array(T * K);
@@ -58,21 +80,9 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
     for (let e = 0; e < E; e++) {
       const v = p[e];
       if (n === K && !(v > topV[K - 1])) continue;
-      let j = n < K ? n++ : K - 1;
-      while (j > 0 && v > topV[j - 1]) {
-        topV[j] = topV[j - 1];
-        topI[j] = topI[j - 1];
-        j--;
-      }
-      topV[j] = v;
-      topI[j] = e;
+      insertSorted(topV, topI, v, e, n < K ? n++ : K - 1);
     }
-    let sumK = 0;
-    for (let j = 0; j < K; j++) sumK += topV[j];
-    for (let j = 0; j < K; j++) {
-      experts[t * K + j] = topI[j];
-      gates[t * K + j] = normTopk && sumK > 0 ? topV[j] / sumK : topV[j];
-    }
+    writeChoices(experts, gates, t * K, topI, topV, K, normTopk);
   }
   return { experts, gates, probs };
 }
@@ -145,28 +155,14 @@ class SoftmaxTopK {
       const v = scores[row + e];
       if (v > max) max = v;
       else if (v !== v) return false;
-      let j = e;
-      while (j > 0 && v > topV[j - 1]) {
-        topV[j] = topV[j - 1];
-        topI[j] = topI[j - 1];
-        j--;
-      }
-      topV[j] = v;
-      topI[j] = e;
+      insertSorted(topV, topI, v, e, e);
     }
     let thr = topV[K];
     for (let e = K1; e < E; e++) {
       const v = scores[row + e];
       if (v > thr) {
         if (v > max) max = v;
-        let j = K;
-        while (j > 0 && v > topV[j - 1]) {
-          topV[j] = topV[j - 1];
-          topI[j] = topI[j - 1];
-          j--;
-        }
-        topV[j] = v;
-        topI[j] = e;
+        insertSorted(topV, topI, v, e, K);
         thr = topV[K];
       } else if (v !== v) return false;
     }
@@ -180,13 +176,7 @@ class SoftmaxTopK {
       if (!(topP[j] < topP[j - 1])) return false;
     }
     if (probs) for (let e = 0; e < E; e++) probs[row + e] = Math.exp(scores[row + e] - max) / sum;
-    let sumK = 0;
-    for (let j = 0; j < K; j++) sumK += topP[j];
-    for (let j = 0; j < K; j++) {
-      const p = topP[j];
-      experts[out + j] = topI[j];
-      gates[out + j] = normTopk && sumK > 0 ? p / sumK : p;
-    }
+    writeChoices(experts, gates, out, topI, topP, K, normTopk);
     return true;
   }
 }

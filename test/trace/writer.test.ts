@@ -3,21 +3,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { parseTraceMeta } from '../../src/trace/meta.js';
 import { writeDirAtomic } from '../../src/util/atomic.js';
+import { query } from '../capture/helpers.js';
 
-async function query(sql: string): Promise<unknown[][]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  try {
-    return (await c.runAndReadAll(sql)).getRowsJS() as unknown[][];
-  } finally {
-    c.closeSync();
-    db.closeSync();
-  }
-}
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'moescope-trace-'));
