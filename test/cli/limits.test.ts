@@ -88,7 +88,7 @@ test('safetensors: header length, shapes and offsets are checked; "Invalid typed
     [safetensors({ a: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4), /tensor a: bad shape/],
     [safetensors({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 1e300] } }, 4), /tensor a: bad data_offsets/],
     [safetensors({ a: { dtype: 'I64', shape: [1], data_offsets: [0, 8] } }, 8), /tensor a: dtype "I64" is not supported/],
-    [safetensors([1, 2]), /not a JSON object/],
+    [safetensors([1, 2]), /corrupt header: not a JSON object/],
   ] as [Uint8Array, RegExp][]) {
     capture(['--model', modelWith({ 'model.safetensors': bytes }), '--data', 'shapes:2'], new RegExp(`model\\.safetensors: ${re.source}`));
   }
