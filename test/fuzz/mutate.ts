@@ -97,7 +97,8 @@ function setPath(v: Json, path: (string | number)[], value: unknown, del: boolea
   if (path.length === 0) return value;
   const [k, ...rest] = path;
   const into = v && typeof v === 'object' ? v : typeof k === 'number' ? [] : {}; // an earlier edit may have replaced it
-  const copy: any = Array.isArray(into) ? Array.prototype.slice.call(into) : Object.assign({}, into);
+  if (Array.isArray(into) && typeof k !== 'number') return into; // no named keys on arrays
+  const copy: any = Array.isArray(into) ? Array.from({ length: into.length }, (_, i) => into[i]) : Object.assign({}, into);
   if (rest.length === 0 && del) {
     if (Array.isArray(copy)) copy.splice(k as number, 1);
     else delete copy[k];
@@ -108,7 +109,7 @@ function setPath(v: Json, path: (string | number)[], value: unknown, del: boolea
 /** Replace, delete or add 1-3 values of a JSON document; sometimes also a byte edit of the text. */
 export function mutateJson(base: Json, opts: { pretty?: boolean } = {}): fc.Arbitrary<Uint8Array> {
   const ps = paths(base);
-  const one = fc.record({ path: fc.constantFrom(...ps), value: hostileValue, del: fc.boolean(), addKey: fc.option(fc.constantFrom('extra', '__proto__', 'constructor', 'files'), { freq: 8 }) });
+  const one = fc.record({ path: fc.constantFrom(...ps), value: hostileValue, del: fc.boolean(), addKey: fc.option(fc.constantFrom('extra', 'files', 'layers', 'type'), { freq: 8 }) });
   const doc = fc.array(one, { minLength: 1, maxLength: 3 }).map((ms) =>
     ms.reduce((d, m) => (m.addKey ? setPath(d, [...m.path.slice(0, -1), m.addKey], m.value, false) : setPath(d, m.path, m.value, m.del && m.path.length > 0)), base as Json),
   );
