@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Checkpoint } from '../model/checkpoint.js';
 import { dims } from '../model/config.js';
 import type { InferenceResult } from '../model/efmoe.js';
@@ -10,7 +10,8 @@ import type { EncodedSequence, RGBImage, Sample } from '../data/sample.js';
 import { openDataSource } from '../data/source.js';
 import type { DataSpec } from '../data/spec.js';
 import { checkWritableParent, writeDirAtomic } from '../util/atomic.js';
-import { LIMITS, checkInt } from '../util/limits.js';
+import { LIMITS, checkInt, firstNonFinite } from '../util/limits.js';
+import { InputError } from '../util/errors.js';
 import { guardOutput } from '../util/output-guard.js';
 import { parseDataSpec } from '../data/spec.js';
 import { Progress } from '../util/progress.js';
@@ -113,6 +114,12 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
       const inFlight: Pending[] = [];
       const write = async (p: Pending) => {
         const res = await p.result;
+        // finite weights can still overflow: a NaN gate must stop the run, not enter the trace
+        res.layers.forEach((ly, l) => {
+          if (firstNonFinite(ly.gates) >= 0 || (ly.probs && firstNonFinite(ly.probs) >= 0)) {
+            throw new InputError(`${join(modelDir, 'model.safetensors')}: the router of layer ${l} gives non-finite gates (weights too large?); nothing written`);
+          }
+        });
         await writer.appendRouting(batchRows(p.seqs, samples, res, K, E, fullProbs));
         for (let b = 0; b < p.batch.length; b++) {
           const s = p.batch[b];

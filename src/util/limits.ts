@@ -54,7 +54,7 @@ export function checkBigInt(where: string, value: bigint, min: number, max: numb
 export function parseIntOption(flag: string, text: string, min: number, max: number): number {
   const t = text.trim();
   if (!/^-?[0-9]+$/.test(t)) throw new InputError(`${flag}: expected an integer in ${min}..${max}, got ${JSON.stringify(text)}`);
-  const n = Number(t);
+  const n = Number(t) + 0; // -0 -> 0
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new InputError(`${flag}: ${t} is outside ${min}..${max}`);
   return n;
 }

@@ -105,6 +105,16 @@ test('NaN or infinite weights are refused, naming the tensor', () => {
   }
 });
 
+test('finite weights whose router logits overflow: non-finite gates stop the capture (no NaN in a trace)', () => {
+  const w = new Uint8Array(readFileSync(join(model, 'model.safetensors')));
+  const n = Number(new DataView(w.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(w.subarray(8, 8 + n)));
+  const [b, e] = header['layers.0.block_sparse_moe.gate.weight'].data_offsets;
+  const bad = Uint8Array.from(w);
+  for (let o = b; o < e; o += 4) new DataView(bad.buffer).setFloat32(8 + n + o, 3e38, true);
+  capture(['--model', modelWith({ 'model.safetensors': bad }), '--data', 'shapes:2'], /model\.safetensors: the router of layer 0 gives non-finite gates/);
+});
+
 test('a folder where config.json, tokenizer.json or model.safetensors should be: exit 2 with a clear line (no EISDIR)', () => {
   for (const f of ['config.json', 'tokenizer.json', 'model.safetensors']) {
     capture(['--model', modelWith({ [f]: null }), '--data', 'shapes:2'], new RegExp(`${f.replace('.', '\\.')}: is a folder, expected a`));

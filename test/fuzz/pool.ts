@@ -50,8 +50,8 @@ export class FuzzPool {
 
   private start(): Promise<void> {
     const child = fork(CHILD, [], {
-      execArgv: [`--max-old-space-size=${HEAP_MB}`],
-      env: { ...process.env, MOESCOPE_FUZZ_CHILD: '1' },
+      // the heap limit through NODE_OPTIONS: worker threads (capture's pool) refuse it in execArgv
+      env: { ...process.env, MOESCOPE_FUZZ_CHILD: '1', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=${HEAP_MB}`.trim() },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     child.stderr?.resume();

@@ -101,7 +101,7 @@ export function makeTargets(): Target[] {
     },
     {
       name: 'flags-demo', area: 'safety', weight: 3,
-      arb: flagsArb([['--samples', hostileFlag.filter((s) => s !== '2')], ['--seed', hostileFlag], ['--out', fc.constantFrom('.', '$D', '/', '', '$D/x/y')]], ['--force', '--bogus'])
+      arb: flagsArb([['--samples', hostileFlag.filter((s) => s !== '2' && s !== '1000000000')], ['--seed', hostileFlag], ['--out', fc.constantFrom('.', '$D', '/', '', '$D/x/y')]], ['--force', '--bogus'])
         .map((extra) => ({ files: { 'keep.txt': enc('mine') }, args: ['demo', '--samples', '1', '--out', '$D/out', ...extra], out: 'out' })),
     },
     {
