@@ -69,7 +69,9 @@ test('the checkpoint, the input data folder, the working folder, its parent and 
   const r = cli(['capture', '--model', model, '--data', 'shapes:2', '--out', '..'], { cwd: work });
   assertInputError(r, /contains (the working folder|an input of this run)/);
   assertInputError(cli(['capture', '--model', model, '--data', 'shapes:2', '--out', '/']), /is the root folder/);
-  // --force never overrides an input or the working folder
+  // --force never overrides an input or the working folder (demo's input: the bundled checkpoint)
+  const bundled = join(ROOT, 'models', 'efmoe-shapes');
+  refused(['demo', '--samples', '1', '--out', bundled, '--force'], bundled, /is an input of this run/);
   refused(['capture', '--model', model, '--data', 'shapes:2', '--out', model, '--force'], model, /is an input of this run/);
   refused(['capture', '--model', model, '--data', 'shapes:2', '--out', '.', '--force'], work, /is the working folder/, work);
 });

@@ -38,7 +38,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   ]);
   const samples = opts.samples ?? SHAPES_DEFAULT_SAMPLES;
   const seed = opts.seed ?? SHAPES_EVAL_SEED;
-  guardOutput(opts.out, 'demo', { force: opts.force });
+  const { DEFAULT_MODEL_DIR } = await import('../../io/checkpoint-files.js');
+  guardOutput(opts.out, 'demo', { force: opts.force, inputs: [DEFAULT_MODEL_DIR] });
   return writeDirAtomic(opts.out, async (dir) => {
     // the trace files go straight into the demo folder (capture writes its own folder atomically, then we move them up)
     const capDir = join(dir, '.capture');
