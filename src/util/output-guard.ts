@@ -132,7 +132,7 @@ function within(a: string, b: string): boolean {
 }
 
 export interface GuardOptions {
-  /** Files and folders this run reads: never written to, never inside --out, never containing it. */
+  /** Files and folders this run reads: never replaced, never inside --out (a new output inside an input folder is fine). */
   inputs?: string[];
   /** Replace an existing folder that is not our output of the same kind. */
   force?: boolean;
@@ -181,7 +181,6 @@ function checkOutput(out: string, kind: OutputKind, inputs: string[], force: boo
   for (const i of inputs) {
     if (real === i) fail('is an input of this run; an input is never written to');
     if (within(i, real)) fail(`contains an input of this run (${i}); choose another output`);
-    if (within(real, i)) fail(`lies inside an input of this run (${i}); an input is never written to`);
   }
   const ex = classifyOutput(out);
   if (kind === 'file') {
