@@ -148,6 +148,13 @@ test('plot: a failed run creates no missing parent folder; --out an input or a f
   assert.ok(existsSync(join(missing, 'ok.svg')));
 });
 
+test('capture failing mid-run (a bad second JSONL line) leaves no output and no new parent folders', () => {
+  const f = join(dir, 'bad-second.jsonl');
+  writeFileSync(f, '{"text": "a red circle"}\n{"text": 5}\n');
+  assertInputError(cli(['capture', '--model', model, '--data', f, '--out', join(dir, 'new', 'deep', 'trace')]), /bad-second\.jsonl:2: "text" must be a string/);
+  assert.equal(existsSync(join(dir, 'new')), false);
+});
+
 test('import: --out may not be its input file', () => {
   const csv = join(dir, 'in.csv');
   writeFileSync(csv, readFileSync(join(ROOT, 'test/fixtures/import-csv/moe_trace.csv')));
