@@ -109,7 +109,7 @@ function setPath(v: Json, path: (string | number)[], value: unknown, del: boolea
 /** Replace, delete or add 1-3 values of a JSON document; sometimes also a byte edit of the text. */
 export function mutateJson(base: Json, opts: { pretty?: boolean } = {}): fc.Arbitrary<Uint8Array> {
   const ps = paths(base);
-  const one = fc.record({ path: fc.constantFrom(...ps), value: hostileValue, del: fc.boolean(), addKey: fc.option(fc.constantFrom('extra', 'files', 'layers', 'type'), { freq: 8 }) });
+  const one = fc.record({ path: fc.constantFrom(...ps), value: hostileValue, del: fc.integer({ min: 0, max: 5 }).map((n) => n === 0), addKey: fc.option(fc.constantFrom('extra', 'files', 'layers', 'type'), { freq: 8 }) });
   const doc = fc.array(one, { minLength: 1, maxLength: 3 }).map((ms) =>
     ms.reduce((d, m) => (m.addKey ? setPath(d, [...m.path.slice(0, -1), m.addKey], m.value, false) : setPath(d, m.path, m.value, m.del && m.path.length > 0)), base as Json),
   );
