@@ -1,7 +1,9 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InputError } from '../util/errors.js';
+import { checkInputFile, readInputFile } from '../util/input-file.js';
+import { parseJson } from '../util/json.js';
+import { LIMITS } from '../util/limits.js';
 import { decodePngRgb } from './png.js';
 import type { Part, Sample } from './sample.js';
 
@@ -31,8 +33,17 @@ export async function* readLines(path: string): AsyncGenerator<string> {
   const decoder = new TextDecoder('utf-8');
   const chunk = new Uint8Array(1 << 20);
   let pending: Uint8Array[] = []; // bytes of the current line so far
+  let pendingBytes = 0;
+  let lineNo = 1;
+  const keep = (part: Uint8Array) => {
+    pendingBytes += part.length;
+    // a line has a bounded length, so a file without newlines cannot fill memory
+    if (pendingBytes > LIMITS.jsonlLineBytes) throw new InputError(`${path}:${lineNo}: line longer than ${LIMITS.jsonlLineBytes} bytes`);
+    pending.push(part);
+  };
   const take = (tail: Uint8Array): string => {
-    pending.push(tail);
+    keep(tail);
+    lineNo++;
     const total = pending.reduce((n, p) => n + p.length, 0);
     const bytes = pending.length === 1 ? pending[0] : new Uint8Array(total);
     if (pending.length > 1) {
@@ -43,6 +54,7 @@ export async function* readLines(path: string): AsyncGenerator<string> {
       }
     }
     pending = [];
+    pendingBytes = 0;
     const end = bytes.length && bytes[bytes.length - 1] === 13 ? bytes.length - 1 : bytes.length;
     return decoder.decode(bytes.subarray(0, end));
   };
@@ -56,7 +68,7 @@ export async function* readLines(path: string): AsyncGenerator<string> {
         yield take(chunk.slice(start, i));
         start = i + 1;
       }
-      if (start < bytesRead) pending.push(chunk.slice(start, bytesRead));
+      if (start < bytesRead) keep(chunk.slice(start, bytesRead));
     }
     if (pending.length) yield take(new Uint8Array(0));
   } finally {
@@ -73,18 +85,12 @@ export async function countJsonlSamples(path: string): Promise<number> {
 }
 
 function checkFile(path: string): void {
-  if (!existsSync(path)) throw new InputError(`${path}: no such file`);
-  if (!statSync(path).isFile()) throw new InputError(`${path}: not a file`);
+  checkInputFile(path, 'JSONL file');
 }
 
 /** One JSONL line into a sample; `where` is `file:line`, `base` the folder image paths are relative to. */
 export function parseJsonlLine(line: string, where: string, base: string): Sample {
-  let o: unknown;
-  try {
-    o = JSON.parse(line);
-  } catch (e) {
-    throw new InputError(`${where}: malformed JSON (${e instanceof Error ? e.message : e})`);
-  }
+  const o = parseJson(where, line);
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new InputError(`${where}: expected a JSON object`);
   const rec = o as Record<string, unknown>;
   const parts: Part[] = [];
@@ -122,9 +128,11 @@ export function parseJsonlLine(line: string, where: string, base: string): Sampl
 function loadPng(file: string, where: string) {
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(readFileSync(file));
-  } catch {
-    throw new InputError(`${where}: image ${file} not found`);
+    // only a regular file of bounded size: /dev/zero or a FIFO is an error, not a hang
+    const b = readInputFile(file, LIMITS.imageFileBytes, 'PNG image');
+    bytes = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  } catch (e) {
+    throw new InputError(`${where}: image ${e instanceof Error ? e.message : e}`);
   }
   return decodePngRgb(bytes, `${where}: image ${file}`);
 }

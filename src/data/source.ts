@@ -1,3 +1,4 @@
+import { InputError } from '../util/errors.js';
 import { countJsonlSamples, readJsonlSamples } from './jsonl.js';
 import type { Sample } from './sample.js';
 import { shapesSample } from './shapes.js';
@@ -24,5 +25,7 @@ export async function openDataSource(specText: string | DataSpec): Promise<DataS
     };
   }
   const total = await countJsonlSamples(spec.path);
+  // an empty trace must never replace a good one: a file without samples is bad input
+  if (total === 0) throw new InputError(`${spec.path}: no samples (the file is empty or has only blank lines)`);
   return { spec, description: formatDataSpec(spec), total, samples: () => readJsonlSamples(spec.path) };
 }

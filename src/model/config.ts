@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { LIMITS } from '../util/limits.js';
 
 /** config.json of an efmoe checkpoint (SPEC §1). */
 export interface ModelConfig {
@@ -61,6 +62,22 @@ export function dims(c: ModelConfig): Dims {
   };
 }
 
+/** Upper bounds of the integer keys (SPEC §6: every size from a file is bounded before allocation). */
+const INT_MAX: Record<(typeof INT_KEYS)[number], number> = {
+  vocab_size: LIMITS.vocab, hidden_size: LIMITS.hiddenSize, intermediate_size: LIMITS.intermediateSize,
+  num_hidden_layers: LIMITS.layers, num_attention_heads: LIMITS.heads, num_local_experts: LIMITS.experts,
+  num_experts_per_tok: LIMITS.topK, image_size: LIMITS.imageSide, patch_size: LIMITS.imageSide, num_channels: LIMITS.channels,
+  max_position_embeddings: LIMITS.positions, bos_token_id: LIMITS.vocab, eos_token_id: LIMITS.vocab, pad_token_id: LIMITS.vocab, unk_token_id: LIMITS.vocab,
+};
+
+/** Number of weights the SPEC §1 tensors of a config hold (a float: it is compared with a limit, never allocated). */
+export function parameterCount(c: ModelConfig): number {
+  const d = c.hidden_size, V = c.vocab_size, E = c.num_local_experts, F = c.intermediate_size, hd = d / c.num_attention_heads;
+  const patchDim = c.patch_size * c.patch_size * c.num_channels;
+  const layer = 2 * d + 4 * d * d + 2 * hd + E * d + E * 3 * F * d;
+  return 2 * V * d + d * patchDim + d + c.num_hidden_layers * layer + d;
+}
+
 /**
  * Validate a parsed config.json. `where` names the file in errors. With `allowExtra`, keys that are
  * not model keys are ignored (a training config holds more).
@@ -77,7 +94,8 @@ export function parseModelConfig(raw: unknown, where: string, allowExtra = false
   if (o.model_type !== 'efmoe') throw new InputError(`${where}: model_type must be "efmoe", got ${JSON.stringify(o.model_type)}`);
   for (const k of INT_KEYS) {
     const v = o[k];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InputError(`${where}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InputError(`${where}: ${k} must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (v > INT_MAX[k]) throw new InputError(`${where}: ${k} ${v} is above the limit ${INT_MAX[k]} (docs/limits.md)`);
   }
   for (const k of NUM_KEYS) {
     const v = o[k];
@@ -96,5 +114,11 @@ export function parseModelConfig(raw: unknown, where: string, allowExtra = false
   for (const k of ['bos_token_id', 'eos_token_id', 'pad_token_id', 'unk_token_id'] as const) {
     if (c[k] >= c.vocab_size) throw new InputError(`${where}: ${k} ${c[k]} is outside the vocabulary of ${c.vocab_size}`);
   }
+  if ((c.image_size / c.patch_size) ** 2 > LIMITS.positions) throw new InputError(`${where}: ${(c.image_size / c.patch_size) ** 2} patches per image is above the limit ${LIMITS.positions}`);
+  if (c.num_hidden_layers * c.num_local_experts > LIMITS.layerExperts) {
+    throw new InputError(`${where}: ${c.num_hidden_layers} layers x ${c.num_local_experts} experts is above the limit ${LIMITS.layerExperts} experts in all`);
+  }
+  const n = parameterCount(c);
+  if (n > LIMITS.parameters) throw new InputError(`${where}: these sizes make ${n.toExponential(2)} parameters, above the limit ${LIMITS.parameters} (docs/limits.md)`);
   return c;
 }

@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { LIMITS } from '../util/limits.js';
 
 /**
  * safetensors: u64 little-endian header length N, N bytes of JSON
@@ -18,13 +19,15 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-export function readSafetensors(bytes: Uint8Array, where: string): SafetensorsFile {
+export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes: number = LIMITS.headerBytes): SafetensorsFile {
   const fail = (what: string): never => {
     throw new InputError(`${where}: ${what}`);
   };
   if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(view.getBigUint64(0, true));
+  const n64 = view.getBigUint64(0, true);
+  if (n64 > BigInt(maxHeaderBytes)) fail(`header length ${n64} is above the limit of ${maxHeaderBytes} bytes`);
+  const n = Number(n64);
   if (n > bytes.length - 8) fail(`truncated or corrupt: header says ${n} bytes of JSON but the file has ${bytes.length - 8} after the length`);
   let header: Record<string, unknown>;
   try {
@@ -46,15 +49,16 @@ export function readSafetensors(bytes: Uint8Array, where: string): SafetensorsFi
     if (!t || typeof t !== 'object') fail(`tensor ${name}: entry is not an object`);
     if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') fail(`tensor ${name}: dtype ${JSON.stringify(t.dtype)} is not supported (F32, F16, BF16)`);
     const dtype = t.dtype as Dtype;
-    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) fail(`tensor ${name}: bad shape ${JSON.stringify(t.shape)}`);
+    if (!Array.isArray(t.shape) || t.shape.length > 8 || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor ${name}: bad shape ${JSON.stringify(t.shape)}`);
     const shape = t.shape as number[];
     const off = t.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isInteger(x) && x >= 0)) fail(`tensor ${name}: bad data_offsets ${JSON.stringify(off)}`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0)) fail(`tensor ${name}: bad data_offsets ${JSON.stringify(off)}`);
     const [begin, end] = off as number[];
     if (end < begin) fail(`tensor ${name}: data_offsets [${begin}, ${end}] end before they begin`);
     if (end > dataLen) fail(`tensor ${name}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; file truncated or header wrong)`);
+    // a product of huge dims is no longer exact, so compare with the bytes there are before trusting it
     const count = shape.reduce((a, b) => a * b, 1);
-    if (count * BYTES[dtype] !== end - begin) fail(`tensor ${name}: shape [${shape.join(', ')}] ${dtype} needs ${count * BYTES[dtype]} bytes but data_offsets give ${end - begin}`);
+    if (!Number.isSafeInteger(count * BYTES[dtype]) || count * BYTES[dtype] !== end - begin) fail(`tensor ${name}: shape [${shape.join(', ')}] ${dtype} needs ${count * BYTES[dtype]} bytes but data_offsets give ${end - begin}`);
     entries.push({ name, dtype, shape, begin, end });
   }
   entries.sort((a, b) => a.begin - b.begin);

@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { LIMITS } from '../util/limits.js';
 
 /** tokenizer.json: a word-level vocabulary; a token's id is its index (SPEC §1). */
 export interface TokenizerJson {
@@ -47,6 +48,7 @@ export class WordTokenizer {
     if (typeof o !== 'object' || o === null || o.type !== 'word' || !Array.isArray(o.vocab)) {
       throw new InputError(`${where}: expected {"type": "word", "vocab": [...]}`);
     }
+    if (o.vocab.length > LIMITS.vocab) throw new InputError(`${where}: ${o.vocab.length} words is above the limit ${LIMITS.vocab}`);
     if (!o.vocab.every((w) => typeof w === 'string')) throw new InputError(`${where}: vocab must be a list of strings`);
     for (let i = 0; i < SPECIAL_TOKENS.length; i++) {
       if (o.vocab[i] !== SPECIAL_TOKENS[i]) throw new InputError(`${where}: vocab[${i}] must be ${SPECIAL_TOKENS[i]}`);

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Checkpoint } from '../model/checkpoint.js';
 import { dims } from '../model/config.js';
 import type { InferenceResult } from '../model/efmoe.js';
@@ -10,6 +10,10 @@ import type { EncodedSequence, RGBImage, Sample } from '../data/sample.js';
 import { openDataSource } from '../data/source.js';
 import type { DataSpec } from '../data/spec.js';
 import { checkWritableParent, writeDirAtomic } from '../util/atomic.js';
+import { LIMITS, checkInt, firstNonFinite } from '../util/limits.js';
+import { InputError } from '../util/errors.js';
+import { guardOutput } from '../util/output-guard.js';
+import { parseDataSpec } from '../data/spec.js';
 import { Progress } from '../util/progress.js';
 import type { TraceMeta } from './meta.js';
 import { TraceWriter } from './writer.js';
@@ -32,6 +36,8 @@ export interface CaptureOptions {
   onProgress?: (done: number, total: number) => void;
   /** Progress bar on stderr for long runs (default true). */
   progress?: boolean;
+  /** Replace an existing --out folder that is not a trace (never an input). */
+  force?: boolean;
 }
 
 export interface CaptureResult {
@@ -76,19 +82,20 @@ function batchRows(seqs: EncodedSequence[], first: number, res: InferenceResult,
  */
 export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult> {
   const t0 = Date.now();
-  const batchSize = opts.batchSize ?? 32;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+  const batchSize = checkInt('--batch', opts.batchSize ?? 32, 1, LIMITS.batch);
+  const threads = checkInt('--threads', opts.threads ?? Math.min(2, availableParallelism()), 1, LIMITS.threads);
   const fullProbs = opts.fullProbs ?? false;
   const modelDir = typeof opts.model === 'object' ? opts.model.dir : opts.model ?? DEFAULT_MODEL_DIR;
-  const ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
-  const source = await openDataSource(opts.data);
+  const dataSpec = typeof opts.data === 'string' ? parseDataSpec(opts.data) : opts.data;
+  // SPEC §6: before any work, --out must be new, empty or a trace, and no input may be in it
+  guardOutput(opts.out, 'trace', { inputs: [modelDir, ...(dataSpec.kind === 'jsonl' ? [dataSpec.path] : [])], force: opts.force });
   checkWritableParent(opts.out);
+  const ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
+  const source = await openDataSource(dataSpec);
   const { config, tokenizer } = ck;
   const { E, K, L } = dims(config);
   const progress = opts.progress === false ? null : new Progress('capture', source.total);
 
-  const threads = opts.threads ?? Math.min(2, availableParallelism());
-  if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
 
   let samples = 0, tokens = 0;
   // Ctrl-C / kill: stop after the current batch and let writeDirAtomic remove the partial folder
@@ -107,6 +114,12 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
       const inFlight: Pending[] = [];
       const write = async (p: Pending) => {
         const res = await p.result;
+        // finite weights can still overflow: a NaN gate must stop the run, not enter the trace
+        res.layers.forEach((ly, l) => {
+          if (firstNonFinite(ly.gates) >= 0 || (ly.probs && firstNonFinite(ly.probs) >= 0)) {
+            throw new InputError(`${join(modelDir, 'model.safetensors')}: the router of layer ${l} gives non-finite gates (weights too large?); nothing written`);
+          }
+        });
         await writer.appendRouting(batchRows(p.seqs, samples, res, K, E, fullProbs));
         for (let b = 0; b < p.batch.length; b++) {
           const s = p.batch[b];
@@ -152,7 +165,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
         await writer.abort();
         throw e;
       }
-    });
+    }, 'trace');
     progress?.done();
     return { meta, samples, tokens, seconds: (Date.now() - t0) / 1000 };
   } finally {

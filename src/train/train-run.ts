@@ -1,7 +1,11 @@
-import { existsSync, mkdirSync, readFileSync, accessSync, constants, statSync, appendFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, accessSync, constants, statSync, appendFileSync, rmSync, lstatSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { InputError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { checkWritableParent, writeFileAtomic } from '../util/atomic.js';
+import { readInputText } from '../util/input-file.js';
+import { parseJson } from '../util/json.js';
+import { LIMITS, checkInt } from '../util/limits.js';
+import { classifyOutput, guardOutput } from '../util/output-guard.js';
 import { Progress, formatSeconds } from '../util/progress.js';
 import { initParams, numParams } from '../model/params.js';
 import { saveCheckpoint } from '../io/checkpoint-files.js';
@@ -25,6 +29,7 @@ export interface TrainRunOptions {
   workers?: number;
   log?: (line: string) => void; // summary lines (stdout)
   progress?: boolean;
+  force?: boolean; // replace an existing --out folder that is not a training run (never an input)
 }
 
 export interface TrainRunResult {
@@ -37,16 +42,34 @@ export const LOG_FILE = 'train-log.jsonl';
 export const CONFIG_COPY = 'train-config.json';
 
 function readConfig(path: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new InputError(`${path}: cannot read the training config`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`${path}: not valid JSON (${e instanceof Error ? e.message : e})`);
+  return parseJson(path, readInputText(path, LIMITS.jsonBytes, 'training config'));
+}
+
+/**
+ * Values one training step keeps for backward, estimated from the config before anything is
+ * allocated: per token and layer the attention and expert activations, plus the attention
+ * scores over the sequence (at most max_position_embeddings; a shapes sample is its image's
+ * patches and a caption).
+ */
+function activationEstimate(cfg: TrainConfig): number {
+  const m = cfg.model;
+  const patches = (m.image_size / m.patch_size) ** 2;
+  const T = Math.min(m.max_position_embeddings, patches + 64);
+  const perTokenLayer = 12 * m.hidden_size + 3 * m.num_experts_per_tok * m.intermediate_size + 2 * m.num_local_experts + m.num_attention_heads * T;
+  return cfg.train.batch * T * m.num_hidden_layers * perTokenLayer + cfg.train.batch * patches * m.patch_size * m.patch_size * m.num_channels;
+}
+
+/** Sizes of the training half that allocate or loop: bounded like every size from a file (SPEC §6). */
+function checkTrainLimits(cfg: TrainConfig, where: string): void {
+  const t = cfg.train;
+  checkInt(`${where}: steps`, t.steps, 1, LIMITS.steps);
+  checkInt(`${where}: batch`, t.batch, 1, LIMITS.batch);
+  checkInt(`${where}: eval_samples`, t.eval_samples, 1, LIMITS.evalSamples);
+  for (const k of ['warmup', 'eval_every', 'checkpoint_every', 'snapshot_every', 'log_every'] as const) checkInt(`${where}: ${k}`, t[k], 0, LIMITS.steps);
+  for (const k of ['seed', 'train_seed', 'eval_seed'] as const) checkInt(`${where}: ${k}`, t[k], 0, LIMITS.seed);
+  const a = activationEstimate(cfg);
+  if (a > LIMITS.trainActivations) {
+    throw new InputError(`${where}: batch ${t.batch} of this model needs about ${a.toExponential(2)} activation values per step, above the limit ${LIMITS.trainActivations} (lower batch)`);
   }
 }
 
@@ -54,7 +77,8 @@ function readConfig(path: string): unknown {
 export function loadTrainConfig(opts: Pick<TrainRunOptions, 'config' | 'steps' | 'seed'>): TrainConfig {
   const raw = readConfig(opts.config) as Record<string, unknown>;
   const cfg = parseTrainConfig(raw, opts.config);
-  if (opts.steps !== undefined) cfg.train.steps = opts.steps;
+  checkTrainLimits(cfg, opts.config);
+  if (opts.steps !== undefined) cfg.train.steps = checkInt('--steps', opts.steps, 1, LIMITS.steps);
   if (opts.seed !== undefined) {
     cfg.train.seed = opts.seed;
     cfg.train.train_seed = opts.seed;
@@ -73,12 +97,34 @@ function ensureWritableDir(out: string): void {
   }
 }
 
+/** The run's log; a damaged log (a line that is not a JSON object with a numeric step) is bad input. */
 function readLog(path: string): LogRow[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as LogRow);
+  const rows: LogRow[] = [];
+  readInputText(path, LIMITS.jsonBytes * 16, 'training log').split('\n').forEach((l, i) => {
+    if (!l.trim()) return;
+    const where = `${path}:${i + 1}`;
+    const r = parseJson(where, l) as Record<string, unknown> | null;
+    if (typeof r !== 'object' || r === null || Array.isArray(r) || !Number.isSafeInteger(r.step) || (r.kind !== 'train' && r.kind !== 'eval')) {
+      throw new InputError(`${where}: not a training log row (expected {"kind": "train"|"eval", "step": N, ...})`);
+    }
+    rows.push(r as unknown as LogRow);
+  });
+  return rows;
+}
+
+/** The outermost folder that mkdir -p would create for `dir`, or null when it exists. */
+function firstMissing(dir: string): string | null {
+  let top: string | null = null;
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      lstatSync(d);
+      return top;
+    } catch {
+      top = d;
+      if (dirname(d) === d) return top;
+    }
+  }
 }
 
 /** `moescope train`: the whole run, resumable, writing everything into `out`. */
@@ -92,13 +138,29 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   if (tokenizer.vocab.length > cfg.model.vocab_size) {
     throw new InputError(`${opts.config}: vocab_size ${cfg.model.vocab_size} is smaller than the shapes vocabulary (${tokenizer.vocab.length} words)`);
   }
-  if (existsSync(out) && !statSync(out).isDirectory()) throw new InputError(`${opts.out}: exists and is not a folder`);
+  // SPEC §6: a new, empty or training-run folder; --force replaces another (never an input)
+  guardOutput(opts.out, 'train', { inputs: [opts.config], force: opts.force });
+  checkWritableParent(out);
+  const existing = classifyOutput(out);
+  if (opts.resume && existing.kind !== 'train') throw new InputError(`${opts.out}: nothing to resume (not a training run folder)`);
   if (opts.resume) {
     if (!existsSync(statePath)) throw new InputError(`${opts.out}: nothing to resume (no ${TRAIN_STATE_FILE})`);
   } else if (existsSync(statePath)) {
     throw new InputError(`${opts.out}: already holds a training run; pass --resume to continue it or choose another --out`);
   }
+  if (opts.force && existing.kind !== 'train' && existing.kind !== 'missing' && existing.kind !== 'empty') rmSync(out, { recursive: true, force: true });
+  const created = firstMissing(out);
   ensureWritableDir(out);
+  try {
+    return await trainIn(opts, cfg, out, statePath, cfgJson, tokenizer, say);
+  } catch (e) {
+    // a run that failed before its first checkpoint leaves nothing: not even the folder it created
+    if (created && !existsSync(statePath)) rmSync(created, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function trainIn(opts: TrainRunOptions, cfg: TrainConfig, out: string, statePath: string, cfgJson: Record<string, unknown>, tokenizer: ReturnType<typeof shapesTokenizer>, say: (l: string) => void): Promise<TrainRunResult> {
 
   // parameters and optimizer: fresh, or exactly where the checkpoint left them
   const source = new EfmoeGradientSource(cfg.model, initParams(cfg.model, cfg.train.seed), (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);

@@ -9,9 +9,12 @@ import { InputError } from './errors.js';
 export const LIMITS = {
   layers: 1024,
   experts: 4096,
+  layerExperts: 262_144, // layers x experts: each expert is 3 tensors in a checkpoint
   topK: 64,
   vocab: 4_194_304,
   hiddenSize: 65_536,
+  intermediateSize: 262_144,
+  parameters: 268_435_456, // 1 GiB of F32 weights: far above what trains or runs on a CPU in TypeScript
   heads: 1024,
   positions: 1_048_576,
   imagePixels: 16_777_216, // 4096 x 4096
@@ -19,12 +22,17 @@ export const LIMITS = {
   channels: 4,
   threads: 64,
   batch: 65_536,
+  evalSamples: 65_536,
+  trainActivations: 1_073_741_824, // values a training step keeps for backward (4 GiB F32)
   samples: 1_000_000_000,
   steps: 100_000_000,
   figureColumns: 64,
   figurePixels: 20_000,
+  seed: 0xffffffff,
   jsonBytes: 64 * 1024 * 1024,
   headerBytes: 100 * 1024 * 1024,
+  imageFileBytes: 256 * 1024 * 1024,
+  jsonlLineBytes: 64 * 1024 * 1024,
 } as const;
 
 /** An integer that came from a file or a flag, checked (never wrapped) to lie in [min, max]. */
@@ -46,9 +54,14 @@ export function checkBigInt(where: string, value: bigint, min: number, max: numb
 export function parseIntOption(flag: string, text: string, min: number, max: number): number {
   const t = text.trim();
   if (!/^-?[0-9]+$/.test(t)) throw new InputError(`${flag}: expected an integer in ${min}..${max}, got ${JSON.stringify(text)}`);
-  const n = Number(t);
+  const n = Number(t) + 0; // -0 -> 0
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new InputError(`${flag}: ${t} is outside ${min}..${max}`);
   return n;
+}
+
+/** A commander option parser for an integer flag (`.option('--steps <n>', '...', intOption('--steps', 1, LIMITS.steps))`). */
+export function intOption(flag: string, min: number, max: number): (text: string) => number {
+  return (text: string) => parseIntOption(flag, text, min, max);
 }
 
 /** A finite number (weights, logits, gates): NaN and infinities are input errors. */

@@ -2,6 +2,15 @@
  * Progress on stderr for long work: rate and ETA. Quiet for the first second so quick work
  * stays quiet, and when stderr is not a terminal it prints a plain line every few seconds.
  */
+/** The terminal whose last line is an unfinished progress line, if any. */
+let openLine: NodeJS.WriteStream | null = null;
+
+/** Clear an unfinished progress line, so that an error message starts on a clean line. */
+export function clearProgressLine(): void {
+  if (openLine) openLine.write('\r\x1b[K');
+  openLine = null;
+}
+
 export class Progress {
   private readonly start = Date.now();
   private lastPrint = 0;
@@ -21,6 +30,7 @@ export class Progress {
     this.lastPrint = now;
     this.printed = true;
     this.stream.write((tty ? '\r\x1b[K' : '') + this.line(done, elapsed, extra) + (tty ? '' : '\n'));
+    openLine = tty ? this.stream : null;
   }
 
   done(extra = ''): void {
@@ -28,6 +38,7 @@ export class Progress {
     const elapsed = (Date.now() - this.start) / 1000;
     const tty = this.stream.isTTY === true;
     this.stream.write((tty ? '\r\x1b[K' : '') + this.line(this.total, elapsed, extra) + '\n');
+    openLine = null;
   }
 
   private line(done: number, elapsed: number, extra: string): string {

@@ -66,9 +66,9 @@ function jsonl(name: string, lines: string[]): string {
 test('bad data: malformed JSONL line (file:line), missing image, non-PNG image, unknown spec', () => {
   const ok = '{"image": "img/ok.png", "text": "a red circle"}';
   const f1 = jsonl('malformed.jsonl', [ok, ok, '{"text": "a red circle"', ok]);
-  mustFail(['--model', model, '--data', f1], new RegExp(`${f1.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:3: malformed JSON`));
+  mustFail(['--model', model, '--data', f1], new RegExp(`${f1.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`+':3: not valid JSON'));
   const f2 = jsonl('missing.jsonl', [ok, '{"image": "img/nope.png"}']);
-  mustFail(['--model', model, '--data', f2], /missing\.jsonl:2: image .*img\/nope\.png not found$/);
+  mustFail(['--model', model, '--data', f2], /missing\.jsonl:2: image .*img\/nope\.png: no such file$/);
   const f3 = jsonl('notpng.jsonl', ['{"parts": [{"text": "x"}, {"image": "img/not.png"}]}']);
   mustFail(['--model', model, '--data', f3], /notpng\.jsonl:1: image .*img\/not\.png: not a PNG image$/);
   const f4 = jsonl('noparts.jsonl', [ok, '{"parts": []}']);
@@ -113,7 +113,7 @@ test('bad checkpoints: truncated, header lying about offsets, wrong shape, missi
 
 test('bad usage: missing --data, bad --batch', () => {
   mustFail(['--model', model], /--data/);
-  mustFail(['--model', model, '--data', 'shapes:2', '--batch', '0'], /--batch must be a positive integer/);
+  mustFail(['--model', model, '--data', 'shapes:2', '--batch', '0'], /--batch: 0 is outside 1..65536/);
 });
 
 test('an interrupted capture (SIGINT) leaves no partial folder and keeps the previous trace', async () => {

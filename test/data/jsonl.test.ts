@@ -54,8 +54,8 @@ test('JSONL errors name the file and line: malformed JSON, missing image, non-PN
   const dir = setup();
   try {
     const cases: [string, RegExp][] = [
-      ['{"text": "a red', /:2: malformed JSON/],
-      ['{"image": "img/missing.png"}', /:2: image .*missing\.png not found$/],
+      ['{"text": "a red', /:2: not valid JSON/],
+      ['{"image": "img/missing.png"}', /:2: image .*missing\.png: no such file$/],
       ['{"image": "img/fake.png", "text": "x"}', /:2: image .*fake\.png: not a PNG image$/],
       ['{}', /:2: no parts/],
       ['{"parts": []}', /:2: no parts$/],

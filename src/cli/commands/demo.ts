@@ -1,13 +1,16 @@
 import { readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../../util/errors.js';
+import { LIMITS, intOption } from '../../util/limits.js';
+import { guardOutput } from '../../util/output-guard.js';
 
 export interface DemoOptions {
   out: string;
   samples?: number;
   seed?: number;
   progress?: boolean;
+  /** Replace an existing --out folder that is not a demo output (never an input). */
+  force?: boolean;
 }
 
 export interface DemoResult {
@@ -35,6 +38,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   ]);
   const samples = opts.samples ?? SHAPES_DEFAULT_SAMPLES;
   const seed = opts.seed ?? SHAPES_EVAL_SEED;
+  const { DEFAULT_MODEL_DIR } = await import('../../io/checkpoint-files.js');
+  guardOutput(opts.out, 'demo', { force: opts.force, inputs: [DEFAULT_MODEL_DIR] });
   return writeDirAtomic(opts.out, async (dir) => {
     // the trace files go straight into the demo folder (capture writes its own folder atomically, then we move them up)
     const capDir = join(dir, '.capture');
@@ -66,7 +71,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       `wrote ${opts.out}/: routing.parquet samples.parquet meta.json figure.svg figure.png figure.vl.json allocation.csv metrics.json`,
     ];
     return { files: readdirSync(dir).sort(), summary: lines.join('\n') + '\n' };
-  });
+  }, 'demo');
 }
 
 /** One line: mean S, the most specialised layer, and mean router entropy when known. */
@@ -90,23 +95,15 @@ function sparkRows(rows: [number, number | null, number | null][]): string[] {
   return out;
 }
 
-function positiveInt(name: string, max: number) {
-  return (v: string): number => {
-    if (!/^[0-9]+$/.test(v) || Number(v) > max) throw new InputError(`${name}: expected an integer in 0..${max}, got "${v}"`);
-    return Number(v);
-  };
-}
-
 export function register(program: Command): void {
   program
     .command('demo')
     .description('the main job: bundled model + shapes eval data -> trace -> figure, allocation.csv, metrics.json')
     .option('--out <dir>', 'output folder (replaced only when the run succeeds)', 'moescope-demo')
-    .option('--samples <n>', 'number of shapes eval samples (default 256)', positiveInt('--samples', 1e7))
-    .option('--seed <s>', 'shapes seed (default: the eval seed)', positiveInt('--seed', 0xffffffff))
-    .action(async (o: { out: string; samples?: number; seed?: number }) => {
-      if (o.samples === 0) throw new InputError('--samples: must be at least 1');
-      const r = await runDemo({ out: o.out, samples: o.samples, seed: o.seed });
+    .option('--samples <n>', 'number of shapes eval samples (default 256)', intOption('--samples', 1, LIMITS.samples))
+    .option('--seed <s>', 'shapes seed (default: the eval seed)', intOption('--seed', 0, LIMITS.seed))
+    .action(async (o: { out: string; samples?: number; seed?: number; force?: boolean }) => {
+      const r = await runDemo({ out: o.out, samples: o.samples, seed: o.seed, force: o.force });
       process.stdout.write(r.summary);
     });
 }

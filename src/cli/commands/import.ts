@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../../util/errors.js';
+import { guardOutput } from '../../util/output-guard.js';
 import { FORMATS, runImport } from '../../import/run.js';
 import { parseLayerList, readModelConfig } from '../../import/layers.js';
 import type { ImportOptions } from '../../import/options.js';
@@ -22,6 +23,7 @@ interface Flags {
   imagePatches?: string;
   modality?: string;
   microBatch: string;
+  force?: boolean;
 }
 
 function int(flag: string, v: string | undefined, min: number): number | undefined {
@@ -91,6 +93,7 @@ export function register(program: Command): void {
     .option('--modality <file>', 'modality side file (JSONL, one line per sample) for inputs without token ids')
     .option('--micro-batch <b>', 'megatron: sequences per forward pass (tokens are [seq, batch] order)', '1')
     .action(async (format: string, inputs: string[], flags: Flags) => {
+      guardOutput(flags.out, 'trace', { inputs: [...inputs, ...[flags.config, flags.modality].filter((p): p is string => !!p)], force: flags.force });
       const { meta, notes } = await runImport(format, inputs, flags.out, toOptions(flags));
       for (const n of notes) process.stderr.write(`moescope: note: ${n}\n`);
       const toks = Object.entries(meta.tokens).map(([m, n]) => `${m} ${n}`).join(', ');

@@ -4,6 +4,7 @@ import { NORMALIZATIONS, type CountMode, type Normalization } from '../../analys
 import { figureFormat } from '../../render/figure-format.js';
 import { checkWritableParent } from '../../util/atomic.js';
 import { InputError } from '../../util/errors.js';
+import { guardOutput } from '../../util/output-guard.js';
 import { countOption, modalitiesOption, parseList } from './analyze.js';
 
 interface PlotOpts {
@@ -36,6 +37,7 @@ export function register(program: Command): void {
     .option('--columns <n>', 'panels per row')
     .action(async (trace: string, o: PlotOpts) => {
       figureFormat(o.out); // unknown extension: fail before reading anything
+      guardOutput(o.out, 'file', { inputs: [trace] });
       checkWritableParent(o.out);
       const columns = o.columns === undefined ? undefined : Number(o.columns);
       if (columns !== undefined && !(Number.isInteger(columns) && columns > 0)) throw new InputError(`--columns: expected a positive integer, got "${o.columns}"`);

@@ -1,13 +1,6 @@
 import { availableParallelism } from 'node:os';
-import { type Command, InvalidArgumentError } from 'commander';
-import { InputError } from '../../util/errors.js';
-
-function nonNegInt(name: string) {
-  return (v: string): number => {
-    if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
-    return Number(v);
-  };
-}
+import type { Command } from 'commander';
+import { LIMITS, intOption } from '../../util/limits.js';
 
 export function register(program: Command): void {
   program
@@ -15,17 +8,15 @@ export function register(program: Command): void {
     .description('train an efmoe model on the shapes world (AdamW, warmup + cosine, resumable)')
     .requiredOption('--config <file>', 'training config: the model keys of config.json plus the training keys')
     .requiredOption('--out <dir>', 'output folder: model/, train-log.jsonl, loss-curve.png, eval.json, train-state.safetensors')
-    .option('--steps <n>', 'total optimizer steps (overrides the config)', nonNegInt('--steps'))
-    .option('--seed <s>', 'seed of the weights and the training data order (overrides seed and train_seed)', nonNegInt('--seed'))
+    .option('--steps <n>', 'total optimizer steps (overrides the config)', intOption('--steps', 1, LIMITS.steps))
+    .option('--seed <s>', 'seed of the weights and the training data order (overrides seed and train_seed)', intOption('--seed', 0, LIMITS.seed))
     .option('--resume', 'continue the run in --out from its last checkpoint, bit for bit')
-    .option('--stop-at <n>', 'stop after this many steps (checkpointed; continue later with --resume)', nonNegInt('--stop-at'))
-    .option('--workers <n>', 'threads that share each batch: 1 or 2, the result is the same (default: 2 on two or more cores)', nonNegInt('--workers'))
-    .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; stopAt?: number; workers?: number }) => {
+    .option('--stop-at <n>', 'stop after this many steps (checkpointed; continue later with --resume)', intOption('--stop-at', 0, LIMITS.steps))
+    .option('--workers <n>', 'threads that share each batch: 1 or 2, the result is the same (default: 2 on two or more cores)', intOption('--workers', 1, 2))
+    .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; stopAt?: number; workers?: number; force?: boolean }) => {
       const { trainRun } = await import('../../train/train-run.js');
-      if (o.steps === 0) throw new InputError('--steps: must be at least 1');
-      if (o.workers !== undefined && o.workers !== 1 && o.workers !== 2) throw new InputError(`--workers: must be 1 or 2, got ${o.workers}`);
       await trainRun({
-        config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, stopAt: o.stopAt,
+        config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, stopAt: o.stopAt, force: o.force,
         workers: o.workers ?? Math.min(2, availableParallelism()), log: (l) => process.stdout.write(l + '\n'),
       });
     });
