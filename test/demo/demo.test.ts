@@ -58,9 +58,9 @@ test('demo: bundled model + shapes -> every SPEC file, consistent with the trace
   const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
   assert.equal(metrics.layers.length, 24);
   for (const m of metrics.layers) {
-    assert.ok(m.specialization >= 0 && m.specialization <= 1);
-    assert.ok(m.mutualInformation >= 0);
-    assert.ok(m.routerEntropy > 0 && m.routerEntropy <= 3 + 1e-9, `router entropy ${m.routerEntropy} bits of at most log2(8)`);
+    assert.ok(m.S >= 0 && m.S <= 1);
+    assert.ok(m.mi >= 0);
+    assert.ok(m.router.entropy_mean > 0 && m.router.entropy_mean <= 3 + 1e-9, `router entropy ${m.router.entropy_mean} bits of at most log2(8)`);
   }
 
   // same seed -> same numbers; another seed -> other numbers
