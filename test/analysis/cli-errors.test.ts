@@ -53,7 +53,7 @@ const CASES: { name: string; make: (dir: string) => Promise<unknown>; args?: str
   { name: 'empty', make: (d) => makeTrace(d, []), error: /routing\.parquet: empty trace/ },
   { name: 'special-only', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 0, modality: 'text', expert: [1], rep: 0 }]), error: /routing\.parquet: no tokens to group by modality \(the trace has special; choose with --groups\)/ },
   { name: 'no-text-image-in-layer', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 1, modality: 'text', expert: [1], rep: 1 }, { layer: 1, modality: 'image', expert: [1], rep: 1 }]), args: ['--layers', '0'], error: /no text or image tokens in layer 0/ },
-  { name: 'gate-short', make: (d) => makeTrace(d, [{ layer: 0, modality: 'text', expert: [0, 1], gate: [1], rep: 2 }]), args: ['--count', 'gate'], error: /have no usable gate/ },
+  { name: 'gate-short', make: (d) => makeTrace(d, [{ layer: 0, modality: 'text', expert: [0, 1], gate: [1], rep: 2 }]), args: ['--count', 'gate'], error: /--count gate: the trace has no router gates/ },
   { name: 'layer-missing', make: (d) => makeTrace(d, GOOD), args: ['--layers', '0,5'], error: /routing\.parquet: layer 5 is not in the trace \(it has layers 0, 1\)/ },
   { name: 'modality-missing', make: (d) => makeTrace(d, GOOD), args: ['--modalities', 'text,video'], error: /modality "video" is not in the trace/ },
   {
