@@ -1,6 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { gatesRecorded } from '../trace/meta.js';
+import { exactSum } from '../trace/aggregates.js';
 import { aggregatesFor, type AggRelations } from './agg-source.js';
 import type { TraceHandle } from './trace.js';
 import type { CountMode, Counts } from './types.js';
@@ -55,7 +56,7 @@ export async function loadCounts(conn: DuckDBConnection, trace: TraceHandle, mod
   const where = trace.routingPath;
   const agg = await aggregatesFor(conn, trace, by);
   checkCountMode(mode, await choiceOrder(conn, trace));
-  const rows = await rowsOf(conn, `SELECT layer, g, expert, sum(${COUNT_COLUMN[mode]})::DOUBLE, sum(n_gate_bad)::DOUBLE FROM ${agg.counts} GROUP BY ALL`);
+  const rows = await rowsOf(conn, `SELECT layer, g, expert, ${exactSum(COUNT_COLUMN[mode])}, sum(n_gate_bad)::DOUBLE FROM ${agg.counts} GROUP BY ALL`);
   const tok = await rowsOf(conn, `SELECT layer, g, sum(tokens)::DOUBLE, sum(empty)::DOUBLE, bool_or(modality IS NULL) FROM ${agg.tokens} GROUP BY ALL`);
   if (tok.length === 0) throw new InputError(`${where}: empty trace (no routing rows)`);
   const layerSet = new Set<number>();

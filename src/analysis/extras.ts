@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { exactSum } from '../trace/aggregates.js';
 import type { AggRelations } from './agg-source.js';
 import type { ChoiceOrder } from './counts.js';
 import { sqlString } from './db.js';
@@ -49,8 +50,8 @@ export async function layerExtras(conn: DuckDBConnection, agg: AggRelations, lay
 
   // router confidence
   for (const [layer, tokens, gateRows, gateSumOne, gTop1, gMargin, gMarginRows, pTop1, pMargin, pEntropy, probRows] of await rows(conn,
-    `SELECT layer, sum(tokens), sum(gate_rows), sum(gate_sum_one), sum(gate_top1_sum), sum(gate_margin_sum), sum(gate_margin_rows),
-            sum(prob_top1_sum), sum(prob_margin_sum), sum(prob_entropy_sum), sum(prob_rows)
+    `SELECT layer, sum(tokens), sum(gate_rows), sum(gate_sum_one), ${exactSum('gate_top1_sum')}, ${exactSum('gate_margin_sum')}, sum(gate_margin_rows),
+            ${exactSum('prob_top1_sum')}, ${exactSum('prob_margin_sum')}, ${exactSum('prob_entropy_sum')}, sum(prob_rows)
      FROM ${agg.tokens} WHERE ${where} GROUP BY layer`)) {
     const x = out.get(Number(layer))!.router;
     const T = num(tokens), GR = num(gateRows), PR = num(probRows);

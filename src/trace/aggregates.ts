@@ -18,6 +18,13 @@ export const AGG_TABLES = ['counts', 'tokens', 'repeat', 'coact', 'token'] as co
 export type AggTable = (typeof AGG_TABLES)[number];
 
 export const AGG_DIR = 'agg';
+
+/**
+ * A float sum whose result does not depend on the order DuckDB's threads add in (exact DECIMAL
+ * addition of values rounded to 1e-15), so that the same rows give the same bytes.
+ */
+export const exactSum = (expr: string, filter?: string) =>
+  `sum(CASE WHEN ${filter ? `(${filter}) AND ` : ''}(${expr}) IS NOT NULL AND NOT isnan(${expr}) THEN (${expr})::DECIMAL(38, 15) END)::DOUBLE`;
 export const aggFile = (table: AggTable) => `${AGG_DIR}/${table}.parquet`;
 
 /** The keys of every aggregate (SPEC §2 group columns), plus an ad-hoc `--by` column when computed from rows. */
@@ -47,27 +54,27 @@ export function aggregateQueries(base: string, opts: AggSqlOptions): Record<AggT
   const K = opts.topK;
   // few distinct expert lists (E^k small): group rows by their whole list first, then unnest the small result
   const grouped = opts.numExperts ** K <= 1e5;
-  const slotSums = Array.from({ length: K }, (_, s) => `sum(gate[${s + 1}] / gs) FILTER (WHERE ok) AS w${s + 1}`).join(', ');
+  const slotSums = Array.from({ length: K }, (_, s) => `${exactSum(`gate[${s + 1}] / gs`, 'ok')} AS w${s + 1}`).join(', ');
   const slotList = `[${Array.from({ length: K }, (_, s) => `w${s + 1}`).join(', ')}]`;
   const counts = grouped
     ? `SELECT ${k}, e::SMALLINT AS expert, sum(c)::BIGINT AS n_all, (sum(c) FILTER (WHERE slot = 1))::BIGINT AS n_top1,
-          coalesce(sum(w), 0)::DOUBLE AS n_gate, sum(bad)::BIGINT AS n_gate_bad
+          coalesce(${exactSum('w')}, 0)::DOUBLE AS n_gate, sum(bad)::BIGINT AS n_gate_bad
         FROM (SELECT ${k}, unnest(expert) AS e, unnest(generate_series(1, len(expert))) AS slot, c, bad,
                      unnest(list_slice(${slotList}, 1, len(expert))) AS w
               FROM (SELECT ${k}, expert, count(*) AS c, count(*) FILTER (WHERE NOT ok) AS bad, ${slotSums} FROM ${rows} WHERE nk > 0 GROUP BY ALL))
         GROUP BY ALL`
     : `SELECT ${k}, e::SMALLINT AS expert, count(*)::BIGINT AS n_all,
           count(*) FILTER (WHERE slot = 1)::BIGINT AS n_top1,
-          coalesce(sum(w) FILTER (WHERE w IS NOT NULL AND NOT isnan(w)), 0)::DOUBLE AS n_gate,
+          coalesce(${exactSum('w')}, 0)::DOUBLE AS n_gate,
           count(*) FILTER (WHERE w IS NULL OR isnan(w))::BIGINT AS n_gate_bad
         FROM (SELECT ${k}, unnest(expert) AS e, unnest(generate_series(1, len(expert))) AS slot,
                      unnest(CASE WHEN ok THEN list_transform(gate, lambda v: v / gs) ELSE list_transform(expert, lambda v: NULL::DOUBLE) END) AS w
               FROM ${rows} WHERE nk > 0)
         GROUP BY ALL`;
   const prob = opts.hasProb
-    ? `sum(list_max(prob))::DOUBLE AS prob_top1_sum,
-       sum(list_sort(prob, 'DESC')[1] - list_sort(prob, 'DESC')[2]) FILTER (WHERE len(prob) >= 2)::DOUBLE AS prob_margin_sum,
-       sum(-list_sum(list_transform(prob, lambda p: CASE WHEN p > 0 THEN p * log2(p) ELSE 0 END)))::DOUBLE AS prob_entropy_sum,
+    ? `${exactSum('list_max(prob)')} AS prob_top1_sum,
+       ${exactSum(`list_sort(prob, 'DESC')[1] - list_sort(prob, 'DESC')[2]`, 'len(prob) >= 2')} AS prob_margin_sum,
+       ${exactSum('-list_sum(list_transform(prob, lambda p: CASE WHEN p > 0 THEN p * log2(p) ELSE 0 END))')} AS prob_entropy_sum,
        count(prob)::BIGINT AS prob_rows`
     : `NULL::DOUBLE AS prob_top1_sum, NULL::DOUBLE AS prob_margin_sum, NULL::DOUBLE AS prob_entropy_sum, 0::BIGINT AS prob_rows`;
   return {
@@ -76,8 +83,8 @@ export function aggregateQueries(base: string, opts: AggSqlOptions): Record<AggT
         count(*) FILTER (WHERE nk = 0)::BIGINT AS empty,
         count(*) FILTER (WHERE ok)::BIGINT AS gate_rows,
         count(*) FILTER (WHERE ok AND abs(gs - 1) < 1e-3)::BIGINT AS gate_sum_one,
-        coalesce(sum(gate[1]) FILTER (WHERE ok), 0)::DOUBLE AS gate_top1_sum,
-        coalesce(sum(gate[1] - gate[2]) FILTER (WHERE ok AND nk >= 2), 0)::DOUBLE AS gate_margin_sum,
+        coalesce(${exactSum('gate[1]', 'ok')}, 0)::DOUBLE AS gate_top1_sum,
+        coalesce(${exactSum('gate[1] - gate[2]', 'ok AND nk >= 2')}, 0)::DOUBLE AS gate_margin_sum,
         count(*) FILTER (WHERE ok AND nk >= 2)::BIGINT AS gate_margin_rows,
         ${prob}
       FROM ${rows} GROUP BY ALL`,
@@ -140,7 +147,8 @@ export async function writeAggregates(conn: DuckDBConnection, base: string, dir:
   mkdirSync(join(dir, AGG_DIR), { recursive: true });
   const queries = aggregateQueries(base, opts);
   for (const t of AGG_TABLES) {
-    await conn.run(`COPY (${queries[t]}) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
+    // sorted, and floats summed exactly (exactSum), so that the same rows give the same bytes
+    await conn.run(`COPY (SELECT * FROM (${queries[t]}) ORDER BY ALL) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
   }
 }
 
@@ -157,6 +165,6 @@ export function mergeAggregateSql(table: AggTable, files: string[]): string {
     token: ['n'],
   };
   const s = sums[table];
-  const typed = (c: string) => `sum(${c})::${DOUBLE_SUMS.has(c) ? 'DOUBLE' : 'BIGINT'} AS ${c}`;
+  const typed = (c: string) => (DOUBLE_SUMS.has(c) ? `${exactSum(c)} AS ${c}` : `sum(${c})::BIGINT AS ${c}`);
   return `SELECT * EXCLUDE (${s.join(', ')}), ${s.map(typed).join(', ')} FROM ${src} GROUP BY ALL`;
 }

@@ -87,7 +87,7 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
     if (handles.every((h) => h.agg)) {
       mkdirSync(join(dir, 'agg'), { recursive: true });
       for (const t of AGG_TABLES) {
-        await conn.run(`COPY (${mergeAggregateSql(t, handles.map((h) => h.agg![t][0]))}) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
+        await conn.run(`COPY (SELECT * FROM (${mergeAggregateSql(t, handles.map((h) => h.agg![t][0]))}) ORDER BY ALL) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
       }
     } else {
       await aggregatesFromRows(conn, combined, dir);

@@ -63,3 +63,12 @@ test('meta.json values are bounded; --layers ranges are bounded; trace paths are
   // 'good*' must not read the sibling folders good, good2 ...
   oneError(cli(['analyze', 'good*'], tmp), /good\*: trace paths are literal/);
 });
+
+test('the same rows give the same bytes: aggregates and meta.json files', async () => {
+  const gated = rows.map((x, i) => ({ ...x, experts: [i % 4, (i + 1) % 4], gates: [0.55 + (i % 7) / 100, 0.45 - (i % 7) / 100] }));
+  const a = await writeDesign(join(tmp, 'det-a'), { numLayers: 1, numExperts: 4, topK: 2, rows: gated });
+  const b = await writeDesign(join(tmp, 'det-b'), { numLayers: 1, numExperts: 4, topK: 2, rows: gated });
+  const ma = JSON.parse(readFileSync(join(a, 'meta.json'), 'utf8')), mb = JSON.parse(readFileSync(join(b, 'meta.json'), 'utf8'));
+  assert.deepEqual(ma.files, mb.files);
+  assert.ok(Object.keys(ma.files).length >= 7);
+});
