@@ -3,27 +3,35 @@ import type { Counts, LayerMetrics } from './types.js';
 
 const fmt = (x: number | null, d = 3) => (x === null ? '-' : x.toFixed(d));
 
-/** The `moescope analyze` table: one line per layer. */
-export function metricsTable(metrics: readonly LayerMetrics[], modalities: readonly string[]): string {
-  const hasEntropy = metrics.some((m) => m.routerEntropy !== null);
-  const head = ['layer', ...modalities.map((m) => `${m} tok`), 'S', 'S0', 'I(M;E)', 'I/H(M)', 'JSD', 'load CV', 'max/mean', 'active', 'dead', ...(hasEntropy ? ['H(router)'] : [])];
-  const rows = metrics.map((m) => [
-    String(m.layer),
-    ...modalities.map((mod) => String(Math.round(m.tokens[mod] ?? 0))),
-    fmt(m.specialization),
-    fmt(m.specializationBaseline),
-    fmt(m.mutualInformation),
-    fmt(m.mutualInformationNormalized),
-    fmt(m.jsdTextImage),
-    fmt(m.load.cv),
-    fmt(m.load.maxOverMean, 2),
-    `${Math.round(m.load.activeFraction * 100)}%`,
-    m.load.deadExperts.length ? m.load.deadExperts.join(' ') : '-',
-    ...(hasEntropy ? [fmt(m.routerEntropy)] : []),
-  ]);
+/** The `moescope analyze` table: one line per layer (dead experts as a count; their ids are in --json). */
+export function metricsTable(metrics: readonly LayerMetrics[], groups: readonly string[]): string {
+  const has = (f: (m: LayerMetrics) => unknown) => metrics.some((m) => f(m) !== null && f(m) !== undefined);
+  const cols: [string, (m: LayerMetrics) => string][] = [
+    ['layer', (m) => String(m.layer)],
+    ...groups.map((g): [string, (m: LayerMetrics) => string] => [`${g} tok`, (m) => String(Math.round(m.tokens[g] ?? 0))]),
+  ];
+  if (groups.length >= 2) {
+    cols.push(['S', (m) => fmt(m.S)], ['S0', (m) => fmt(m.S0)], ['I(G;E)', (m) => fmt(m.mi)], ['I/H(G)', (m) => fmt(m.mi_norm)], ['JSD', (m) => fmt(m.jsd)]);
+  }
+  cols.push(['load CV', (m) => fmt(m.load.cv)], ['max/mean', (m) => fmt(m.load.max_over_mean, 2)], ['active', (m) => `${Math.round(m.load.active_fraction * 100)}%`], ['dead', (m) => String(m.load.dead)]);
+  if (has((m) => m.router.gate_top1_mean)) cols.push(['top1 gate', (m) => fmt(m.router.gate_top1_mean)]);
+  if (has((m) => m.router.margin_mean)) cols.push(['margin', (m) => fmt(m.router.margin_mean)]);
+  if (has((m) => m.router.entropy_mean)) cols.push(['H(router)', (m) => fmt(m.router.entropy_mean)]);
+  if (has((m) => m.repeat_rate)) cols.push(['repeat', (m) => fmt(m.repeat_rate)], ['chance', (m) => fmt(m.repeat_rate_chance)]);
+  if (has((m) => m.token_specialisation)) cols.push(['tok spec', (m) => fmt(m.token_specialisation)], ['chance', (m) => fmt(m.token_specialisation_chance)]);
+  const head = cols.map(([h]) => h);
+  const rows = metrics.map((m) => cols.map(([, f]) => f(m)));
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(width[i]) : c.padStart(width[i]))).join('  ');
   return [line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Warnings for the summary: layers whose router is close to a tie (SPEC §3 near_uniform). */
+export function routerWarnings(metrics: readonly LayerMetrics[], numExperts: number): string[] {
+  const flat = metrics.filter((m) => m.router.near_uniform === true);
+  if (!flat.length) return [];
+  const list = flat.map((m) => `${m.layer} (${fmt(m.router.top1_prob_mean)})`).join(', ');
+  return [`warning: near-uniform router in layer${flat.length > 1 ? 's' : ''} ${list}: mean top-1 probability within 10% of 1/E = ${fmt(1 / numExperts)}; its choices are close to ties, so read its specialisation with care`];
 }
 
 /**

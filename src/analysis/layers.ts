@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { parseLayerList } from '../util/limits.js';
 
 /** The seed's panels: first, round(2L/3), last (0, 16, 23 for 24 layers). */
 export function figureLayers(numLayers: number): number[] {
@@ -17,18 +18,13 @@ export function resolveLayers(spec: string | undefined, traceLayers: readonly nu
     return [...new Set(figureLayers(numLayers).map(near))];
   }
   if (spec.trim() === 'all') return [...traceLayers];
-  const out: number[] = [];
-  for (const part of spec.split(',').map((s) => s.trim())) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) throw new InputError(`--layers: "${part}" is not a layer index, a range a-b, or "all"`);
-    const a = Number(m[1]), b = m[2] === undefined ? a : Number(m[2]);
-    for (let l = a; l <= b; l++) out.push(l);
-  }
+  // one parser for layer lists (src/util/limits.ts): ranges are bounded before they are expanded
+  const out = parseLayerList('--layers', spec);
   const have = new Set(traceLayers);
   for (const l of out) {
     if (!have.has(l)) throw new InputError(`${where}: layer ${l} is not in the trace (it has layers ${describeLayers(traceLayers)})`);
   }
-  return [...new Set(out)];
+  return out;
 }
 
 function describeLayers(ls: readonly number[]): string {

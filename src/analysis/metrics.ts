@@ -1,3 +1,4 @@
+import type { LayerExtras } from './extras.js';
 import type { Counts, LayerMetrics } from './types.js';
 
 /** Entropy in bits of non-negative weights (normalised here); 0 log 0 = 0. */
@@ -26,46 +27,54 @@ function sumOf(w: ArrayLike<number>): number {
   return s;
 }
 
+/** A layer without the extra metrics (router, repeat, co-activation, token): all null. */
+export function emptyExtras(): LayerExtras {
+  return {
+    router: { gate_top1_mean: null, top1_prob_mean: null, margin_mean: null, entropy_mean: null, near_uniform: null },
+    repeat_rate: null, repeat_rate_chance: null, coactivation: null,
+    token_specialisation: null, token_specialisation_chance: null, token_specialisation_ids: 0,
+  };
+}
+
 /**
- * SPEC §3 metrics of one layer from its E x M counts (pure: small arrays, not rows).
- * `routerEntropy` comes from the trace's `prob` column when it has one.
+ * SPEC §3 metrics of one layer from its E x G counts (pure: small arrays, not rows), joined with
+ * the layer's extras (computed in SQL by extras.ts).
  */
-export function layerMetrics(counts: Counts, li: number, routerEntropy: number | null = null): LayerMetrics {
+export function layerMetrics(counts: Counts, li: number, extras: LayerExtras = emptyExtras()): LayerMetrics {
   const E = counts.numExperts;
   const M = counts.modalities.length;
   const at = (e: number, m: number) => counts.n[(li * E + e) * M + m];
   const perExpert = Array.from({ length: E }, (_, e) => Array.from({ length: M }, (_, m) => at(e, m)));
   const expertTotal = perExpert.map(sumOf);
-  const modalityTotal = Array.from({ length: M }, (_, m) => perExpert.reduce((s, row) => s + row[m], 0));
+  const groupTotal = Array.from({ length: M }, (_, m) => perExpert.reduce((s, row) => s + row[m], 0));
   const N = sumOf(expertTotal);
   const tokens: Record<string, number> = {};
   counts.modalities.forEach((m, mi) => (tokens[m] = counts.tokens[li * M + mi]));
 
   const logM = M >= 2 ? Math.log2(M) : 0;
   const withTokens = perExpert.filter((_, e) => expertTotal[e] > 0);
-  const hM = N > 0 ? entropyBits(modalityTotal) : null;
-  const specialization = logM > 0 && withTokens.length > 0
+  const hM = N > 0 ? entropyBits(groupTotal) : null;
+  const S = logM > 0 && withTokens.length > 0
     ? withTokens.reduce((s, row) => s + (1 - entropyBits(row) / logM), 0) / withTokens.length
     : null;
-  const specializationBaseline = logM > 0 && hM !== null ? 1 - hM / logM : null;
+  const S0 = logM > 0 && hM !== null ? 1 - hM / logM : null;
 
-  // I(M;E) = sum p(e,m) log2 p(e,m) / (p(e) p(m))
+  // I(G;E) = sum p(e,g) log2 p(e,g) / (p(e) p(g))
   let mi: number | null = null;
-  if (N > 0) {
+  if (N > 0 && M >= 2) {
     mi = 0;
     for (let e = 0; e < E; e++)
       for (let m = 0; m < M; m++) {
         const p = perExpert[e][m] / N;
-        if (p > 0) mi += p * Math.log2(p / ((expertTotal[e] / N) * (modalityTotal[m] / N)));
+        if (p > 0) mi += p * Math.log2(p / ((expertTotal[e] / N) * (groupTotal[m] / N)));
       }
     mi = Math.max(0, mi);
   }
   const miNorm = mi !== null && hM !== null && hM > 0 ? mi / hM : null;
 
-  const ti = counts.modalities.indexOf('text');
-  const ii = counts.modalities.indexOf('image');
-  const jsd = ti >= 0 && ii >= 0 && modalityTotal[ti] > 0 && modalityTotal[ii] > 0
-    ? jsdBits(perExpert.map((r) => r[ti]), perExpert.map((r) => r[ii]))
+  // JSD between the first two groups' P(e|g)
+  const jsd = M >= 2 && groupTotal[0] > 0 && groupTotal[1] > 0
+    ? jsdBits(perExpert.map((r) => r[0]), perExpert.map((r) => r[1]))
     : null;
 
   const share = expertTotal.map((t) => (N > 0 ? t / N : 0));
@@ -78,17 +87,29 @@ export function layerMetrics(counts: Counts, li: number, routerEntropy: number |
     layer: counts.layers[li],
     tokens,
     assignments: N,
-    specialization,
-    specializationBaseline,
-    mutualInformation: mi,
-    mutualInformationNormalized: miNorm,
-    modalityEntropy: hM,
-    jsdTextImage: jsd,
-    load: { share, cv, maxOverMean, activeFraction: (E - dead.length) / E, deadExperts: dead },
-    routerEntropy,
+    S,
+    S0,
+    mi,
+    mi_norm: miNorm,
+    h_groups: hM,
+    jsd,
+    load: { share, cv, max_over_mean: maxOverMean, active_fraction: (E - dead.length) / E, dead: dead.length, dead_ids: dead },
+    ...extras,
   };
 }
 
-export function allLayerMetrics(counts: Counts, routerEntropy?: Map<number, number | null>): LayerMetrics[] {
-  return counts.layers.map((l, li) => layerMetrics(counts, li, routerEntropy?.get(l) ?? null));
+/**
+ * Metrics of every layer of `counts`. `extras` per layer (extras.ts); a bare number is a router
+ * entropy alone (the dashboard's older call with router-entropy.ts).
+ */
+export function allLayerMetrics(counts: Counts, extras?: Map<number, LayerExtras | number | null>): LayerMetrics[] {
+  return counts.layers.map((l, li) => {
+    const x = extras?.get(l);
+    if (x === undefined || x === null || typeof x === 'number') {
+      const e = emptyExtras();
+      if (typeof x === 'number') e.router.entropy_mean = x;
+      return layerMetrics(counts, li, e);
+    }
+    return layerMetrics(counts, li, x);
+  });
 }

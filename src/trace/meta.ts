@@ -1,7 +1,9 @@
 import { InputError } from '../util/errors.js';
+import { LIMITS, checkInt } from '../util/limits.js';
+import { MODALITIES } from '../analysis/groups.js';
 
-/** The modalities moescope itself writes; imported traces may add more (`video`, `audio`). */
-export const TRACE_MODALITIES = ['text', 'image', 'special', 'video', 'audio'] as const;
+/** The modalities a trace may hold (one definition: src/analysis/groups.ts). */
+export const TRACE_MODALITIES = MODALITIES;
 
 /** meta.json of a trace folder (SPEC §2). Writers may add keys; readers ignore the ones they do not know. */
 export interface TraceMetaCore {
@@ -11,12 +13,18 @@ export interface TraceMetaCore {
   top_k: number;
   router_scoring: string; // 'softmax', 'sigmoid', ...
   model?: { path: string; config: Record<string, unknown> } | null; // when captured from a checkpoint
-  data: string | Record<string, unknown>; // the data source (spec string, file, importer inputs)
+  data: string | Record<string, unknown> | unknown[]; // the data source (spec string, file, importer inputs)
   tokens: Record<string, number>; // tokens per modality (each token counted once, not once per layer)
   full_probs?: boolean; // routing.parquet has the `prob` column
   samples?: number; // rows of samples.parquet
   rows?: number; // rows of routing.parquet
   layers?: number[]; // the decoder layers that have routing rows (MoE layers), ascending
+  /** `router` (or `router ...`) when gates are the router's weights; otherwise why they are missing. */
+  gates?: string;
+  /** `ranked`: expert ids are in descending router order even without gates (e.g. OLMoE's argsorted ids). */
+  expert_order?: 'ranked' | 'unranked';
+  /** Size and SHA-256 of each data file (relative path -> record); meta.json itself is not listed. */
+  files?: Record<string, FileRecord>;
 }
 
 export interface TraceMeta extends TraceMetaCore {
@@ -27,16 +35,40 @@ export interface TraceMeta extends TraceMetaCore {
 export type TraceMetaInput = Omit<TraceMetaCore, 'tokens' | 'moescope_version' | 'num_experts' | 'top_k'> & Partial<TraceMeta>;
 
 function isCount(v: unknown): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** Check a parsed meta.json; `where` names the file in errors. */
+/** Size and SHA-256 of one file of a trace folder, as recorded in meta.json `files` (SPEC §2). */
+export interface FileRecord {
+  bytes: number;
+  sha256: string;
+}
+
+/** Parse and bound meta.json `files` (absent is fine: hand-written traces). */
+export function parseFileRecords(raw: unknown, where: string): Record<string, FileRecord> | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InputError(`${where}: files must be an object`);
+  const out: Record<string, FileRecord> = {};
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > 1_000_000) throw new InputError(`${where}: files lists more than 1000000 files`);
+  for (const [name, v] of entries) {
+    const r = v as Record<string, unknown>;
+    if (typeof v !== 'object' || v === null || !Number.isSafeInteger(r.bytes) || (r.bytes as number) < 0 || typeof r.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(r.sha256)) {
+      throw new InputError(`${where}: files[${JSON.stringify(name)}] must be {bytes, sha256}`);
+    }
+    if (name.includes('..') || name.startsWith('/') || name.includes('\\')) throw new InputError(`${where}: files has a bad name ${JSON.stringify(name)}`);
+    out[name] = { bytes: r.bytes as number, sha256: r.sha256 };
+  }
+  return out;
+}
+
+/** Check a parsed meta.json; `where` names the file in errors. Every size is bounded (LIMITS) before anyone allocates by it. */
 export function parseTraceMeta(raw: unknown, where: string): TraceMeta {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InputError(`${where}: expected a JSON object`);
   const o = raw as Record<string, unknown>;
-  for (const k of ['num_layers', 'num_experts', 'top_k'] as const) {
-    if (!isCount(o[k]) || o[k] === 0) throw new InputError(`${where}: ${k} must be a positive integer, got ${JSON.stringify(o[k])}`);
-  }
+  checkInt(`${where}: num_layers`, o.num_layers, 1, LIMITS.layers);
+  checkInt(`${where}: num_experts`, o.num_experts, 1, LIMITS.experts);
+  checkInt(`${where}: top_k`, o.top_k, 1, LIMITS.topK);
   if ((o.top_k as number) > (o.num_experts as number)) throw new InputError(`${where}: top_k ${o.top_k} exceeds num_experts ${o.num_experts}`);
   if (typeof o.router_scoring !== 'string') throw new InputError(`${where}: router_scoring must be a string`);
   if (typeof o.moescope_version !== 'string') throw new InputError(`${where}: moescope_version must be a string`);
@@ -45,18 +77,37 @@ export function parseTraceMeta(raw: unknown, where: string): TraceMeta {
     throw new InputError(`${where}: tokens must be an object of counts per modality`);
   }
   if (!('data' in o)) throw new InputError(`${where}: missing key data`);
-  return o as TraceMeta;
+  if (o.gates !== undefined && typeof o.gates !== 'string') throw new InputError(`${where}: gates must be a string`);
+  if (o.expert_order !== undefined && o.expert_order !== 'ranked' && o.expert_order !== 'unranked') {
+    throw new InputError(`${where}: expert_order must be "ranked" or "unranked", got ${JSON.stringify(o.expert_order)}`);
+  }
+  if (o.layers !== undefined) {
+    if (!Array.isArray(o.layers) || o.layers.length > LIMITS.layers) throw new InputError(`${where}: layers must be a list of at most ${LIMITS.layers} layer indices`);
+    o.layers.forEach((l, i) => checkInt(`${where}: layers[${i}]`, l, 0, (o.num_layers as number) - 1));
+  }
+  const files = parseFileRecords(o.files, where);
+  return { ...o, files } as TraceMeta;
+}
+
+/** Whether the trace's gates are the router's weights (absent `gates` key: the gate column decides). */
+export function gatesRecorded(meta: TraceMeta): boolean | undefined {
+  if (meta.gates === undefined) return undefined;
+  return /^router\b/.test(meta.gates);
 }
 
 /** Read and check `<dir>/meta.json` (Node only: imports node:fs lazily so this file stays browser-safe to import types from). */
 export async function readTraceMeta(dir: string): Promise<TraceMeta> {
-  const { readFile } = await import('node:fs/promises');
+  const { readFile, stat } = await import('node:fs/promises');
   const { join } = await import('node:path');
   const where = join(dir, 'meta.json');
   let text: string;
   try {
+    const st = await stat(where);
+    if (!st.isFile()) throw new InputError(`${where}: not a regular file`);
+    if (st.size > LIMITS.jsonBytes) throw new InputError(`${where}: ${st.size} bytes is more than ${LIMITS.jsonBytes}`);
     text = await readFile(where, 'utf8');
-  } catch {
+  } catch (e) {
+    if (e instanceof InputError) throw e;
     throw new InputError(`${dir}: not a trace folder (no meta.json)`);
   }
   let raw: unknown;

@@ -8,6 +8,9 @@ import {
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
+import { MODALITIES } from '../analysis/groups.js';
+import { baseRelation, writeAggregates } from './aggregates.js';
+import { recordFiles } from './files.js';
 
 /**
  * A batch of routing rows (SPEC §2), one per token per MoE layer, in column form.
@@ -32,6 +35,8 @@ export interface SampleRow {
   text: string;
   images: Uint8Array[]; // PNG bytes
   source: string;
+  /** The data domain (SPEC §2 samples.parquet `domain`, e.g. `arxiv`), when the data says. */
+  domain?: string | null;
 }
 
 export interface TraceWriterOptions {
@@ -44,8 +49,9 @@ export interface TraceWriterOptions {
   memoryLimit?: string;
 }
 
-const CODE_NAMES = ['special', 'text', 'image'] as const; // = MODALITY_NAMES (src/data/sample.ts)
+const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
 const TMP_DB = '.trace-tmp.duckdb';
+const AGG_MEMORY = '128MB';
 const CHECKPOINT_ROWS = 1 << 18;
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
 
@@ -90,6 +96,7 @@ export class TraceWriter {
   private rows = 0;
   private lastCheckpoint = 0;
   private samples = 0;
+  private domains = 0;
   /** A CHECKPOINT still running; awaited before the connection is used again. */
   private checkpoint: Promise<void> | null = null;
   private closed = false;
@@ -152,7 +159,7 @@ export class TraceWriter {
       cols.push(`${c.name} ${c.type === 'VARCHAR' ? 'USMALLINT' : 'INTEGER'}`);
     }
     await conn.run(`CREATE TABLE routing (${cols.join(', ')})`);
-    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR)');
+    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR)');
     const ra = await conn.createAppender('routing');
     const sa = await conn.createAppender('samples');
     return new TraceWriter(dir, opts, instance, conn, ra, sa, types);
@@ -272,6 +279,11 @@ export class TraceWriter {
     a.appendVarchar(s.text);
     a.appendList(listValue(s.images.map((b) => blobValue(b))), LIST(BLOB));
     a.appendVarchar(s.source);
+    if (s.domain === undefined || s.domain === null) a.appendNull();
+    else {
+      a.appendVarchar(s.domain);
+      this.domains++;
+    }
     a.endRow();
     this.samples++;
     if (this.samples % 256 === 0) a.flushSync();
@@ -300,7 +312,20 @@ export class TraceWriter {
       }
       const parquet = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880";
       await this.conn.run(`COPY (SELECT ${select.join(', ')} FROM routing) TO ${sqlString(join(this.dir, 'routing.parquet'))} (${parquet})`);
-      await this.conn.run(`COPY (SELECT sample, text, images, source FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
+      const domain = this.domains > 0 ? ', domain' : '';
+      await this.conn.run(`COPY (SELECT sample, text, images, source${domain} FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
+      // aggregates (SPEC §2) from the rows just written: analyze, plot and the dashboard read only these
+      const extra = this.opts.extraColumns ?? [];
+      // read from the temporary table (native storage scans faster than decoding the Parquet just written)
+      const routingRel = `(SELECT ${select.join(', ')} FROM routing)`;
+      const base = baseRelation(routingRel, 'samples', {
+        domain: extra.some((c) => c.name === 'domain' && c.type === 'VARCHAR') ? 'routing' : this.domains > 0 ? 'samples' : null,
+        phase: extra.some((c) => c.name === 'phase' && c.type === 'VARCHAR'),
+        prob: this.opts.fullProbs,
+      });
+      // pairing consecutive positions groups every row once: DuckDB spills it, but needs a little room for 2 threads
+      await this.conn.run(`SET memory_limit = '${AGG_MEMORY}'`);
+      await writeAggregates(this.conn, base, this.dir, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
       let tokens = meta.tokens;
@@ -323,6 +348,7 @@ export class TraceWriter {
         samples: this.samples,
         rows: this.rows,
         layers: meta.layers ?? [...this.layerModalityCounts.keys()].sort((a, b) => a - b),
+        files: recordFiles(this.dir),
       };
       writeFileSync(join(this.dir, 'meta.json'), JSON.stringify(full, null, 2) + '\n');
       return full;

@@ -42,7 +42,7 @@ const GOOD: TokenGroup[] = [
 
 /** Each bad trace, and what the one-line error must say. */
 const CASES: { name: string; make: (dir: string) => Promise<unknown>; args?: string[]; error: RegExp }[] = [
-  { name: 'no-routing', make: (d) => makeTrace(d, GOOD, { noRouting: true }), error: /no-routing: not a trace folder \(no routing\.parquet\)/ },
+  { name: 'no-routing', make: (d) => makeTrace(d, GOOD, { noRouting: true }), error: /no-routing: not a trace folder \(no routing\.parquet or routing\/\)/ },
   { name: 'no-meta', make: (d) => makeTrace(d, GOOD, { meta: null }), error: /no-meta: not a trace folder \(no meta\.json\)/ },
   { name: 'missing-column', make: (d) => makeTrace(d, GOOD, { types: { expert: null } }), error: /routing\.parquet: missing column expert/ },
   { name: 'mistyped-column', make: (d) => makeTrace(d, GOOD, { types: { expert: 'VARCHAR' } }), error: /routing\.parquet: column expert has type VARCHAR, expected SMALLINT\[\]/ },
@@ -51,9 +51,9 @@ const CASES: { name: string; make: (dir: string) => Promise<unknown>; args?: str
   { name: 'negative-expert', make: (d) => makeTrace(d, [...GOOD, { layer: 0, modality: 'text', expert: [-1], rep: 1 }]), error: /expert id -1 in layer 0 is outside 0\.\.7/ },
   { name: 'layer-out-of-range', make: (d) => makeTrace(d, GOOD, { numLayers: 1 }), error: /routing\.parquet: layer 1 is outside 0\.\.0 \(num_layers 1 in meta\.json\)/ },
   { name: 'empty', make: (d) => makeTrace(d, []), error: /routing\.parquet: empty trace/ },
-  { name: 'special-only', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 0, modality: 'text', expert: [1], rep: 0 }]), error: /routing\.parquet: no text or image tokens \(the trace has special; choose with --modalities\)/ },
+  { name: 'special-only', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 0, modality: 'text', expert: [1], rep: 0 }]), error: /routing\.parquet: no tokens to group by modality \(the trace has special; choose with --groups\)/ },
   { name: 'no-text-image-in-layer', make: (d) => makeTrace(d, [{ layer: 0, modality: 'special', expert: [0], rep: 2 }, { layer: 1, modality: 'text', expert: [1], rep: 1 }, { layer: 1, modality: 'image', expert: [1], rep: 1 }]), args: ['--layers', '0'], error: /no text or image tokens in layer 0/ },
-  { name: 'gate-short', make: (d) => makeTrace(d, [{ layer: 0, modality: 'text', expert: [0, 1], gate: [1], rep: 2 }]), args: ['--count', 'gate'], error: /have no usable gate/ },
+  { name: 'gate-short', make: (d) => makeTrace(d, [{ layer: 0, modality: 'text', expert: [0, 1], gate: [1], rep: 2 }]), args: ['--count', 'gate'], error: /--count gate: the trace has no router gates/ },
   { name: 'layer-missing', make: (d) => makeTrace(d, GOOD), args: ['--layers', '0,5'], error: /routing\.parquet: layer 5 is not in the trace \(it has layers 0, 1\)/ },
   { name: 'modality-missing', make: (d) => makeTrace(d, GOOD), args: ['--modalities', 'text,video'], error: /modality "video" is not in the trace/ },
   {
@@ -120,11 +120,11 @@ test('a good trace: analyze prints a table, --json parses, plot writes each form
   const dir = await makeTrace(join(tmp, 'good2'), GOOD);
   const a = moescope(['analyze', dir]);
   assert.equal(a.code, 0, a.stderr);
-  assert.match(a.stdout, /layer\s+text tok\s+image tok\s+S\s+S0\s+I\(M;E\)/);
+  assert.match(a.stdout, /layer\s+text tok\s+image tok\s+S\s+S0\s+I\(G;E\)/);
   const j = JSON.parse(moescope(['analyze', dir, '--json', '--count', 'top1']).stdout);
   assert.equal(j.count, 'top1');
   assert.deepEqual(j.layers.map((l: { layer: number }) => l.layer), [0, 1]);
-  assert.equal(j.layers[0].specialization, 1); // expert 0 text only, expert 1 image only
+  assert.equal(j.layers[0].S, 1); // expert 0 text only, expert 1 image only
   for (const ext of ['svg', 'png', 'vl.json']) {
     const out = join(tmp, `good.${ext}`);
     const r = moescope(['plot', dir, '--out', out]);

@@ -72,7 +72,7 @@ test('modality filter: special is excluded unless asked for, order follows the r
   const tdir = await makeTrace(join(tmp, 'text-only'), [{ layer: 0, modality: 'text', expert: [1], rep: 2 }, { layer: 0, modality: 'special', expert: [0], rep: 1 }]);
   const t = await analyzeTrace(tdir);
   assert.deepEqual(t.counts.modalities, ['text']);
-  assert.equal(t.metrics[0].specialization, null, 'S needs two modalities');
+  assert.equal(t.metrics[0].S, null, 'S needs two modalities');
   await assert.rejects(analyzeTrace(tdir, { modalities: ['text', 'image'] }), /modality "image" is not in the trace/);
 });
 

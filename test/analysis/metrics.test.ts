@@ -19,18 +19,18 @@ test('perfectly specialised experts: S = 1, I = H(M), JSD = 1 bit', async () => 
   for (let e = 0; e < 4; e++) groups.push({ layer: 0, modality: 'text', expert: [e], rep: 10 });
   for (let e = 4; e < 8; e++) groups.push({ layer: 0, modality: 'image', expert: [e], rep: 5 });
   const m = (await analyzeTrace(await makeTrace(join(tmp, 'spec'), groups))).metrics[0];
-  near(m.specialization, 1, 'S');
-  near(m.specializationBaseline, 1 - H2(40 / 60), 'S0'); // pi = (2/3, 1/3): H = 0.918296 bits
-  near(m.specializationBaseline, 0.0817041659455102, 'S0 by hand');
-  near(m.mutualInformation, H2(2 / 3), 'I = H(M) when the expert decides the modality');
-  near(m.mutualInformationNormalized, 1, 'I/H(M)');
-  near(m.jsdTextImage, 1, 'JSD of disjoint supports');
+  near(m.S, 1, 'S');
+  near(m.S0, 1 - H2(40 / 60), 'S0'); // pi = (2/3, 1/3): H = 0.918296 bits
+  near(m.S0, 0.0817041659455102, 'S0 by hand');
+  near(m.mi, H2(2 / 3), 'I = H(M) when the expert decides the modality');
+  near(m.mi_norm, 1, 'I/H(M)');
+  near(m.jsd, 1, 'JSD of disjoint supports');
   // load: f = 1/6 (x4), 1/12 (x4); mean 1/8; |f - 1/8| = 1/24 -> CV = (1/24)/(1/8) = 1/3
   near(m.load.cv, 1 / 3, 'CV');
-  near(m.load.maxOverMean, (1 / 6) / (1 / 8), 'max/mean');
-  assert.equal(m.load.activeFraction, 1);
-  assert.deepEqual(m.load.deadExperts, []);
-  assert.equal(m.routerEntropy, null, 'no prob column');
+  near(m.load.max_over_mean, (1 / 6) / (1 / 8), 'max/mean');
+  assert.equal(m.load.active_fraction, 1);
+  assert.deepEqual(m.load.dead_ids, []);
+  assert.equal(m.router.entropy_mean, null, 'no prob column');
 });
 
 test('a modality-blind router: S = S0, I = 0, JSD = 0; a dead expert is reported and skipped by S', async () => {
@@ -44,18 +44,18 @@ test('a modality-blind router: S = S0, I = 0, JSD = 0; a dead expert is reported
   const a = await analyzeTrace(await makeTrace(join(tmp, 'blind'), groups, { numLayers: 4 }));
   assert.deepEqual(a.counts.layers, [2]);
   const m = a.metrics[0];
-  near(m.specialization, 1 - H2(0.75), 'S');
-  near(m.specializationBaseline, 1 - H2(0.75), 'S0');
-  near(m.mutualInformation, 0, 'I', 1e-12);
-  near(m.jsdTextImage, 0, 'JSD', 1e-12);
-  assert.deepEqual(m.load.deadExperts, [7]);
-  near(m.load.activeFraction, 7 / 8, 'active');
+  near(m.S, 1 - H2(0.75), 'S');
+  near(m.S0, 1 - H2(0.75), 'S0');
+  near(m.mi, 0, 'I', 1e-12);
+  near(m.jsd, 0, 'JSD', 1e-12);
+  assert.deepEqual(m.load.dead_ids, [7]);
+  near(m.load.active_fraction, 7 / 8, 'active');
   // load by a straightforward loop: f_e = 4(e+1) / 112 for e < 7, 0 for e = 7
   const f = Array.from({ length: 8 }, (_, e) => (e < 7 ? (4 * (e + 1)) / 112 : 0));
   let v = 0;
   for (const x of f) v += (x - 1 / 8) ** 2;
   near(m.load.cv, Math.sqrt(v / 8) / (1 / 8), 'CV');
-  near(m.load.maxOverMean, (28 / 112) * 8, 'max/mean');
+  near(m.load.max_over_mean, (28 / 112) * 8, 'max/mean');
   for (let e = 0; e < 8; e++) near(m.load.share[e], f[e], `f_${e}`);
 });
 
@@ -99,13 +99,13 @@ test('every metric of an irregular top-2 trace, under all three counting modes, 
   for (const mode of ['all', 'top1', 'gate'] as const) {
     const m: LayerMetrics = (await analyzeTrace(dir, { count: mode })).metrics[0];
     const want = independent(hand[mode]);
-    near(m.mutualInformation, want.I, `${mode} I`, 1e-6);
-    near(m.jsdTextImage, want.jsd, `${mode} JSD`, 1e-6);
-    near(m.specialization, want.S, `${mode} S`, 1e-6);
-    near(m.specializationBaseline, want.S0, `${mode} S0`, 1e-6);
-    near(m.mutualInformationNormalized, want.I / (1 - want.S0), `${mode} I/H`, 1e-6);
+    near(m.mi, want.I, `${mode} I`, 1e-6);
+    near(m.jsd, want.jsd, `${mode} JSD`, 1e-6);
+    near(m.S, want.S, `${mode} S`, 1e-6);
+    near(m.S0, want.S0, `${mode} S0`, 1e-6);
+    near(m.mi_norm, want.I / (1 - want.S0), `${mode} I/H`, 1e-6);
     const dead = hand[mode].flatMap((r, e) => (sum(r) === 0 ? [e] : []));
-    assert.deepEqual(m.load.deadExperts, dead, mode);
+    assert.deepEqual(m.load.dead_ids, dead, mode);
   }
 });
 
@@ -118,6 +118,6 @@ test('router entropy: mean per-token entropy of prob, in bits, over the analysed
     { layer: 1, modality: 'text', expert: [3], prob: u4, rep: 2 }, // 2 bits
   ];
   const a = await analyzeTrace(await makeTrace(join(tmp, 'probs'), groups, { numExperts: 4 }));
-  near(a.metrics[0].routerEntropy, (3 * 0 + 1 * 1) / 4, 'layer 0', 1e-6);
-  near(a.metrics[1].routerEntropy, 2, 'layer 1', 1e-6);
+  near(a.metrics[0].router.entropy_mean, (3 * 0 + 1 * 1) / 4, 'layer 0', 1e-6);
+  near(a.metrics[1].router.entropy_mean, 2, 'layer 1', 1e-6);
 });

@@ -19,7 +19,7 @@ test('a trace bigger than the DuckDB memory limit is counted exactly (streaming 
   conn.closeSync();
   inst.closeSync();
   writeFileSync(join(dir, 'meta.json'), JSON.stringify({ moescope_version: '0.1.0', num_layers: L, num_experts: E, top_k: 1, router_scoring: 'softmax', data: 'test', tokens: {} }));
-  const a = await analyzeTrace(dir, { memoryLimit: '32MB' });
+  const a = await analyzeTrace(dir, { memoryLimit: '64MB' });
   // by a loop over tokens (not rows of the file): layer l, token t -> expert (t + l) % E
   const want = new Float64Array(L * E * 2);
   for (let t = 0; t < T; t++) {

@@ -16,7 +16,7 @@ function moescope(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const FILES = ['allocation.csv', 'figure.png', 'figure.svg', 'figure.vl.json', 'meta.json', 'metrics.json', 'routing.parquet', 'samples.parquet'];
+const FILES = ['agg', 'allocation.csv', 'figure.png', 'figure.svg', 'figure.vl.json', 'meta.json', 'metrics.json', 'routing.parquet', 'samples.parquet'];
 
 test('demo: bundled model + shapes -> every SPEC file, consistent with the trace, deterministic for a seed', async () => {
   const r = moescope(['demo', '--out', 'd1', '--samples', '6', '--seed', '5']);
@@ -58,9 +58,9 @@ test('demo: bundled model + shapes -> every SPEC file, consistent with the trace
   const metrics = JSON.parse(readFileSync(join(dir, 'metrics.json'), 'utf8'));
   assert.equal(metrics.layers.length, 24);
   for (const m of metrics.layers) {
-    assert.ok(m.specialization >= 0 && m.specialization <= 1);
-    assert.ok(m.mutualInformation >= 0);
-    assert.ok(m.routerEntropy > 0 && m.routerEntropy <= 3 + 1e-9, `router entropy ${m.routerEntropy} bits of at most log2(8)`);
+    assert.ok(m.S >= 0 && m.S <= 1);
+    assert.ok(m.mi >= 0);
+    assert.ok(m.router.entropy_mean > 0 && m.router.entropy_mean <= 3 + 1e-9, `router entropy ${m.router.entropy_mean} bits of at most log2(8)`);
   }
 
   // same seed -> same numbers; another seed -> other numbers

@@ -53,7 +53,7 @@ test('python helper -> import hf -> analyze (safetensors)', { skip }, async () =
   for (const [mode, counts] of [['all', want.all], ['top1', want.top1]] as const) {
     const a = moescope(['analyze', out, '--json', '--count', mode]);
     assert.equal(a.code, 0, a.stderr);
-    const doc = JSON.parse(a.stdout) as { layers: { layer: number; tokens: Record<string, number>; load: { share: number[] }; specialization: number }[] };
+    const doc = JSON.parse(a.stdout) as { layers: { layer: number; tokens: Record<string, number>; load: { share: number[] }; S: number }[] };
     assert.deepEqual(doc.layers.map((l) => l.layer), [1, 3, 4]);
     for (const L of doc.layers) {
       const n = perLayer(counts, L.layer, E);
@@ -70,7 +70,7 @@ test('python helper -> import hf -> analyze (safetensors)', { skip }, async () =
         S += 1 - h; // log2 M = 1 for two modalities
         used++;
       }
-      assert.ok(Math.abs(L.specialization - S / used) < 1e-9, `layer ${L.layer} specialisation (${mode})`);
+      assert.ok(Math.abs(L.S - S / used) < 1e-9, `layer ${L.layer} specialisation (${mode})`);
       assert.equal(L.tokens.text, want.tokens.text);
       assert.equal(L.tokens.image, want.tokens.image);
     }

@@ -150,8 +150,8 @@ describe('moescope serve: API', () => {
     const { status, json } = await getJson(server.url, 'api/metrics');
     assert.equal(status, 200);
     assert.deepEqual(json.layers.map((m: any) => m.layer), [0, 1, 2, 3]);
-    assert.deepEqual(json.layers[0].load.deadExperts, [7]);
-    for (const m of json.layers) assert.ok(m.specialization >= 0 && m.specialization <= 1 && m.jsdTextImage >= 0);
+    assert.deepEqual(json.layers[0].load.dead_ids, [7]);
+    for (const m of json.layers) assert.ok(m.S >= 0 && m.S <= 1 && m.jsd >= 0);
   });
 
   test('missing layers, samples, experts and bad parameters are 4xx with a reason', async () => {

@@ -65,8 +65,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       textBars(figCounts).trimEnd(),
       '',
       'Specialisation S per layer (S0 = no specialisation; 1 = each expert sees one modality):',
-      ...sparkRows(a.metrics.map((m) => [m.layer, m.specialization, m.specializationBaseline])),
-      headline(a.metrics),
+      ...sparkRows(a.metrics.map((m) => [m.layer, m.S, m.S0])),
+      headline(a.metrics.map((m) => ({ layer: m.layer, specialization: m.S, routerEntropy: m.router.entropy_mean }))),
       '',
       `wrote ${opts.out}/: routing.parquet samples.parquet meta.json figure.svg figure.png figure.vl.json allocation.csv metrics.json`,
     ];

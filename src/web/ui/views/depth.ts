@@ -35,20 +35,20 @@ export function depthView(ctx: Context): View {
         if (typeof d.layer === 'number' && typeof d.expert === 'number') ctx.go(`#expert/${d.layer}/${d.expert}`);
       });
       const long = metrics.layers.flatMap((m) => [
-        { layer: m.layer, metric: 'S', value: m.specialization },
-        { layer: m.layer, metric: 'S0 (baseline)', value: m.specializationBaseline },
-        { layer: m.layer, metric: 'I(M;E)', value: m.mutualInformation },
-        { layer: m.layer, metric: 'JSD(text, image)', value: m.jsdTextImage },
+        { layer: m.layer, metric: 'S', value: m.S },
+        { layer: m.layer, metric: 'S0 (baseline)', value: m.S0 },
+        { layer: m.layer, metric: 'I(M;E)', value: m.mi },
+        { layer: m.layer, metric: 'JSD(text, image)', value: m.jsd },
       ]);
       await draw(lines, metricLines(long, { title: 'Modality specialisation by layer' }));
-      const hasEntropy = metrics.layers.some((m) => m.routerEntropy !== null);
+      const hasEntropy = metrics.layers.some((m) => m.router.entropy_mean !== null);
       clear(table, h('table', { class: 'metrics' },
         h('thead', {}, h('tr', {}, ['Layer', 'S', 'S0', 'I(M;E)', 'I/H(M)', 'JSD', 'load CV', 'max/mean', 'active', 'dead', ...(hasEntropy ? ['router H'] : [])].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, metrics.layers.map((m) => h('tr', {},
           h('th', { scope: 'row' }, String(m.layer)),
-          [m.specialization, m.specializationBaseline, m.mutualInformation, m.mutualInformationNormalized, m.jsdTextImage, m.load.cv, m.load.maxOverMean, m.load.activeFraction].map((v) => h('td', {}, fmtNum(v))),
-          h('td', {}, m.load.deadExperts.join(', ') || '–'),
-          hasEntropy ? h('td', {}, fmtNum(m.routerEntropy)) : null,
+          [m.S, m.S0, m.mi, m.mi_norm, m.jsd, m.load.cv, m.load.max_over_mean, m.load.active_fraction].map((v) => h('td', {}, fmtNum(v))),
+          h('td', {}, m.load.dead_ids.join(', ') || '–'),
+          hasEntropy ? h('td', {}, fmtNum(m.router.entropy_mean)) : null,
         )))));
     } catch (e) {
       clear(heat, message(errorText(e), 'error'));

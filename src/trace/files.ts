@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { InputError } from '../util/errors.js';
+import type { FileRecord } from './meta.js';
+
+/**
+ * Files larger than this are checked by size only when reading: hashing them would cost as much as
+ * scanning their rows, which analyze, plot and the dashboard avoid (they read the aggregates, which
+ * are small and always hashed). 8 MiB hashes in a few tens of milliseconds.
+ */
+export const HASH_CHECK_MAX_BYTES = 8 * 1024 * 1024;
+
+/** Characters DuckDB would read as a glob: trace paths are literal (SPEC §6), so they are refused. */
+const GLOB = /[*?[\]{}]/;
+
+export function checkLiteralPath(path: string): void {
+  if (GLOB.test(path)) throw new InputError(`${path}: trace paths are literal; this one has a glob character (* ? [ ] { })`);
+}
+
+/**
+ * The routing files of a trace folder: `routing.parquet`, or every `*.parquet` under `routing/`
+ * (hive-style `key=value/` subfolders allowed), sorted. Only regular files are taken.
+ */
+export function listRoutingFiles(dir: string): { files: string[]; hive: boolean; display: string } {
+  const single = join(dir, 'routing.parquet');
+  const folder = join(dir, 'routing');
+  const hasSingle = existsSync(single);
+  const hasFolder = existsSync(folder) && statSync(folder).isDirectory();
+  if (hasSingle && hasFolder) throw new InputError(`${dir}: has both routing.parquet and routing/ (a trace has one of them)`);
+  if (hasSingle) {
+    if (!statSync(single).isFile()) throw new InputError(`${single}: not a regular file`);
+    return { files: [single], hive: false, display: single };
+  }
+  if (!hasFolder) throw new InputError(`${dir}: not a trace folder (no routing.parquet or routing/)`);
+  const files: string[] = [];
+  let hive = false;
+  const walk = (d: string, depth: number) => {
+    if (depth > 8) throw new InputError(`${d}: routing/ nests too deep`);
+    for (const name of readdirSync(d).sort()) {
+      if (name.startsWith('.')) continue;
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) {
+        if (!name.includes('=')) throw new InputError(`${p}: routing/ subfolders must be hive-style key=value`);
+        hive = true;
+        walk(p, depth + 1);
+      } else if (name.endsWith('.parquet')) {
+        if (!statSync(p).isFile()) throw new InputError(`${p}: not a regular file`);
+        files.push(p);
+      }
+    }
+  };
+  walk(folder, 0);
+  if (files.length === 0) throw new InputError(`${folder}: no Parquet shards (routing/part-*.parquet)`);
+  return { files, hive, display: folder + sep };
+}
+
+export function sha256File(path: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** Every data file of a trace folder (all but meta.json and hidden temporaries), relative with '/' separators. */
+export function traceDataFiles(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      if (name.startsWith('.')) continue;
+      const p = join(d, name);
+      const st = lstatSync(p);
+      if (st.isDirectory()) walk(p);
+      else if (st.isFile() && !(d === dir && name === 'meta.json')) out.push(relative(dir, p).split(sep).join('/'));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** meta.json `files`: size and SHA-256 of every data file. */
+export function recordFiles(dir: string): Record<string, FileRecord> {
+  const files: Record<string, FileRecord> = {};
+  for (const rel of traceDataFiles(dir)) {
+    const p = join(dir, ...rel.split('/'));
+    files[rel] = { bytes: statSync(p).size, sha256: sha256File(p) };
+  }
+  return files;
+}
+
+/**
+ * Check the recorded files of a trace: each exists with its recorded size; hashes too when
+ * `hashes` and the file is small enough that hashing costs little. `only` limits the check to
+ * some files (e.g. those a command reads). A damaged file is an InputError naming it.
+ */
+export function verifyFiles(dir: string, files: Record<string, FileRecord> | undefined, opts: { hashes: boolean; only?: (rel: string) => boolean }): void {
+  if (!files) return;
+  for (const [rel, rec] of Object.entries(files)) {
+    if (opts.only && !opts.only(rel)) continue;
+    const p = join(dir, ...rel.split('/'));
+    if (!existsSync(p)) throw new InputError(`${p}: missing (listed in meta.json files)`);
+    const size = statSync(p).size;
+    if (size !== rec.bytes) throw new InputError(`${p}: damaged (size ${size} bytes, meta.json records ${rec.bytes})`);
+    if (opts.hashes && size <= HASH_CHECK_MAX_BYTES && sha256File(p) !== rec.sha256) {
+      throw new InputError(`${p}: damaged (SHA-256 differs from meta.json)`);
+    }
+  }
+}
