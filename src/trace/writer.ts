@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import duckdb from '@duckdb/node-bindings';
 import {
   ARRAY, BLOB, DuckDBAppender, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, INTEGER, LIST, SMALLINT,
-  FLOAT, USMALLINT, UTINYINT, blobValue, listValue, type DuckDBType,
+  FLOAT, USMALLINT, UTINYINT, VARCHAR, blobValue, listValue, type DuckDBType,
 } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
@@ -32,6 +32,8 @@ export interface SampleRow {
   text: string;
   images: Uint8Array[]; // PNG bytes
   source: string;
+  tokens?: string[] | null; // each position's token string (SPEC §2 `tokens`)
+  image_grids?: number[][] | null; // per image its [t, h, w] grid of image tokens (patch p: row-major)
 }
 
 export interface TraceWriterOptions {
@@ -90,6 +92,7 @@ export class TraceWriter {
   private rows = 0;
   private lastCheckpoint = 0;
   private samples = 0;
+  private readonly sampleColumns = new Set<string>(); // optional samples columns some sample filled
   /** A CHECKPOINT still running; awaited before the connection is used again. */
   private checkpoint: Promise<void> | null = null;
   private closed = false;
@@ -152,7 +155,7 @@ export class TraceWriter {
       cols.push(`${c.name} ${c.type === 'VARCHAR' ? 'USMALLINT' : 'INTEGER'}`);
     }
     await conn.run(`CREATE TABLE routing (${cols.join(', ')})`);
-    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR)');
+    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
     const ra = await conn.createAppender('routing');
     const sa = await conn.createAppender('samples');
     return new TraceWriter(dir, opts, instance, conn, ra, sa, types);
@@ -272,6 +275,14 @@ export class TraceWriter {
     a.appendVarchar(s.text);
     a.appendList(listValue(s.images.map((b) => blobValue(b))), LIST(BLOB));
     a.appendVarchar(s.source);
+    if (s.tokens) {
+      a.appendList(listValue(s.tokens), LIST(VARCHAR));
+      this.sampleColumns.add('tokens');
+    } else a.appendNull();
+    if (s.image_grids) {
+      a.appendList(listValue(s.image_grids.map((g) => listValue(g))), LIST(LIST(INTEGER)));
+      this.sampleColumns.add('image_grids');
+    } else a.appendNull();
     a.endRow();
     this.samples++;
     if (this.samples % 256 === 0) a.flushSync();
@@ -300,7 +311,8 @@ export class TraceWriter {
       }
       const parquet = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880";
       await this.conn.run(`COPY (SELECT ${select.join(', ')} FROM routing) TO ${sqlString(join(this.dir, 'routing.parquet'))} (${parquet})`);
-      await this.conn.run(`COPY (SELECT sample, text, images, source FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
+      const sampleCols = ['sample', 'text', 'images', 'source', ...['tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
+      await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
       let tokens = meta.tokens;
