@@ -1,0 +1,102 @@
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { moescope, query, root, sorted, tmp, traceCounts, type Expected } from './helpers.js';
+
+// Every transformers MoE family the capture helper supports: scripts/families/<family>.py imitates the
+// family's router and MoE block (real class/attribute names, return values, shapes; the modeling
+// file is cited at the top of each), python/moescope_capture.py captures it, `moescope import hf`
+// imports it. Expected counts come from what each block dispatched (scripts/families/common.py
+// Dispatch), not from anything the helper saved. The committed captures under
+// test/fixtures/families/ need no torch; with /usr/bin/python3 + torch the script is also re-run.
+
+const FIX = join(root, 'test/fixtures/families');
+const PY = '/usr/bin/python3';
+const hasTorch = spawnSync(PY, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+const skipPy = hasTorch ? false : `${PY} has no torch (apt install python3-torch python3-numpy)`;
+
+interface FamilyExpected extends Expected {
+  gate_sum: Record<string, number>;
+  layers: number[];
+  plain_topk_mismatch: number;
+  samples: number;
+  token_strings: string[][];
+  image_grids: (number[][] | null)[];
+}
+
+const variants = readdirSync(FIX).filter((d) => existsSync(join(FIX, d, 'expected.json'))).sort();
+
+/** Families whose block picks experts with a selection bias / groups: hooking the gate would be wrong. */
+const BIASED = ['deepseek_v3-5x', 'glm4_moe-5x', 'minimax_m2-5x', 'deepseek_v3-4x', 'glm4_moe-4x'];
+
+async function check(variant: string, capture: string, want: FamilyExpected): Promise<void> {
+  const out = join(tmp('moescope-fam-'), 'trace');
+  const r = moescope(['import', 'hf', capture, '--out', out]);
+  assert.equal(r.code, 0, `${variant}: ${r.stderr}`);
+  const got = await traceCounts(out);
+  assert.equal(got.rows, want.rows, `${variant}: rows`);
+  assert.deepEqual(sorted(got.tokens), sorted(want.tokens), `${variant}: tokens per modality`);
+  assert.deepEqual(sorted(got.all), sorted(want.all), `${variant}: experts per (layer, expert, modality)`);
+  assert.deepEqual(sorted(got.top1), sorted(want.top1), `${variant}: top-1 per (layer, expert, modality)`);
+  assert.deepEqual(got.meta.layers, want.layers, `${variant}: decoder layers`);
+  // gate weights: the ones the block multiplied expert outputs by
+  const p = `'${join(out, 'routing.parquet')}'`;
+  const sums = await query(`SELECT layer, e, sum(g)::DOUBLE AS s FROM (SELECT layer, unnest(expert) AS e, unnest(gate) AS g FROM ${p}) GROUP BY ALL`);
+  assert.equal(sums.length, Object.keys(want.gate_sum).length, `${variant}: (layer, expert) pairs with gates`);
+  for (const row of sums) {
+    const w = want.gate_sum[`${row.layer}/${row.e}`];
+    assert.ok(w !== undefined && Math.abs(Number(row.s) - w) <= 1e-4 * Math.max(1, Math.abs(w)), `${variant}: gate sum of layer ${row.layer} expert ${row.e}: ${row.s} vs ${w}`);
+  }
+  // token strings per position, in samples.parquet
+  const s = `'${join(out, 'samples.parquet')}'`;
+  const samples = await query(`SELECT sample, tokens FROM ${s} ORDER BY sample`);
+  assert.equal(samples.length, want.samples);
+  samples.forEach((row, i) => assert.deepEqual(row.tokens, want.token_strings[i], `${variant}: tokens of sample ${i}`));
+}
+
+for (const variant of variants) {
+  test(`family ${variant}: captured routing = what the block dispatched (committed capture)`, async () => {
+    const want = JSON.parse(readFileSync(join(FIX, variant, 'expected.json'), 'utf8')) as FamilyExpected;
+    await check(variant, join(FIX, variant, 'capture'), want);
+    if (BIASED.includes(variant)) assert.ok(want.plain_topk_mismatch > 0, `${variant}: the fixture must route differently from a plain top-k`);
+  });
+}
+
+test('every family of the docs table has a fixture', () => {
+  const doc = readFileSync(join(root, 'docs/importers.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Model families (Python helper)'));
+  assert.ok(section.length > 100, 'docs/importers.md has the families section');
+  for (const fam of ['mixtral', 'qwen2_moe', 'qwen3_moe', 'qwen3_vl_moe', 'olmoe', 'deepseek_v2', 'deepseek_v3', 'llama4', 'gpt_oss', 'glm4_moe', 'phimoe', 'granitemoe', 'dbrx', 'jamba']) {
+    assert.ok(variants.some((v) => v.startsWith(`${fam}-`)), `fixture for ${fam}`);
+    assert.ok(section.includes(`\`${fam}\``), `docs row for ${fam}`);
+  }
+});
+
+test('family fixtures re-made by scripts/families with torch import to the block decisions', { skip: skipPy }, async () => {
+  const dir = tmp('moescope-famgen-');
+  const pick = ['deepseek_v3-5x', 'llama4-4x', 'gpt_oss-4x', 'granitemoe-4x', 'phimoe-4x', 'qwen3_vl_moe-4x'];
+  const r = spawnSync(PY, [join(root, 'scripts/families/make_family_fixtures.py'), '--out', dir, ...pick], { encoding: 'utf8', timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+  for (const v of pick) {
+    const want = JSON.parse(readFileSync(join(dir, v, 'expected.json'), 'utf8')) as FamilyExpected;
+    await check(v, join(dir, v, 'capture'), want);
+  }
+});
+
+test('a model family the helper does not know is refused by name', { skip: skipPy }, () => {
+  const code = [
+    'import sys, torch',
+    `sys.path.insert(0, ${JSON.stringify(join(root, 'python'))})`,
+    'from moescope_capture import RoutingCapture',
+    'class Cfg(dict):',
+    '    def to_dict(self): return dict(self)',
+    'm = torch.nn.Module(); m.config = Cfg(model_type="qwen3_next", num_experts=4)',
+    'RoutingCapture(m, "/nonexistent-never-written")',
+  ].join('\n');
+  const r = spawnSync(PY, ['-c', code], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /ValueError: model_type 'qwen3_next' is not a MoE family moescope_capture knows/);
+  assert.ok(!existsSync('/nonexistent-never-written'));
+});
