@@ -91,7 +91,7 @@ _ALIASES = {
     "granitemoehybrid": "granitemoe", "deepseek_v32": None,
 }
 # families whose gate returns only logits while the block picks experts elsewhere: never recomputed
-_NO_INLINE = ("deepseek_v3", "glm4_moe", "minimax_m2", "deepseek_v2", "llama4", "gpt_oss", "phimoe", "granitemoe", "dbrx")
+_NO_INLINE = ("deepseek_v3", "glm4_moe", "minimax_m2", "deepseek_v2", "gpt_oss", "phimoe", "granitemoe", "dbrx")
 
 
 def resolve_family(cfg, family=None):
@@ -412,9 +412,14 @@ class RoutingCapture:
     def _parse(self, where, router, output):
         fam = self.family
         k = getattr(router, "top_k", None) or self.k
+        if fam == "llama4" and isinstance(output, torch.Tensor):
+            # 4.51: router is a plain Linear; Llama4TextMoe.forward takes topk of the raw logits and
+            # sigmoid of the chosen ones (the others are scattered to -inf, sigmoid 0)
+            logits = output.reshape(-1, output.shape[-1])
+            top, idx = torch.topk(logits, k, dim=1)
+            return _np(idx).astype(np.int32), _np(torch.sigmoid(top.float())).astype(np.float32), _np(logits).astype(np.float32)
         if fam == "llama4":
-            ids, w, logits = _llama4(where, output, k)
-            return ids, w, logits
+            return _llama4(where, output, k)
         if fam == "granitemoe" and isinstance(output, (tuple, list)) and len(output) == 5:
             return _granite(where, output, k)
         if isinstance(output, torch.Tensor) and output.is_floating_point():

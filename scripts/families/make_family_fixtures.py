@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 from common import BOS, IMG, IMG_END, IMG_START, PAD, V  # noqa: E402
 from moescope_capture import RoutingCapture  # noqa: E402
 
-FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "minimax_m2", "jamba"]
+FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "minimax_m2", "llama4", "gpt_oss", "phimoe", "granitemoe", "dbrx", "jamba"]
 VOCAB = ["<pad>", "<s>", "</s>", "<img>", "</img>", "<image>"] + [f"w{i}" for i in range(6, V)]
 
 
