@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "python"))
 from common import BOS, IMG, IMG_END, IMG_START, PAD, V  # noqa: E402
 from moescope_capture import RoutingCapture  # noqa: E402
 
-FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "minimax_m2", "llama4", "gpt_oss", "phimoe", "granitemoe", "dbrx", "jamba"]
+FAMILIES = ["mixtral", "qwen2_moe", "qwen3_moe", "qwen3_vl_moe", "olmoe", "deepseek_v2", "deepseek_v3", "glm4_moe", "minimax_m2", "llama4", "gpt_oss", "phimoe", "granitemoe", "dbrx", "jamba"]
 VOCAB = ["<pad>", "<s>", "</s>", "<img>", "</img>", "<image>"] + [f"w{i}" for i in range(6, V)]
 
 
@@ -74,7 +74,7 @@ def run(variant, builder, mod, out_root):
         for bi, batch in enumerate(batches):
             ids, mask = pad(batch["seqs"])
             toks = [[VOCAB[i] for i in row] for row in ids.tolist()]
-            extra = {k: v for k, v in batch.items() if k != "seqs"}
+            extra = {k: v for k, v in batch.items() if k not in ("seqs", "image_grids_expected")}
             cap.inputs(ids, attention_mask=mask, texts=[f"{variant} batch {bi} seq {i}" for i in range(len(ids))],
                        tokens=toks, **extra)
             for blk in model.moe_blocks.values():

@@ -64,6 +64,37 @@ for (const variant of variants) {
   });
 }
 
+test('vision-language capture: images as PNG, token strings and merged patch grids in samples.parquet', async () => {
+  const v = 'qwen3_vl_moe-4x';
+  const want = JSON.parse(readFileSync(join(FIX, v, 'expected.json'), 'utf8')) as FamilyExpected;
+  const out = join(tmp('moescope-vlm-'), 'trace');
+  const r = moescope(['import', 'hf', join(FIX, v, 'capture'), '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = await query(`SELECT sample, images, image_grids, tokens FROM '${join(out, 'samples.parquet')}' ORDER BY sample`);
+  assert.equal(rows.length, 3);
+  const PATCH = 16, MERGE = 2; // scripts/families/qwen3_vl_moe.py: 16-pixel patches, 2x2 merge
+  rows.forEach((row, i) => {
+    const grids = row.image_grids as number[][];
+    assert.deepEqual(grids, want.image_grids[i], `sample ${i} grids = image_grid_thw / spatial_merge_size`);
+    const images = row.images as Uint8Array[];
+    assert.equal(images.length, grids.length, `sample ${i}: one PNG per grid`);
+    images.forEach((png, j) => {
+      assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47], 'PNG signature');
+      const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
+      const [w, h] = [dv.getUint32(16), dv.getUint32(20)];
+      assert.deepEqual([h, w], [grids[j][1] * MERGE * PATCH, grids[j][2] * MERGE * PATCH], `sample ${i} image ${j}: pixels = grid x merge x patch`);
+    });
+    assert.deepEqual(row.tokens, want.token_strings[i]);
+  });
+  // image tokens per sample = the grids' token counts (patch index restarts per image)
+  const per = await query(`SELECT sample, count(*)::INTEGER AS n, max(token)::INTEGER AS top FROM '${join(out, 'routing.parquet')}' WHERE modality = 'image' AND layer = 0 GROUP BY sample ORDER BY sample`);
+  per.forEach((p, i) => {
+    const n = want.image_grids[i]!.reduce((a, g) => a + g[0] * g[1] * g[2], 0);
+    assert.equal(p.n, n, `sample ${i}: image tokens`);
+    assert.equal(p.top, n - 1, `sample ${i}: patch index`);
+  });
+});
+
 test('every family of the docs table has a fixture', () => {
   const doc = readFileSync(join(root, 'docs/importers.md'), 'utf8');
   const section = doc.slice(doc.indexOf('## Model families (Python helper)'));
