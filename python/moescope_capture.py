@@ -638,7 +638,7 @@ _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-def convert_moellava(dump, out_dir, moe_layers=None, num_layers=None, image_patches=576, num_experts=None):
+def convert_moellava(dump, out_dir, moe_layers=None, num_layers=None, image_patches=576, num_experts=None, special_ids=None):
     """A MoE-LLaVA `--return_gating_logit` dump (torch.save of {i: {gating_logit, images, input_ids,
     output_ids}}, moellava/eval/model_vqa*.py) -> a capture folder for `moescope import hf`.
 
@@ -662,6 +662,8 @@ def convert_moellava(dump, out_dir, moe_layers=None, num_layers=None, image_patc
         "gates": "router softmax probability of the argmax expert (DeepSpeed top2gating samples the second expert with Gumbel noise: not recorded)",
         "recorded": "MoE-LLaVA gating_logit (DeepSpeed TopKGate.wg output), top-1 = argmax",
     }
+    if special_ids is not None:
+        manifest["special_ids"] = sorted(int(i) for i in special_ids)
     layers_seen = None
     for n, (key, v) in enumerate(data.items()):
         where = f"{dump}: sample {key!r}"

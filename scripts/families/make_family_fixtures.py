@@ -112,6 +112,47 @@ def run(variant, builder, mod, out_root):
     return exp
 
 
+def run_moellava(out_root, keep_dump=False):
+    """MoE-LLaVA: the dump (scripts/families/moellava.py) -> convert_moellava -> capture folder."""
+    import tempfile
+    import moellava
+    from moescope_capture import convert_moellava
+    out = os.path.join(out_root, "moellava")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    tmpd = tempfile.mkdtemp()
+    dump = os.path.join(out if keep_dump else tmpd, "sciqa_gating.pt")
+    data, truth, layers = moellava.make_dump(dump)
+    convert_moellava(dump, os.path.join(out, "capture"), moe_layers=layers, num_layers=moellava.L,
+                     image_patches=moellava.PATCHES, special_ids=[moellava.BOS])
+    shutil.rmtree(tmpd, ignore_errors=True)
+    exp = {"all": {}, "top1": {}, "gate_sum": {}, "tokens": {}, "rows": 0, "samples": len(data), "layers": layers,
+           "plain_topk_mismatch": 0, "family_module": "scripts/families/moellava.py", "token_strings": [], "image_grids": []}
+    for (key, v), t in zip(data.items(), truth):
+        out_ids = v["output_ids"][0].tolist()
+        rows = []
+        for tok in out_ids:
+            rows.extend(["image"] * moellava.PATCHES if tok == moellava.IMAGE_TOKEN_INDEX else ["special" if tok == moellava.BOS else "text"])
+        rows = rows[:-1]  # the last generated token never went through the model
+        exp["token_strings"].append(None)
+        n_img = out_ids.count(moellava.IMAGE_TOKEN_INDEX)
+        exp["image_grids"].append([[1, moellava.SIDE, moellava.SIDE]] * n_img if n_img else None)
+        for md in rows:
+            exp["tokens"][md] = exp["tokens"].get(md, 0) + 1
+        for layer in layers:
+            experts, gates = t[layer]
+            if len(experts) != len(rows):
+                raise SystemExit(f"moellava: layer {layer} routed {len(experts)} rows, expected {len(rows)}")
+            for e, w, md in zip(experts, gates, rows):
+                exp["rows"] += 1
+                bump(exp["all"], f"{layer}/{e}/{md}", 1)
+                bump(exp["top1"], f"{layer}/{e}/{md}", 1)
+                bump(exp["gate_sum"], f"{layer}/{e}", w)
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(exp, f, indent=1, sort_keys=True)
+    print(f"moellava: {exp['rows']} rows, layers {layers}")
+
+
 def bump(d, k, v):
     d[k] = d.get(k, 0) + v
 
@@ -122,6 +163,8 @@ def main():
     if args[:1] == ["--out"]:
         out_root, args = args[1], args[2:]
     want = set(args)
+    if not want or "moellava" in want:
+        run_moellava(out_root, keep_dump="--keep-dump" in want)
     for fam in FAMILIES:
         mod = importlib.import_module(fam)
         for variant, builder in mod.VARIANTS.items():

@@ -51,9 +51,13 @@ async function check(variant: string, capture: string, want: FamilyExpected): Pr
   }
   // token strings per position, in samples.parquet
   const s = `'${join(out, 'samples.parquet')}'`;
-  const samples = await query(`SELECT sample, tokens FROM ${s} ORDER BY sample`);
+  const samples = await query(`SELECT * FROM ${s} ORDER BY sample`);
   assert.equal(samples.length, want.samples);
-  samples.forEach((row, i) => assert.deepEqual(row.tokens, want.token_strings[i], `${variant}: tokens of sample ${i}`));
+  samples.forEach((row, i) => {
+    assert.deepEqual(row.tokens ?? null, want.token_strings[i], `${variant}: tokens of sample ${i}`);
+    assert.deepEqual(row.image_grids ?? null, want.image_grids[i] ?? null, `${variant}: image grids of sample ${i}`);
+    assert.equal((row.images as unknown[]).length, (want.image_grids[i] ?? []).length, `${variant}: images of sample ${i}`);
+  });
 }
 
 for (const variant of variants) {
@@ -107,13 +111,37 @@ test('every family of the docs table has a fixture', () => {
 
 test('family fixtures re-made by scripts/families with torch import to the block decisions', { skip: skipPy }, async () => {
   const dir = tmp('moescope-famgen-');
-  const pick = ['deepseek_v3-5x', 'llama4-4x', 'gpt_oss-4x', 'granitemoe-4x', 'phimoe-4x', 'qwen3_vl_moe-4x'];
+  const pick = ['deepseek_v3-5x', 'glm4_moe-5x', 'llama4-4x', 'gpt_oss-4x', 'granitemoe-4x', 'phimoe-4x', 'qwen3_vl_moe-4x', 'moellava'];
   const r = spawnSync(PY, [join(root, 'scripts/families/make_family_fixtures.py'), '--out', dir, ...pick], { encoding: 'utf8', timeout: 300_000 });
   assert.equal(r.status, 0, r.stderr);
   for (const v of pick) {
     const want = JSON.parse(readFileSync(join(dir, v, 'expected.json'), 'utf8')) as FamilyExpected;
     await check(v, join(dir, v, 'capture'), want);
   }
+});
+
+test('MoE-LLaVA dumps: convert_moellava refuses what it cannot place', { skip: skipPy }, () => {
+  const code = (body: string) => [
+    'import sys, torch',
+    `sys.path.insert(0, ${JSON.stringify(join(root, 'python'))})`,
+    'from moescope_capture import convert_moellava',
+    'g = [torch.randn(9, 4), torch.randn(9, 4)]',
+    body,
+  ].join('\n');
+  const out = join(tmp('moescope-llava-'), 'cap');
+  // no moe_layers and no layer_indices in the dump: which decoder layers? refused
+  let r = spawnSync(PY, ['-c', code(`convert_moellava({0: dict(gating_logit=g, images=None, input_ids=torch.ones(1, 5, dtype=torch.long), output_ids=torch.ones(1, 10, dtype=torch.long))}, ${JSON.stringify(out)})`)], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /pass moe_layers=/);
+  // rows must be the expanded output_ids minus the last token: 10 ids -> 9 rows is right, 12 is not
+  r = spawnSync(PY, ['-c', code(`convert_moellava({0: dict(gating_logit=g, images=None, input_ids=torch.ones(1, 5, dtype=torch.long), output_ids=torch.ones(1, 12, dtype=torch.long))}, ${JSON.stringify(out)}, moe_layers=[1, 3])`)], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /gating_logit has 9 rows but output_ids expand to 12 tokens/);
+  r = spawnSync(PY, ['-c', code(`convert_moellava({0: dict(gating_logit=g, images=None, input_ids=torch.ones(1, 5, dtype=torch.long), output_ids=torch.ones(1, 10, dtype=torch.long))}, ${JSON.stringify(out)}, moe_layers=[1, 3])`)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const m = JSON.parse(readFileSync(join(out, 'moescope_routing.json'), 'utf8')) as { top_k: number; moe_layers: number[] };
+  assert.equal(m.top_k, 1, 'only the argmax expert is known from the logits');
+  assert.deepEqual(m.moe_layers, [1, 3]);
 });
 
 test('a model family the helper does not know is refused by name', { skip: skipPy }, () => {
