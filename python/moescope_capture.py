@@ -417,7 +417,8 @@ class RoutingCapture:
             # sigmoid of the chosen ones (the others are scattered to -inf, sigmoid 0)
             logits = output.reshape(-1, output.shape[-1])
             top, idx = torch.topk(logits, k, dim=1)
-            return _np(idx).astype(np.int32), _np(torch.sigmoid(top.float())).astype(np.float32), _np(logits).astype(np.float32)
+            w = torch.sigmoid(top.float()).to(output.dtype)
+            return _np(idx).astype(np.int32), _np(w).astype(np.float32), _np(logits).astype(np.float32)
         if fam == "llama4":
             return _llama4(where, output, k)
         if fam == "granitemoe" and isinstance(output, (tuple, list)) and len(output) == 5:
@@ -440,6 +441,7 @@ class RoutingCapture:
             w, idx = torch.topk(probs, k, dim=-1)
             if renorm:
                 w = w / w.sum(dim=-1, keepdim=True)
+            w = w.to(output.dtype)  # the block casts its weights back to the hidden dtype before using them
             return _np(idx).astype(np.int32), _np(w).astype(np.float32), _np(logits).astype(np.float32)
         if fam == "generic" and isinstance(output, torch.Tensor):
             raise RuntimeError(f"{where}: an integer tensor alone has no weights")

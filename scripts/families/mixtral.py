@@ -110,3 +110,12 @@ def build_5x():
 
 
 VARIANTS = {"mixtral-4x": build_4x, "mixtral-5x": build_5x}
+
+
+def build_4x_bf16():
+    """Mixtral 4.x as usually loaded (torch_dtype=torch.bfloat16): logits in bf16, softmax in float32,
+    the renormalised weights cast back to bf16 before they scale the experts."""
+    return build_4x().to(torch.bfloat16)
+
+
+VARIANTS["mixtral-4x-bf16"] = build_4x_bf16
