@@ -311,6 +311,7 @@ class RoutingCapture:
             "moe_layers": sorted(self.blocks),
             "model_type": text.get("model_type"),
             "config": cfg,
+            "gates": "router",  # the weights the block multiplied the experts by (SPEC: router weights)
             "batches": [],
         }
         if special_ids is not None:
