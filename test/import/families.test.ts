@@ -145,6 +145,28 @@ test('MoE-LLaVA dumps: convert_moellava refuses what it cannot place', { skip: s
   assert.deepEqual(m.moe_layers, [1, 3]);
 });
 
+test('a biased family whose gate returns only logits and whose top-k the helper cannot find is refused, not recomputed', { skip: skipPy }, () => {
+  // DeepSeek-V3 5.x with route_tokens_to_experts hidden: what is left is a logits-only gate
+  const code = [
+    'import sys, torch',
+    `sys.path.insert(0, ${JSON.stringify(join(root, 'python'))}); sys.path.insert(0, ${JSON.stringify(join(root, 'scripts/families'))})`,
+    'from moescope_capture import RoutingCapture',
+    'import deepseek_v3',
+    'm = deepseek_v3.VARIANTS["deepseek_v3-5x"]()',
+    'blk = m.moe_blocks[1]',
+    'route = type(blk).route_tokens_to_experts',
+    'del type(blk).route_tokens_to_experts',
+    'blk.pick = route.__get__(blk)',
+    'blk.forward = lambda h: blk.experts(h.view(-1, h.shape[-1]), *blk.pick(blk.gate(h))).view(*h.shape)',
+    `with RoutingCapture(m, ${JSON.stringify(join(tmp('moescope-refuse-'), 'cap'))}) as cap:`,
+    '    ids = torch.tensor([[1, 7, 9, 11]]); cap.inputs(ids)',
+    '    m(ids)',
+  ].join('\n');
+  const r = spawnSync(PY, ['-c', code], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0, 'must not capture');
+  assert.match(r.stderr, /returned only logits, and a DeepSeek-V3 block picks its experts elsewhere .*refusing to guess/);
+});
+
 test('a model family the helper does not know is refused by name', { skip: skipPy }, () => {
   const code = [
     'import sys, torch',
