@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
+import type { SampleExtras } from './sink.js';
 
 /**
  * What python/moescope_capture.py records per sample besides routing (manifest version 2): the
@@ -15,11 +16,6 @@ export interface HfBatchExtras {
   image_grids?: unknown;
 }
 
-export interface SampleExtras {
-  images: Uint8Array[];
-  tokens: string[] | null;
-  imageGrids: number[][] | null;
-}
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const MAX_IMAGE_BYTES = 64 * 1024 * 1024;

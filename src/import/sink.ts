@@ -3,7 +3,13 @@ import { TraceWriter } from '../trace/writer.js';
 import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
 import { MOD_NAMES } from './modality.js';
 import type { Routed } from './routing.js';
-import type { SampleExtras } from './hf-extras.js';
+
+/** What a sample may carry besides its text (SPEC §2 samples.parquet `images`, `tokens`, and `image_grids`). */
+export interface SampleExtras {
+  images: Uint8Array[]; // PNG bytes
+  tokens: string[] | null; // one string per position
+  imageGrids: number[][] | null; // per image [t, h, w] in image tokens
+}
 
 /** Rows of one sample in one decoder layer (or several layers, `layer` per row). */
 export interface LayerRows {
