@@ -330,8 +330,12 @@ class RoutingCapture:
     # -- context manager -------------------------------------------------------------------
     def __enter__(self):
         os.makedirs(self.out_dir, exist_ok=True)
-        for layer, block in sorted(self.blocks.items()):
-            self._attach(layer, block)
+        try:
+            for layer, block in sorted(self.blocks.items()):
+                self._attach(layer, block)
+        except BaseException:
+            self._detach()  # leave the model as it was
+            raise
         self.manifest["recorded"] = {str(l): h for l, h in sorted(self._how.items())}
         return self
 
@@ -339,7 +343,7 @@ class RoutingCapture:
         self._detach()
         if exc_type is None:
             self.flush()
-        self._write_manifest()
+            self._write_manifest()
         return False
 
     def _detach(self):
