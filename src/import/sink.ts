@@ -4,6 +4,13 @@ import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
 import { MOD_NAMES } from './modality.js';
 import type { Routed } from './routing.js';
 
+/** What a sample may carry besides its text (SPEC §2 samples.parquet `images`, `tokens`, and `image_grids`). */
+export interface SampleExtras {
+  images: Uint8Array[]; // PNG bytes
+  tokens: string[] | null; // one string per position
+  imageGrids: number[][] | null; // per image [t, h, w] in image tokens
+}
+
 /** Rows of one sample in one decoder layer (or several layers, `layer` per row). */
 export interface LayerRows {
   where: string; // file and record, for messages
@@ -39,7 +46,7 @@ export class ImportSink {
   private maxExpert = -1;
   private maxLayer = -1;
   private nextSample = 0;
-  private pendingSamples: { sample: number; text: string; source: string }[] = [];
+  private pendingSamples: { sample: number; text: string; source: string; extras?: SampleExtras }[] = [];
   private buf: LayerRows[] = [];
   private bufRows = 0;
   private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
@@ -61,9 +68,9 @@ export class ImportSink {
   }
 
   /** Record a sample (samples.parquet) and return its index. */
-  async addSample(text: string, source: string): Promise<number> {
+  async addSample(text: string, source: string, extras?: SampleExtras): Promise<number> {
     const sample = this.nextSample++;
-    this.pendingSamples.push({ sample, text, source });
+    this.pendingSamples.push({ sample, text, source, extras });
     if (this.writer) await this.flushSamples();
     return sample;
   }
@@ -139,7 +146,9 @@ export class ImportSink {
   }
 
   private async flushSamples(): Promise<void> {
-    for (const s of this.pendingSamples) await this.writer!.appendSample({ ...s, images: [] });
+    for (const { extras, ...s } of this.pendingSamples) {
+      await this.writer!.appendSample({ ...s, images: extras?.images ?? [], tokens: extras?.tokens ?? null, image_grids: extras?.imageGrids ?? null });
+    }
     this.pendingSamples = [];
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import duckdb from '@duckdb/node-bindings';
 import {
   ARRAY, BLOB, DuckDBAppender, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, INTEGER, LIST, SMALLINT,
-  FLOAT, USMALLINT, UTINYINT, blobValue, listValue, type DuckDBType,
+  FLOAT, USMALLINT, UTINYINT, VARCHAR, blobValue, listValue, type DuckDBType,
 } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
@@ -37,6 +37,8 @@ export interface SampleRow {
   source: string;
   /** The data domain (SPEC §2 samples.parquet `domain`, e.g. `arxiv`), when the data says. */
   domain?: string | null;
+  tokens?: string[] | null; // each position's token string (SPEC §2 `tokens`)
+  image_grids?: number[][] | null; // per image its [t, h, w] grid of image tokens (patch p: row-major)
 }
 
 export interface TraceWriterOptions {
@@ -96,7 +98,7 @@ export class TraceWriter {
   private rows = 0;
   private lastCheckpoint = 0;
   private samples = 0;
-  private domains = 0;
+  private readonly sampleColumns = new Set<string>(); // optional samples columns some sample filled
   /** A CHECKPOINT still running; awaited before the connection is used again. */
   private checkpoint: Promise<void> | null = null;
   private closed = false;
@@ -159,7 +161,7 @@ export class TraceWriter {
       cols.push(`${c.name} ${c.type === 'VARCHAR' ? 'USMALLINT' : 'INTEGER'}`);
     }
     await conn.run(`CREATE TABLE routing (${cols.join(', ')})`);
-    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR)');
+    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
     const ra = await conn.createAppender('routing');
     const sa = await conn.createAppender('samples');
     return new TraceWriter(dir, opts, instance, conn, ra, sa, types);
@@ -282,8 +284,16 @@ export class TraceWriter {
     if (s.domain === undefined || s.domain === null) a.appendNull();
     else {
       a.appendVarchar(s.domain);
-      this.domains++;
+      this.sampleColumns.add('domain');
     }
+    if (s.tokens) {
+      a.appendList(listValue(s.tokens), LIST(VARCHAR));
+      this.sampleColumns.add('tokens');
+    } else a.appendNull();
+    if (s.image_grids) {
+      a.appendList(listValue(s.image_grids.map((g) => listValue(g))), LIST(LIST(INTEGER)));
+      this.sampleColumns.add('image_grids');
+    } else a.appendNull();
     a.endRow();
     this.samples++;
     if (this.samples % 256 === 0) a.flushSync();
@@ -312,14 +322,14 @@ export class TraceWriter {
       }
       const parquet = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880";
       await this.conn.run(`COPY (SELECT ${select.join(', ')} FROM routing) TO ${sqlString(join(this.dir, 'routing.parquet'))} (${parquet})`);
-      const domain = this.domains > 0 ? ', domain' : '';
-      await this.conn.run(`COPY (SELECT sample, text, images, source${domain} FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
+      const sampleCols = ['sample', 'text', 'images', 'source', ...['domain', 'tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
+      await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
       // aggregates (SPEC §2) from the rows just written: analyze, plot and the dashboard read only these
       const extra = this.opts.extraColumns ?? [];
       // read from the temporary table (native storage scans faster than decoding the Parquet just written)
       const routingRel = `(SELECT ${select.join(', ')} FROM routing)`;
       const base = baseRelation(routingRel, 'samples', {
-        domain: extra.some((c) => c.name === 'domain' && c.type === 'VARCHAR') ? 'routing' : this.domains > 0 ? 'samples' : null,
+        domain: extra.some((c) => c.name === 'domain' && c.type === 'VARCHAR') ? 'routing' : this.sampleColumns.has('domain') ? 'samples' : null,
         phase: extra.some((c) => c.name === 'phase' && c.type === 'VARCHAR'),
         prob: this.opts.fullProbs,
       });

@@ -161,7 +161,7 @@ def main():
     batches = [[seq(3, 4, 2), seq(2, 3, 1)], [seq(4, 6, 5)]]
     expected = {"all": {}, "top1": {}, "tokens": {}, "rows": 0, "samples": 0}
     moe_layers = {i: l.mlp for i, l in enumerate(model.model.layers) if hasattr(l.mlp, "gate")}
-    with RoutingCapture(model, os.path.join(out, "capture"), fmt=fmt, special_ids=[BOS, PAD],
+    with RoutingCapture(model, os.path.join(out, "capture"), fmt=fmt, special_ids=[BOS, PAD], family="generic",
                         image_token_id=IMG, image_special_ids=[IMG_BEGIN, IMG_END]) as cap:
         for bi, seqs in enumerate(batches):
             S = max(len(s) for s in seqs)

@@ -6,6 +6,7 @@ import { decoderLayer } from '../layers.js';
 import type { FormatResult, ImportContext } from '../options.js';
 import { looksLikeProbs, routeFromScores, sortTopK, type Routed, type Scoring } from '../routing.js';
 import { TensorFile, isFloatDtype, type TensorInfo } from '../tensor-file.js';
+import { hfManifestMeta, hfSampleExtras, type HfBatchExtras } from '../hf-extras.js';
 
 /**
  * Routing saved from a Hugging Face transformers model: by python/moescope_capture.py (a folder
@@ -34,8 +35,9 @@ interface Manifest {
   image_token_id?: number;
   image_special_ids?: number[];
   model_type?: string;
+  gates?: string;
   config?: Record<string, unknown>;
-  batches?: { path: string; texts?: string[]; sources?: string[] }[];
+  batches?: ({ path: string; texts?: string[]; sources?: string[] } & HfBatchExtras)[];
 }
 
 /** One batch: named tensors from a safetensors file or a folder of .npy files. */
@@ -67,7 +69,7 @@ class Batch {
 
 export async function importHf(inputs: string[], ctx: ImportContext): Promise<FormatResult> {
   const { opts } = ctx;
-  const batches: { path: string; texts?: string[]; sources?: string[]; manifest: Manifest | null }[] = [];
+  const batches: { path: string; texts?: string[]; sources?: string[]; manifest: Manifest | null; dir?: string; extras?: HfBatchExtras }[] = [];
   let manifest: Manifest | null = null;
   for (const input of inputs) {
     let st;
@@ -100,7 +102,7 @@ export async function importHf(inputs: string[], ctx: ImportContext): Promise<Fo
         if (!b || typeof b.path !== 'string') throw new InputError(`${mpath}: batches entries need a "path"`);
         const p = join(input, b.path);
         if (!existsSync(p)) throw new InputError(`${mpath}: batch ${b.path} is missing`);
-        batches.push({ path: p, texts: b.texts, sources: b.sources, manifest: m });
+        batches.push({ path: p, texts: b.texts, sources: b.sources, manifest: m, dir: input, extras: b });
       }
     } else {
       const entries = readdirSync(input).sort();
@@ -215,7 +217,9 @@ export async function importHf(inputs: string[], ctx: ImportContext): Promise<Fo
           keep.forEach((t, i) => out.set(a.subarray(t * w, t * w + w), i * w));
           return out;
         };
-        const sample = await ctx.sink.addSample(b.texts?.[s] ?? '', b.sources?.[s] ?? `${basename(b.path)}${B > 1 ? ` [${s}]` : ''}`);
+        const extras = b.extras && b.dir ? hfSampleExtras(where, b.dir, b.extras, s, Sx, Sx === S ? keep : null) : undefined;
+        const sample = await ctx.sink.addSample(b.texts?.[s] ?? '', b.sources?.[s] ?? `${basename(b.path)}${B > 1 ? ` [${s}]` : ''}`, extras);
+        if (extras?.tokens && extras.tokens.length !== T) throw new InputError(`${where}: ${extras.tokens.length} token strings but ${T} routed tokens`);
         const hints = { mmTokenTypeIds: mm ? pick(mm.subarray(s * S, (s + 1) * S), 1) : undefined, imageMask: im ? pick(im.subarray(s * S, (s + 1) * S), 1) : undefined };
         const tok = await resolveSample(c2, where, sample, T, seqIds, hints);
         const pos = iota(T);
@@ -279,11 +283,11 @@ export async function importHf(inputs: string[], ctx: ImportContext): Promise<Fo
   const config = manifest?.config ?? model?.config;
   return {
     router_scoring: scoring,
-    gates: sawScores && !sawWeights && !sawIdsOnly
+    gates: typeof manifest?.gates === 'string' ? manifest.gates : sawScores && !sawWeights && !sawIdsOnly
       ? `router probabilities${normTopk ? ' renormalised over the top-k' : ''}`
       : sawWeights && !sawIdsOnly ? 'the gate module\'s top-k weights' : 'mixed: router probabilities / gate weights / 1/K where only ids were saved',
     num_layers: opts.numLayers ?? manifest?.num_hidden_layers ?? model?.numLayers,
     model: config ? { path: model?.path ?? '', config } : null,
-    extra: { router_output: decision.probs === null ? (sawScores ? 'probs' : 'ids') : decision.probs ? 'probabilities (rows sum to 1: not re-normalised)' : `logits (${scoring} applied)` },
+    extra: { ...hfManifestMeta(manifest), router_output: decision.probs === null ? (sawScores ? 'probs' : 'ids') : decision.probs ? 'probabilities (rows sum to 1: not re-normalised)' : `logits (${scoring} applied)` },
   };
 }
