@@ -21,6 +21,8 @@ export interface SinkOptions {
   fullProbs: boolean;
   numExperts?: number; // known up front (config, logits width); else inferred from the ids
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
+  /** add a phase column when the first rows have one (formats where the input may or may not say) */
+  phaseAuto?: boolean;
 }
 
 const FLUSH_ROWS = 1 << 15;
@@ -39,7 +41,8 @@ export class ImportSink {
   private maxExpert = -1;
   private maxLayer = -1;
   private nextSample = 0;
-  private pendingSamples: { sample: number; text: string; source: string }[] = [];
+  private pendingSamples: { sample: number; text: string; source: string; domain: string | null; tokens: string[] | null }[] = [];
+  private gates = true;
   private buf: LayerRows[] = [];
   private bufRows = 0;
   private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
@@ -60,10 +63,19 @@ export class ImportSink {
     else if (this.E !== E) throw new InputError(`${where}: ${E} experts, but ${this.E} ${this.writer ? 'in earlier records' : 'given (--num-experts/--config)'}`);
   }
 
+  get nextSampleIndex(): number {
+    return this.nextSample;
+  }
+
+  /** The producer saved no gate weights: the trace's gate column is NULL. */
+  dropGates(): void {
+    this.gates = false;
+  }
+
   /** Record a sample (samples.parquet) and return its index. */
-  async addSample(text: string, source: string): Promise<number> {
+  async addSample(text: string, source: string, domain: string | null = null, tokens: string[] | null = null): Promise<number> {
     const sample = this.nextSample++;
-    this.pendingSamples.push({ sample, text, source });
+    this.pendingSamples.push({ sample, text, source, domain, tokens });
     if (this.writer) await this.flushSamples();
     return sample;
   }
@@ -99,6 +111,7 @@ export class ImportSink {
       }
     }
     if (!this.writer) {
+      if (this.opts.phaseAuto && r.phase && !this.opts.extraColumns?.some((c) => c.name === 'phase')) this.opts.extraColumns = [...(this.opts.extraColumns ?? []), { name: 'phase', type: 'VARCHAR' }];
       this.writer = await TraceWriter.open(this.dir, {
         topK: this.K,
         numExperts: this.E ?? Math.max(UNKNOWN_E, this.K),
@@ -118,10 +131,10 @@ export class ImportSink {
    * A sample is complete: every MoE layer must have routed the same number of tokens, and the
    * MoE layers must be those of the other samples.
    */
-  endSample(sample: number, where: string): void {
+  endSample(sample: number, where: string, ragged = false): void {
     const counts = this.perSample.get(sample);
     this.perSample.delete(sample);
-    if (!counts || counts.size === 0) return;
+    if (!counts || counts.size === 0 || ragged) return;
     const layers = [...counts.keys()].sort((a, b) => a - b);
     const first = counts.get(layers[0])!;
     for (const l of layers) {
@@ -134,9 +147,6 @@ export class ImportSink {
   }
 
   /** Close samples not yet ended (formats that only know sample ends at end of input). */
-  endAll(where: string): void {
-    for (const s of [...this.perSample.keys()].sort((a, b) => a - b)) this.endSample(s, `${where} (sample ${s})`);
-  }
 
   private async flushSamples(): Promise<void> {
     for (const s of this.pendingSamples) await this.writer!.appendSample({ ...s, images: [] });
@@ -185,6 +195,7 @@ export class ImportSink {
     if (!this.writer || this.rows === 0) throw new InputError(`${where}: no routing records found`);
     await this.flush();
     await this.flushSamples();
+    if (!this.gates) this.writer.dropGates();
     const inferredExperts = this.E === undefined;
     const numExperts = this.E ?? this.maxExpert + 1;
     const numLayers = meta.num_layers ?? this.maxLayer + 1;

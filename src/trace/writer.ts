@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import duckdb from '@duckdb/node-bindings';
 import {
   ARRAY, BLOB, DuckDBAppender, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, INTEGER, LIST, SMALLINT,
-  FLOAT, USMALLINT, UTINYINT, blobValue, listValue, type DuckDBType,
+  FLOAT, USMALLINT, UTINYINT, VARCHAR, blobValue, listValue, type DuckDBType,
 } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
@@ -32,6 +32,8 @@ export interface SampleRow {
   text: string;
   images: Uint8Array[]; // PNG bytes
   source: string;
+  domain?: string | null; // SPEC §2 samples.domain (importers: from the input or --domain)
+  tokens?: string[] | null; // SPEC §2 samples.tokens: each position's token string (importers with --tokenizer)
 }
 
 export interface TraceWriterOptions {
@@ -93,6 +95,7 @@ export class TraceWriter {
   /** A CHECKPOINT still running; awaited before the connection is used again. */
   private checkpoint: Promise<void> | null = null;
   private closed = false;
+  private gatesRecorded = true;
   private readonly modalities = new Dictionary(CODE_NAMES);
   private readonly extraDicts = new Map<string, Dictionary>();
   private readonly layerModalityCounts = new Map<number, Float64Array>(); // layer -> rows per modality code
@@ -152,7 +155,7 @@ export class TraceWriter {
       cols.push(`${c.name} ${c.type === 'VARCHAR' ? 'USMALLINT' : 'INTEGER'}`);
     }
     await conn.run(`CREATE TABLE routing (${cols.join(', ')})`);
-    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR)');
+    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[])');
     const ra = await conn.createAppender('routing');
     const sa = await conn.createAppender('samples');
     return new TraceWriter(dir, opts, instance, conn, ra, sa, types);
@@ -272,6 +275,10 @@ export class TraceWriter {
     a.appendVarchar(s.text);
     a.appendList(listValue(s.images.map((b) => blobValue(b))), LIST(BLOB));
     a.appendVarchar(s.source);
+    if (s.domain === undefined || s.domain === null) a.appendNull();
+    else a.appendVarchar(s.domain);
+    if (!s.tokens) a.appendNull();
+    else a.appendList(listValue(s.tokens), LIST(VARCHAR));
     a.endRow();
     this.samples++;
     if (this.samples % 256 === 0) a.flushSync();
@@ -292,7 +299,7 @@ export class TraceWriter {
       const modality = `(${this.modalities.sqlList()})[modality + 1]`;
       const select = [
         'sample', 'pos', `${modality} AS modality`, 'token', 'layer',
-        'expert::SMALLINT[] AS expert', 'gate::FLOAT[] AS gate',
+        'expert::SMALLINT[] AS expert', this.gatesRecorded ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
       ];
       if (this.opts.fullProbs) select.push('prob::FLOAT[] AS prob');
       for (const c of this.opts.extraColumns ?? []) {
@@ -300,7 +307,12 @@ export class TraceWriter {
       }
       const parquet = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880";
       await this.conn.run(`COPY (SELECT ${select.join(', ')} FROM routing) TO ${sqlString(join(this.dir, 'routing.parquet'))} (${parquet})`);
-      await this.conn.run(`COPY (SELECT sample, text, images, source FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
+      const sampleCols = ['sample', 'text', 'images', 'source'];
+      // optional SPEC columns only when some sample has them
+      const has = async (c: string) => Number((await this.conn.runAndReadAll(`SELECT count(${c}) FROM samples`)).getRows()[0][0]) > 0;
+      if (await has('domain')) sampleCols.push('domain');
+      if (await has('tokens')) sampleCols.push('tokens');
+      await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
       let tokens = meta.tokens;
@@ -329,6 +341,14 @@ export class TraceWriter {
     } finally {
       this.close();
     }
+  }
+
+  /**
+   * The producer recorded no gate weights: routing.gate is written NULL (SPEC §2) whatever was
+   * appended (appended gates are placeholders then).
+   */
+  dropGates(): void {
+    this.gatesRecorded = false;
   }
 
   /** Stop and remove the temporary database (the caller's atomic folder removes the rest). */

@@ -2,7 +2,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { looksLikeProbs, routeFromScores, sortTopK } from '../../src/import/routing.js';
 import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../../src/import/modality.js';
-import { parseLayerList, routingFromConfig } from '../../src/import/layers.js';
+import { routingFromConfig } from '../../src/import/layers.js';
+import { parseLayerList } from '../../src/util/limits.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -123,6 +124,6 @@ test('MoE layers from HF configs: DeepSeek first_k_dense_replace, Qwen mlp_only_
   assert.equal(mx.numExperts, 8);
   const vl = routingFromConfig({ text_config: { num_hidden_layers: 3, num_experts: 4, num_experts_per_tok: 1 } }, 'c');
   assert.equal(vl.numLayers, 3);
-  assert.deepEqual(parseLayerList('1,3-5'), [1, 3, 4, 5]);
-  assert.throws(() => parseLayerList('3,1'), /ascending/);
+  assert.deepEqual(parseLayerList('--moe-layers', '1,3-5'), [1, 3, 4, 5]);
+  assert.throws(() => parseLayerList('--moe-layers', '0-999999999999'), /outside/);
 });
