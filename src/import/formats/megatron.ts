@@ -44,7 +44,8 @@ export async function* readMegatron(inputs: string[], ctx: ReaderContext): Async
   for (const { r: rank, i } of order) {
     const file = files[i];
     const stage = P > 1 ? Math.floor(order.findIndex((o) => o.r === rank) / perStage) : 0;
-    const dp = P > 1 ? order.findIndex((o) => o.r === rank) % perStage : 0;
+    // ranks of one stage hold different data (dp); without PP every rank file is its own data
+    const dp = P > 1 ? order.findIndex((o) => o.r === rank) % perStage : order.findIndex((o) => o.r === rank);
     let group: { step: string; fwd: number; seen: Set<number>; tokens: number; keys: string[] } | null = null;
     let fwd = 0;
     let lastStep: string | null = null;
