@@ -385,6 +385,37 @@ def sglang():
     ex.save(d)
 
 
+# ---------------------------------------------------------------- llama.cpp-shaped table
+def table_llamacpp():
+    """A routing table with llama.cpp's batch shapes (src/llama-graph.cpp / models: before the last
+    layer's FFN the graph keeps only the rows in inp_out_ids, so with logits for the last token only,
+    the last layer routes one row per prompt ubatch). Columns in the older names (seq, token_id,
+    expert_ids, weights; ids listed by expert id, weights beside them) plus domain."""
+    d = out_dir("table_llamacpp")
+    E, K, L = 8, 2, 3
+    ex = Expected()
+    rows = ["seq,pos,layer,token_id,expert_ids,weights,domain"]
+    for seq, (P, O, dom) in enumerate([(6, 2, "arxiv"), (4, 1, "github")]):
+        ids = token_ids(P + O, (1, 3) if seq == 0 else None)
+        for t in ids:
+            ex.token("image" if t == IMG else "text")
+        ubatches = [list(range(P))] + [[P + i] for i in range(O)]
+        for ub in ubatches:
+            for l in range(L):
+                routed = ub if l < L - 1 else ub[-1:]  # last layer: output rows only
+                for t in routed:
+                    p = torch.softmax(torch.randn(E), -1)
+                    w, idx = torch.topk(p, K)
+                    w = w / w.sum()
+                    order = sorted(range(K), key=lambda j: int(idx[j]))
+                    rows.append(f'{seq},{t},blk.{l}.ffn_moe_topk,{ids[t]},"{" ".join(str(int(idx[j])) for j in order)}","{" ".join(f"{float(w[j]):.6f}" for j in order)}",{dom}')
+                    ex.add(l, idx.tolist(), w.tolist(), "image" if ids[t] == IMG else "text")
+    with open(os.path.join(d, "routing.csv"), "w") as f:
+        f.write("\n".join(rows) + "\n")
+    ex.extra["domains"] = {"arxiv": 0, "github": 1}
+    ex.save(d)
+
+
 DSV3 = {"model_type": "deepseek_v3", "hidden_size": 16, "num_hidden_layers": 3, "first_k_dense_replace": 1, "moe_layer_freq": 1,
         "n_routed_experts": 16, "num_experts_per_tok": 4, "n_group": 4, "topk_group": 2, "norm_topk_prob": True,
         "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "topk_method": "noaux_tc"}
@@ -399,4 +430,5 @@ if __name__ == "__main__":
     vllm_n2()
     vllm_top1_dense()
     sglang()
+    table_llamacpp()
     print("wrote test/fixtures/import-engines/*")

@@ -123,3 +123,23 @@ test('ids without gates: meta.json says so (gates, expert_order) and the gate co
   assert.equal(om.expert_order, 'ranked', "OLMoE's exp_ids come from an argsort of the logits");
   assert.match(String(om.gates), /^none/);
 });
+
+test('table: llama.cpp batch shapes (the last layer routes only output rows), older column names, domain; CSV = TSV = Parquet = JSONL', async () => {
+  const c = 'table_llamacpp';
+  const csv = fx(c, 'routing.csv');
+  const a = await imported(['table', csv, '--image-token-id', '9'], c);
+  const s = await query(`SELECT sample, domain, source FROM '${join(a.out, 'samples.parquet')}' ORDER BY sample`);
+  assert.deepEqual(s.map((r) => r.domain), ['arxiv', 'github']);
+  const per = await query(`SELECT layer, count(*) AS n FROM '${join(a.out, 'routing.parquet')}' WHERE sample = 0 GROUP BY layer ORDER BY layer`);
+  assert.deepEqual(per.map((r) => Number(r.n)), [8, 8, 3], 'last layer: one row per ubatch');
+  const d = tmp();
+  const src = `read_csv('${csv}', header = true)`;
+  await query(`COPY (SELECT * FROM ${src}) TO '${join(d, 'r.parquet')}' (FORMAT parquet)`);
+  await query(`COPY (SELECT * FROM ${src}) TO '${join(d, 'r.tsv')}' (FORMAT csv, DELIMITER '\t', HEADER)`);
+  // JSONL with the SPEC names and lists
+  await query(`COPY (SELECT seq AS sample, pos, layer, token_id AS token, list_transform(string_split(expert_ids, ' '), x -> x::INTEGER) AS expert, list_transform(string_split(weights, ' '), x -> x::DOUBLE) AS gate, domain FROM ${src}) TO '${join(d, 'r.jsonl')}' (FORMAT json)`);
+  for (const f of ['r.parquet', 'r.tsv', 'r.jsonl']) {
+    const b = await imported(['table', join(d, f), '--image-token-id', '9'], c);
+    assert.deepEqual(b.got.meta.layers, [0, 1, 2], f);
+  }
+});
