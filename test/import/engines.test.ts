@@ -143,3 +143,19 @@ test('table: llama.cpp batch shapes (the last layer routes only output rows), ol
     assert.deepEqual(b.got.meta.layers, [0, 1, 2], f);
   }
 });
+
+test('--tokenizer names token ids (samples.tokens), --domain fills samples.domain', async () => {
+  const tk = fx('tokenizer', 'tokenizer.json');
+  const r = run(['vllm', fx('vllm_n2', 'requests.jsonl'), '--tokenizer', tk, '--image-token-id', '9', '--domain', 'chat']);
+  assert.equal(r.code, 0, r.stderr);
+  const vocab = (JSON.parse(readFileSync(tk, 'utf8')) as { model: { vocab: Record<string, number> } }).model.vocab;
+  const byId = new Map(Object.entries(vocab).map(([w, i]) => [i, w]));
+  const req = JSON.parse(readFileSync(fx('vllm_n2', 'requests.jsonl'), 'utf8')) as { prompt_token_ids: number[]; outputs: { token_ids: number[] }[] };
+  const s = await query(`SELECT sample, domain, tokens FROM '${join(r.out, 'samples.parquet')}' ORDER BY sample`);
+  s.forEach((row, c) => {
+    assert.equal(row.domain, 'chat');
+    const ids = [...req.prompt_token_ids, ...req.outputs[c].token_ids].slice(0, (row.tokens as string[]).length);
+    assert.deepEqual(row.tokens, ids.map((id) => (id === 9 ? '' : byId.get(id))));
+  });
+  refused(['vllm', fx('vllm_n2', 'requests.jsonl'), '--tokenizer', fx('vllm_n2', 'requests.jsonl')], /requests\.jsonl: /);
+});
