@@ -422,6 +422,42 @@ DSV3 = {"model_type": "deepseek_v3", "hidden_size": 16, "num_hidden_layers": 3, 
 MINIMAX = {"model_type": "minimax_m2", "hidden_size": 16, "num_hidden_layers": 2, "num_local_experts": 8, "num_experts_per_tok": 2,
            "scoring_func": "sigmoid", "use_routing_bias": True}
 
+def examples():
+    """Small copies of these fixtures (and of scripts/make-import-fixtures.py's) under examples/import/,
+    the inputs of the worked examples in docs/importers.md."""
+    import shutil
+    fx = os.path.join(ROOT, "test", "fixtures")
+    copies = {
+        "hf/llava_logits.safetensors": "import-hf/llava_logits.safetensors",
+        "deepseek-v3/logits.safetensors": "import-engines/deepseek_v3/logits.safetensors",
+        "deepseek-v3/config.json": "import-engines/deepseek_v3/config.json",
+        "deepseek-v3/model-00001-of-00001.safetensors": "import-engines/deepseek_v3/model-00001-of-00001.safetensors",
+        "llama4/logits.safetensors": "import-engines/llama4/logits.safetensors",
+        "llama4/config.json": "import-engines/llama4/config.json",
+        "vllm/requests.jsonl": "import-engines/vllm_n2/requests.jsonl",
+        "vllm-maverick/requests.jsonl": "import-engines/vllm_top1_dense/requests.jsonl",
+        "vllm-maverick/config.json": "import-engines/vllm_top1_dense/config.json",
+        "sglang/generate.jsonl": "import-engines/sglang/generate.jsonl",
+        "sglang/config.json": "import-engines/sglang/config.json",
+        "megatron-pp/router_trace_rank0.jsonl": "import-engines/megatron_pp_stage_local/router_trace_rank0.jsonl",
+        "megatron-pp/router_trace_rank1.jsonl": "import-engines/megatron_pp_stage_local/router_trace_rank1.jsonl",
+        "megatron-pp/modality.jsonl": "import-engines/megatron_pp_stage_local/modality.jsonl",
+        "megatron-replay/router_trace_rank0.jsonl": "import-engines/megatron_pp_layer_number/router_trace_rank0.jsonl",
+        "megatron-replay/router_trace_rank1.jsonl": "import-engines/megatron_pp_layer_number/router_trace_rank1.jsonl",
+        "megatron-replay/modality.jsonl": "import-engines/megatron_pp_layer_number/modality.jsonl",
+        "megatron-logits/router_trace_rank0.jsonl": "import-megatron/router_trace_rank0.jsonl",
+        "megatron-logits/logits_rank0.bin": "import-megatron/logits_rank0.bin",
+        "megatron-logits/modality.jsonl": "import-megatron/modality.jsonl",
+        "olmoe/c4_results.jsonl": "import-olmoe/c4_results.jsonl",
+        "table/routing.csv": "import-engines/table_llamacpp/routing.csv",
+        "tokenizer.json": "import-engines/tokenizer/tokenizer.json",
+    }
+    for dst, src in copies.items():
+        d = os.path.join(ROOT, "examples", "import", dst)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        shutil.copyfile(os.path.join(fx, src), d)
+
+
 if __name__ == "__main__":
     biased("deepseek_v3", DSV3, DeepseekV3MoE, "model.layers.{}.mlp.gate.e_score_correction_bias")
     biased("minimax_m2", MINIMAX, MiniMaxM2SparseMoeBlock, "model.layers.{}.block_sparse_moe.e_score_correction_bias")
@@ -431,4 +467,5 @@ if __name__ == "__main__":
     vllm_top1_dense()
     sglang()
     table_llamacpp()
+    examples()
     print("wrote test/fixtures/import-engines/*")
