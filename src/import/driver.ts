@@ -192,6 +192,7 @@ export class ImportDriver {
     this.gateKinds.add('router');
     this.orders.add('ranked');
     const rule = this.rule;
+    if (rule?.unsupported) throw new InputError(`${r.where}: router scores cannot be turned into this model's choice: ${rule.unsupported}`);
     if (rule && (rule.biased || rule.nGroup > 1 || rule.scalingFactor !== 1)) {
       let bias: Float32Array | null = null;
       if (rule.biased) {

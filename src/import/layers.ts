@@ -18,6 +18,8 @@ export interface RouterRule {
   topkGroup: number; // ... of which the best topk_group groups are eligible
   groupScore: 'top2sum' | 'max'; // DeepSeek-V3 (noaux_tc): sum of the 2 best; V2 group_limited_greedy: max
   scalingFactor: number; // routed_scaling_factor: gates are multiplied by it
+  /** why logits of this family cannot be turned into its choice here (refused) */
+  unsupported?: string;
 }
 
 export interface ModelRouting {
@@ -60,11 +62,13 @@ function optNum(where: string, c: Record<string, unknown>, key: string): number 
 export function routingFromConfig(full: Record<string, unknown>, where: string): ModelRouting {
   // multimodal configs nest the language model's config
   const c = (typeof full.text_config === 'object' && full.text_config !== null ? full.text_config : full) as Record<string, unknown>;
-  const L = optInt(where, c, 'num_hidden_layers', 1, LIMITS.layers) ?? optInt(where, c, 'num_layers', 1, LIMITS.layers) ?? optInt(where, c, 'n_layer', 1, LIMITS.layers);
+  const L = optInt(where, c, 'num_hidden_layers', 1, LIMITS.layers) ?? optInt(where, c, 'num_layers', 1, LIMITS.layers) ?? optInt(where, c, 'n_layer', 1, LIMITS.layers) ?? optInt(where, c, 'n_layers', 1, LIMITS.layers);
+  const ffn = (typeof c.ffn_config === 'object' && c.ffn_config !== null ? c.ffn_config : {}) as Record<string, unknown>; // DBRX
   const numExperts =
     optInt(where, c, 'num_local_experts', 1, LIMITS.experts) ?? optInt(where, c, 'num_experts', 1, LIMITS.experts) ??
-    optInt(where, c, 'n_routed_experts', 1, LIMITS.experts) ?? optInt(where, c, 'moe_num_experts', 1, LIMITS.experts);
-  const topK = optInt(where, c, 'num_experts_per_tok', 1, LIMITS.topK) ?? optInt(where, c, 'moe_topk', 1, LIMITS.topK) ?? optInt(where, c, 'top_k', 1, LIMITS.topK) ?? optInt(where, c, 'moe_k', 1, LIMITS.topK);
+    optInt(where, c, 'n_routed_experts', 1, LIMITS.experts) ?? optInt(where, c, 'moe_num_experts', 1, LIMITS.experts) ??
+    optInt(`${where}: ffn_config`, ffn, 'moe_num_experts', 1, LIMITS.experts);
+  const topK = optInt(where, c, 'num_experts_per_tok', 1, LIMITS.topK) ?? optInt(where, c, 'moe_topk', 1, LIMITS.topK) ?? optInt(where, c, 'top_k', 1, LIMITS.topK) ?? optInt(where, c, 'moe_k', 1, LIMITS.topK) ?? optInt(`${where}: ffn_config`, ffn, 'moe_top_k', 1, LIMITS.topK);
   if (topK !== undefined && numExperts !== undefined && topK > numExperts) throw new InputError(`${where}: num_experts_per_tok ${topK} exceeds the ${numExperts} experts`);
   const type = String(c.model_type ?? full.model_type ?? '');
   let moeLayers: number[] | undefined;
@@ -104,6 +108,10 @@ export function routingFromConfig(full: Record<string, unknown>, where: string):
  * - Llama-4 (Llama4Router): top-k of the logits, gate = sigmoid(logit) of the chosen.
  */
 function routerRule(where: string, c: Record<string, unknown>, type: string): RouterRule {
+  if (type === 'phimoe') {
+    // sparsemixer: each gate comes from a masked softmax around its own choice, not one softmax
+    return { family: type, scoring: 'softmax', normTopk: false, biased: false, nGroup: 1, topkGroup: 1, groupScore: 'max', scalingFactor: 1, unsupported: "Phi-3.5-MoE's sparsemixer router: import the experts and weights the block used (the capture helper's topk_ids/topk_weights)" };
+  }
   const sf = typeof c.scoring_func === 'string' ? c.scoring_func : typeof c.moe_router_score_function === 'string' ? c.moe_router_score_function : undefined;
   const llama4 = type === 'llama4' || type === 'llama4_text';
   const minimax = type === 'minimax_m2' || type === 'minimax';
@@ -115,7 +123,11 @@ function routerRule(where: string, c: Record<string, unknown>, type: string): Ro
   const topkGroup = optInt(where, c, 'topk_group', 1, LIMITS.experts) ?? nGroup;
   if (topkGroup > nGroup) throw new InputError(`${where}: topk_group ${topkGroup} exceeds n_group ${nGroup}`);
   const groupLimited = nGroup > 1 && topkGroup < nGroup && (noaux || c.topk_method === 'group_limited_greedy');
-  const norm = typeof c.norm_topk_prob === 'boolean' ? c.norm_topk_prob : type === 'mixtral' || minimax || type === 'phimoe' ? true : false;
+  // families that renormalise over the k without a norm_topk_prob key: Mixtral; gpt-oss and
+  // Granite-MoE take a softmax over the top-k logits (= renormalised); DBRX moe_normalize_expert_weights
+  const ffn = (typeof c.ffn_config === 'object' && c.ffn_config !== null ? c.ffn_config : {}) as Record<string, unknown>;
+  const renorm = type === 'mixtral' || minimax || type === 'gpt_oss' || type.startsWith('granitemoe') || (type === 'dbrx' && typeof ffn.moe_normalize_expert_weights === 'number');
+  const norm = typeof c.norm_topk_prob === 'boolean' ? c.norm_topk_prob : renorm;
   return {
     family: type || 'unknown',
     scoring,
