@@ -60,11 +60,12 @@ export class ImportDriver {
   async sampleStart(r: SampleRecord): Promise<void> {
     if (this.samples.has(r.key)) throw new InputError(`${r.where}: sample ${r.key} appears twice`);
     if (r.phase && r.phase.length !== r.rows) throw new Error(`importer bug at ${r.where}: phase length`);
-    const domain = r.domain ?? this.opts.domain ?? null;
+    let domain = r.domain ?? this.opts.domain ?? null;
     let tok: ResolvedTokens;
     const index = this.sink.nextSampleIndex;
     if (this.side) {
       const e = await this.side.get(index, r.where);
+      domain = r.domain ?? e.domain ?? this.opts.domain ?? null;
       const hints = { ...e.hints, ...definedOnly(r.hints ?? {}) };
       tok = resolveTokens(`${e.where} (for ${r.where})`, r.rows, r.ids ?? e.ids, hints, this.opts.rules);
     } else tok = resolveTokens(r.where, r.rows, r.ids, r.hints ?? {}, this.opts.rules);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { moescope, query, root, sorted, tmp, traceCounts } from './helpers.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 // The cases where a plain import would be silently wrong. Each fixture was written by
 // scripts/make-import-engine-fixtures.py, which reimplements the producer's module (transformers'
@@ -158,4 +158,14 @@ test('--tokenizer names token ids (samples.tokens), --domain fills samples.domai
     assert.deepEqual(row.tokens, ids.map((id) => (id === 9 ? '' : byId.get(id))));
   });
   refused(['vllm', fx('vllm_n2', 'requests.jsonl'), '--tokenizer', fx('vllm_n2', 'requests.jsonl')], /requests\.jsonl: /);
+});
+
+test('domain from the modality side file (formats without token ids)', async () => {
+  const c = 'megatron_pp_stage_local';
+  const d = tmp();
+  const lines = readFileSync(fx(c, 'modality.jsonl'), 'utf8').trim().split('\n').map((l, i) => JSON.stringify({ modality: JSON.parse(l), domain: i === 0 ? 'arxiv' : 'github' }));
+  writeFileSync(join(d, 'side.jsonl'), lines.join('\n') + '\n');
+  const { out } = await imported(['megatron', fx(c, 'router_trace_rank0.jsonl'), fx(c, 'router_trace_rank1.jsonl'), '--pipeline-parallel', '2', '--num-layers', '4', '--modality', join(d, 'side.jsonl')], c, { top1: false });
+  const s = await query(`SELECT domain FROM '${join(out, 'samples.parquet')}' ORDER BY sample`);
+  assert.deepEqual(s.map((r) => r.domain), ['arxiv', 'github']);
 });
