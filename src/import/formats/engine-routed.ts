@@ -76,9 +76,9 @@ export function* completionRecords(key: string, where: string, source: string, t
 }
 
 /** Token count check shared by vLLM and SGLang: prompt + output, or one less. */
-export function checkTokens(where: string, T: number, P: number, O: number): void {
+export function checkTokens(where: string, T: number, P: number, O: number, hint = ''): void {
   if (T !== P + O && !(O > 0 && T === P + O - 1)) {
-    throw new InputError(`${where}: routed_experts has ${T} tokens but the request has ${P} prompt + ${O} output tokens (expected ${P + O}${O > 0 ? ` or ${P + O - 1}` : ''})`);
+    throw new InputError(`${where}: routed_experts has ${T} tokens but the request has ${P} prompt + ${O} output tokens (expected ${P + O}${O > 0 ? ` or ${P + O - 1}` : ''})${hint}`);
   }
 }
 

@@ -54,7 +54,7 @@ export async function* readSglang(inputs: string[], ctx: ReaderContext): AsyncGe
         const data = decodeInts(where, 'meta_info.routed_experts', b64, dtype);
         if (data.length % (L * K) !== 0) throw new InputError(`${where}: meta_info.routed_experts has ${data.length} ids, not a multiple of ${L} layers x top-${K}`);
         const T = data.length / (L * K);
-        checkTokens(where, T, Pn, output.length);
+        checkTokens(where, T, Pn, output.length, ` when the flat array is read as [tokens, ${L} layers, top-${K}]: do --config / --num-layers / --top-k match the model?`);
         if (T === 0) continue;
         const re = { data, T, L, K };
         const axis = layerAxis(where, re, ctx);
