@@ -139,7 +139,9 @@ class SoftmaxTopK {
   private readonly topV: Float64Array;
   private readonly topI: Int32Array;
   private readonly topP: Float64Array;
+  private readonly ex: Float64Array; // exp(score - max) of the row, computed once
   constructor(readonly E: number, readonly K: number) {
+    this.ex = new Float64Array(E);
     this.topV = new Float64Array(K + 1);
     this.topP = new Float64Array(K + 1);
     this.topI = new Int32Array(K + 1);
@@ -147,7 +149,7 @@ class SoftmaxTopK {
 
   /** Write row `row/E` into experts/gates at `out` (and probs at `row`); false = caller must do it. */
   row(scores: Float32Array, row: number, experts: Int32Array, gates: Float32Array, out: number, normTopk: boolean, probs: Float32Array | undefined): boolean {
-    const { E, K, topV, topI, topP } = this;
+    const { E, K, topV, topI, topP, ex } = this;
     const K1 = K + 1;
     // the first K+1 sorted by insertion, then only values above the K+1-th get in (E > K)
     let max = -Infinity;
@@ -167,15 +169,15 @@ class SoftmaxTopK {
       } else if (v !== v) return false;
     }
     let sum = 0;
-    for (let e = 0; e < E; e++) sum += Math.exp(scores[row + e] - max);
+    for (let e = 0; e < E; e++) sum += ex[e] = Math.exp(scores[row + e] - max);
     if (!(sum > 0) || sum === Infinity) return false;
     // probabilities of the K+1 best must stay strictly ordered for the selection to be the plain loop's
-    topP[0] = Math.exp(topV[0] - max) / sum;
+    topP[0] = ex[topI[0]] / sum;
     for (let j = 1; j < K1; j++) {
-      topP[j] = Math.exp(topV[j] - max) / sum;
+      topP[j] = ex[topI[j]] / sum;
       if (!(topP[j] < topP[j - 1])) return false;
     }
-    if (probs) for (let e = 0; e < E; e++) probs[row + e] = Math.exp(scores[row + e] - max) / sum;
+    if (probs) for (let e = 0; e < E; e++) probs[row + e] = ex[e] / sum;
     writeChoices(experts, gates, out, topI, topP, K, normTopk);
     return true;
   }
