@@ -3,21 +3,23 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DuckDBInstance } from '@duckdb/node-api';
 import type { BenchRow } from './report.js';
 
 /**
- * `moescope import` throughput on the biggest inputs engines write (OLMoE's analysis JSONL, JSON
- * nested lists [T][K][L]; and HF router logits in safetensors, [T, E] floats per layer) in routing
- * rows/s, beside the time NumPy takes just to read the same data (json.loads + np.asarray, or
- * np.frombuffer). Ours includes Node start, top-k, checks and writing Parquet. Plus the peak RSS of
- * the import at N and 10N windows: streaming means the two are about the same.
+ * `moescope import` throughput (routing rows/s, the whole CLI run: Node start, parsing, top-k,
+ * checks, Parquet, aggregates) on the largest inputs engines write — HF router logits
+ * (safetensors, [T, E] floats per layer, top-k on import), vLLM routed_experts (base64 int16
+ * [T, L, 8]) and OLMoE's analysis JSONL (nested lists [T][K][L]) — beside DuckDB COPYing the same
+ * rows (the trace just written, loaded into a DuckDB table first) to Parquet, timed in the same
+ * run. Plus peak RSS of the import at N and 10N inputs: streaming keeps them about equal.
  */
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const PY = '/usr/bin/python3';
 const T = 2048, K = 8, L = 16, E = 64;
 
 const GEN = String.raw`
-import json, sys, os, numpy as np
+import base64, json, sys, os, numpy as np
 sys.path.insert(0, os.path.join(sys.argv[1], "python"))
 from moescope_capture import save_safetensors
 out, n_windows, kind = sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -29,6 +31,14 @@ if kind == "olmoe":
             ids = rng.integers(0, 50000, T).tolist()
             ex = np.argsort(-rng.random((T, E, L), dtype=np.float32), axis=1)[:, :K, :]
             f.write(json.dumps({"input_ids": ids, "exp_ids": ex.tolist()}) + "\n")
+elif kind == "vllm":
+    with open(out, "w") as f:
+        for w in range(n_windows):
+            P = T // 2
+            ids = rng.integers(0, 50000, T + 1).tolist()
+            re = np.argsort(-rng.random((T, L, E), dtype=np.float32), axis=2)[:, :, :K].astype(np.int16)
+            f.write(json.dumps({"request_id": f"r{w}", "prompt_token_ids": ids[:P], "outputs": [{"index": 0, "token_ids": ids[P:],
+                     "routed_experts": {"dtype": "int16", "shape": list(re.shape), "data": base64.b64encode(re.tobytes()).decode()}}]}) + "\n")
 else:
     os.makedirs(out, exist_ok=True)
     for w in range(n_windows):
@@ -38,96 +48,96 @@ else:
         save_safetensors(os.path.join(out, f"batch{w:04d}.safetensors"), t)
 `;
 
-const READ = String.raw`
-import json, sys, os, time, numpy as np
-path, kind = sys.argv[1], sys.argv[2]
-t0 = time.perf_counter()
-rows = 0
-if kind == "olmoe":
-    with open(path) as f:
-        for line in f:
-            o = json.loads(line)
-            ids = np.asarray(o["input_ids"], dtype=np.int32)
-            ex = np.asarray(o["exp_ids"], dtype=np.int16)
-            rows += ex.shape[0] * ex.shape[2]
-else:
-    for fn in sorted(os.listdir(path)):
-        b = open(os.path.join(path, fn), "rb").read()
-        n = int.from_bytes(b[:8], "little")
-        h = json.loads(b[8:8 + n])
-        for k, v in h.items():
-            s, e = v["data_offsets"]
-            a = np.frombuffer(b, dtype=np.float32 if v["dtype"] == "F32" else np.int64, count=(e - s) // (4 if v["dtype"] == "F32" else 8), offset=8 + n + s).reshape(v["shape"])
-            if k.startswith("router_logits"):
-                rows += a.shape[0]
-print(rows, time.perf_counter() - t0)
-`;
-
 function py(code: string, args: string[]): string {
   const r = spawnSync(PY, ['-c', code, ...args], { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) throw new Error(`python: ${r.stderr || r.error}`);
   return r.stdout;
 }
 
-/** Run `moescope import` in a child; wall seconds and its peak RSS in MB. */
-function runImport(dir: string, format: string, input: string, flags: string[]): { seconds: number; rssMB: number; rows: number } {
+/** Run `moescope import` in a child; wall seconds and its peak RSS in MB. Keeps the trace when asked. */
+function runImport(dir: string, format: string, input: string, flags: string[], keep = false): { seconds: number; rssMB: number; rows: number; out: string } {
   const wrapper = join(dir, 'wrap.mjs');
   writeFileSync(wrapper, `process.on('exit', () => process.stderr.write('\\nMAXRSS ' + process.resourceUsage().maxRSS + '\\n'));\nawait import(${JSON.stringify(join(root, 'bin/moescope'))});\n`);
   const out = join(dir, `trace-${format}`);
+  rmSync(out, { recursive: true, force: true });
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [wrapper, 'import', format, input, '--out', out, ...flags], { encoding: 'utf8', timeout: 600_000 });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`import ${format}: ${r.stderr}`);
-  rmSync(out, { recursive: true, force: true });
+  if (!keep) rmSync(out, { recursive: true, force: true });
   const rows = Number(/imported (\d+) routing rows/.exec(r.stdout)?.[1]);
-  return { seconds, rssMB: Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1]) / 1024, rows };
+  return { seconds, rssMB: Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1]) / 1024, rows, out };
 }
 
-function throughputRow(what: string, ours: { seconds: number; rows: number }, peerOut: string, peerName: string): BenchRow {
-  const [peerRows, peerSec] = peerOut.trim().split(/\s+/).map(Number);
-  if (peerRows !== ours.rows) throw new Error(`import ${what}: ${ours.rows} rows, NumPy read ${peerRows}`);
+/** DuckDB writing the same rows to Parquet: the rows loaded into a table first, then COPY timed. */
+async function duckdbCopy(dir: string, trace: string): Promise<{ rows: number; seconds: number }> {
+  const inst = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const conn = await inst.connect();
+  try {
+    await conn.run(`CREATE TABLE r AS SELECT * FROM '${join(trace, 'routing.parquet')}'`);
+    const rows = Number((await conn.runAndReadAll('SELECT count(*) FROM r')).getRows()[0][0]);
+    const t0 = performance.now();
+    await conn.run(`COPY r TO '${join(dir, 'peer.parquet')}' (FORMAT parquet, COMPRESSION zstd)`);
+    return { rows, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    conn.closeSync();
+    inst.closeSync();
+    rmSync(join(dir, 'peer.parquet'), { force: true });
+  }
+}
+
+async function throughput(dir: string, what: string, format: string, input: string, flags: string[]): Promise<BenchRow> {
+  const ours = runImport(dir, format, input, flags, true);
+  const peer = await duckdbCopy(dir, ours.out);
+  rmSync(ours.out, { recursive: true, force: true });
+  if (peer.rows !== ours.rows) throw new Error(`import ${what}: ${ours.rows} rows, DuckDB copied ${peer.rows}`);
   return {
     name: `import ${what} (${ours.rows} rows)`,
     ours: ours.rows / ours.seconds,
-    peer: peerRows / peerSec,
+    peer: peer.rows / peer.seconds,
     unit: 'rows/s',
     higherIsBetter: true,
-    peerName,
-    note: 'ours: whole CLI run (start, top-k, checks, Parquet); peer: reading only',
+    peerName: 'DuckDB COPY to Parquet',
+    target: '>= 0.5x',
+    note: 'ours: whole CLI run (start, parse, top-k, checks, Parquet); peer: COPY of the same rows from a table',
+  };
+}
+
+function rssRow(what: string, one: { rssMB: number }, ten: { rssMB: number }, n: number): BenchRow {
+  return {
+    name: `import ${what} peak RSS, ${10 * n} vs ${n} inputs`,
+    ours: ten.rssMB,
+    peer: one.rssMB,
+    unit: 'MB',
+    higherIsBetter: false,
+    peerName: `same import at ${n}`,
+    target: '>= 0.91x (10N within 1.1x of N)',
   };
 }
 
 export async function bench(): Promise<BenchRow[]> {
   const hasNumpy = spawnSync(PY, ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
-  if (!hasNumpy) return [{ name: 'import olmoe JSONL', ours: 0, peer: null, unit: 'rows/s', higherIsBetter: true, peerName: 'NumPy', note: `${PY} has no numpy` }];
+  if (!hasNumpy) return [{ name: 'import', ours: 0, peer: null, unit: 'rows/s', higherIsBetter: true, peerName: 'DuckDB COPY', note: `${PY} has no numpy to write the inputs` }];
   const dir = mkdtempSync(join(tmpdir(), 'moescope-bench-import-'));
   try {
     const rows: BenchRow[] = [];
-    const N = 4;
-    // olmoe: throughput on 10N windows; peak RSS at N and 10N (streaming: about the same)
-    const small = join(dir, 'small.jsonl');
-    const big = join(dir, 'c4_results.jsonl');
-    py(GEN, [root, small, String(N), 'olmoe']);
-    py(GEN, [root, big, String(10 * N), 'olmoe']);
-    const flags = ['--num-experts', String(E)];
-    const one = runImport(dir, 'olmoe', small, flags);
-    const ten = runImport(dir, 'olmoe', big, flags);
-    rows.push(throughputRow('olmoe JSONL', ten, py(READ, [big, 'olmoe']), 'json.loads+np.asarray'));
-    rows.push({
-      name: `import peak RSS, ${10 * N} vs ${N} windows`,
-      ours: ten.rssMB,
-      peer: one.rssMB,
-      unit: 'MB',
-      higherIsBetter: false,
-      peerName: `same import at ${N} windows`,
-      target: 'bounded (DuckDB 64MB + one record)',
-    });
-    rmSync(small, { force: true });
-    rmSync(big, { force: true });
-    // hf: router logits, top-k computed on import
+    const N = 2;
+    for (const [what, format, flags] of [
+      ['olmoe JSONL', 'olmoe', ['--num-experts', String(E)]],
+      ['vLLM top-8 base64', 'vllm', ['--num-experts', String(E)]],
+    ] as const) {
+      const small = join(dir, `small-${format}.jsonl`);
+      const big = join(dir, `big-${format}.jsonl`);
+      py(GEN, [root, small, String(N), format]);
+      py(GEN, [root, big, String(10 * N), format]);
+      rows.push(await throughput(dir, what, format, big, [...flags]));
+      rows.push(rssRow(what, runImport(dir, format, small, [...flags]), runImport(dir, format, big, [...flags]), N));
+      rmSync(small, { force: true });
+      rmSync(big, { force: true });
+    }
     const hf = join(dir, 'hf');
-    py(GEN, [root, hf, String(2 * N), 'hf']);
-    rows.push(throughputRow('hf logits safetensors', runImport(dir, 'hf', hf, ['--top-k', String(K)]), py(READ, [hf, 'hf']), 'np.frombuffer'));
+    py(GEN, [root, hf, String(4 * N), 'hf']);
+    rows.push(await throughput(dir, 'hf logits safetensors', 'hf', hf, ['--top-k', String(K)]));
     return rows;
   } finally {
     rmSync(dir, { recursive: true, force: true });

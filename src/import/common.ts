@@ -1,31 +1,6 @@
 import { InputError } from '../util/errors.js';
-import { resolveTokens, type ModalityHints, type ResolvedTokens } from './modality.js';
-import type { ImportContext } from './options.js';
 
-/** Modality and token column of one sample: its own ids/hints, or the side file's line for it. */
-export async function resolveSample(ctx: ImportContext, where: string, sample: number, rows: number, ids: Int32Array | null, hints: ModalityHints = {}): Promise<ResolvedTokens> {
-  if (ctx.side) {
-    const e = await ctx.side.get(sample, where);
-    return resolveTokens(`${e.where} (for ${where})`, rows, ids ?? e.ids, { ...e.hints, ...definedOnly(hints) }, ctx.opts.rules);
-  }
-  return resolveTokens(where, rows, ids, hints, ctx.opts.rules);
-}
-
-function definedOnly(h: ModalityHints): ModalityHints {
-  const o: ModalityHints = {};
-  if (h.mmTokenTypeIds) o.mmTokenTypeIds = h.mmTokenTypeIds;
-  if (h.imageMask) o.imageMask = h.imageMask;
-  if (h.modality) o.modality = h.modality;
-  return o;
-}
-
-export function iota(n: number, start = 0): Int32Array {
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = start + i;
-  return a;
-}
-
-/** A JSON nested list of integers with a fixed shape, flattened (row-major). */
+/** A JSON nested list of integers with a fixed shape, flattened (row-major); values must fit int32. */
 export function flatInts(where: string, name: string, v: unknown, shape: (number | null)[]): { data: Int32Array; shape: number[] } {
   const dims: number[] = [];
   let cur: unknown = v;
@@ -49,9 +24,9 @@ export function flatInts(where: string, name: string, v: unknown, shape: (number
     if (d === shape.length - 1) {
       for (let i = 0; i < x.length; i++) {
         const y = x[i];
-        if (typeof y !== 'number' || !Number.isInteger(y)) {
+        if (typeof y !== 'number' || !Number.isInteger(y) || Math.abs(y) > 2147483647) {
           idx[d] = i;
-          throw new InputError(`${where}: ${name}[${at(d + 1)}] = ${JSON.stringify(y)} is not an integer`);
+          throw new InputError(`${where}: ${name}[${at(d + 1)}] = ${JSON.stringify(y)} is not a 32-bit integer`);
         }
         data[o++] = y;
       }

@@ -1,8 +1,7 @@
 import type { ModalityRules } from './modality.js';
-import type { ModelRouting } from './layers.js';
+import type { ModelRouting, RouterRule } from './layers.js';
 import type { RouterOutput, Scoring } from './routing.js';
-import type { ImportSink } from './sink.js';
-import type { ModalitySideFile } from './side-file.js';
+import type { ImportRecord } from './records.js';
 
 /** Everything the CLI flags say, resolved (config.json read, lists parsed). */
 export interface ImportOptions {
@@ -18,22 +17,31 @@ export interface ImportOptions {
   rules: ModalityRules;
   sideFile?: string;
   microBatch: number; // megatron: sequences per step (tokens are sequence-major)
-  includeMtp: boolean; // megatron: also multi-token-prediction layers
+  layerBase: 0 | 1; // producer layers are 1-based (Megatron's layer_number)
+  pipeline?: { stages: number; layers?: number[]; tensorParallel: number }; // megatron PP
+  expertOrder?: 'ranked' | 'unranked'; // override what the reader says about ids without weights
+  routerBias?: string; // safetensors with e_score_correction_bias per layer
+  domain?: string; // domain of every sample
+  tokenizer?: string; // tokenizer.json to name token ids
 }
 
-/** What a format parser gets: options, the sink, the side file when given. */
-export interface ImportContext {
+/** What a reader gets: the options, and a place for notes and meta.json keys. */
+export interface ReaderContext {
   opts: ImportOptions;
-  sink: ImportSink;
-  side: ModalitySideFile | null;
+  notes: Set<string>;
+  meta: Record<string, unknown>; // extra meta.json keys the reader knows (manifest config, ...)
+  /** the router rule a reader learned from its input (hf manifest config), when --config gave none */
+  rule?: RouterRule;
+  numLayers?: number;
 }
 
-/** What a format parser returns for meta.json. */
-export interface FormatResult {
-  router_scoring: string;
-  gates: string; // where gate values come from
-  num_layers?: number;
-  model?: { path: string; config: Record<string, unknown> } | null;
-  notes?: string[];
-  extra?: Record<string, unknown>;
+export interface Reader {
+  (inputs: string[], ctx: ReaderContext): AsyncGenerator<ImportRecord>;
+}
+
+export interface FormatInfo {
+  read: Reader;
+  phase: boolean; // rows get a phase column
+  ragged: boolean; // a token may be routed in fewer layers than others (table)
+  scores: boolean; // input may carry router scores (--full-probs possible)
 }

@@ -139,7 +139,9 @@ class SoftmaxTopK {
   private readonly topV: Float64Array;
   private readonly topI: Int32Array;
   private readonly topP: Float64Array;
+  private readonly ex: Float64Array; // exp(score - max) of the row, computed once
   constructor(readonly E: number, readonly K: number) {
+    this.ex = new Float64Array(E);
     this.topV = new Float64Array(K + 1);
     this.topP = new Float64Array(K + 1);
     this.topI = new Int32Array(K + 1);
@@ -147,7 +149,7 @@ class SoftmaxTopK {
 
   /** Write row `row/E` into experts/gates at `out` (and probs at `row`); false = caller must do it. */
   row(scores: Float32Array, row: number, experts: Int32Array, gates: Float32Array, out: number, normTopk: boolean, probs: Float32Array | undefined): boolean {
-    const { E, K, topV, topI, topP } = this;
+    const { E, K, topV, topI, topP, ex } = this;
     const K1 = K + 1;
     // the first K+1 sorted by insertion, then only values above the K+1-th get in (E > K)
     let max = -Infinity;
@@ -167,16 +169,104 @@ class SoftmaxTopK {
       } else if (v !== v) return false;
     }
     let sum = 0;
-    for (let e = 0; e < E; e++) sum += Math.exp(scores[row + e] - max);
+    for (let e = 0; e < E; e++) sum += ex[e] = Math.exp(scores[row + e] - max);
     if (!(sum > 0) || sum === Infinity) return false;
     // probabilities of the K+1 best must stay strictly ordered for the selection to be the plain loop's
-    topP[0] = Math.exp(topV[0] - max) / sum;
+    topP[0] = ex[topI[0]] / sum;
     for (let j = 1; j < K1; j++) {
-      topP[j] = Math.exp(topV[j] - max) / sum;
+      topP[j] = ex[topI[j]] / sum;
       if (!(topP[j] < topP[j - 1])) return false;
     }
-    if (probs) for (let e = 0; e < E; e++) probs[row + e] = Math.exp(scores[row + e] - max) / sum;
+    if (probs) for (let e = 0; e < E; e++) probs[row + e] = ex[e] / sum;
     writeChoices(experts, gates, out, topI, topP, K, normTopk);
     return true;
   }
+}
+
+/** What the driver needs to know about a router beyond its scoring (src/import/layers.ts RouterRule). */
+export interface ChoiceRule {
+  scoring: Scoring;
+  normTopk: boolean;
+  nGroup: number;
+  topkGroup: number;
+  groupScore: 'top2sum' | 'max';
+  scalingFactor: number;
+}
+
+/**
+ * A bias-corrected and/or group-limited router, as transformers' DeepseekV3MoE.route_tokens_to_experts
+ * (and Glm4MoeMoE, MiniMaxM2SparseMoeBlock) compute it from the gate's logits:
+ *   s = sigmoid(logits) (or softmax); c = s + bias                      (bias only for the choice)
+ *   group score = sum of the 2 best c in each of n_group groups (or the max), best topk_group kept,
+ *   c of the other groups set to 0.0 (masked_fill, not -inf); chosen = top-k of c;
+ *   gate = s[chosen] / (sum + 1e-20) when norm_topk_prob, times routed_scaling_factor.
+ * Trace rows hold the chosen experts by descending gate (ties to the lower id).
+ */
+export function routeByRule(scores: Float32Array, T: number, E: number, K: number, rule: ChoiceRule, bias: Float32Array | null, areProbs: boolean, wantProbs: boolean, where: string): Routed {
+  const { nGroup, topkGroup } = rule;
+  if (E % nGroup !== 0) throw new InputError(`${where}: ${E} experts do not split into n_group ${nGroup} groups`);
+  if (bias && bias.length !== E) throw new InputError(`${where}: e_score_correction_bias has ${bias.length} values for ${E} experts`);
+  if (nGroup > 1 && K > topkGroup * (E / nGroup)) throw new InputError(`${where}: top-k ${K} exceeds the ${topkGroup * (E / nGroup)} experts of the topk_group groups`);
+  const G = E / nGroup;
+  const experts = new Int32Array(T * K);
+  const gates = new Float32Array(T * K);
+  const probs = wantProbs ? new Float32Array(T * E) : undefined;
+  const s = new Float64Array(E);
+  const c = new Float64Array(E);
+  const gs = new Float64Array(nGroup);
+  const keep = new Uint8Array(nGroup);
+  const topV = new Float64Array(K);
+  const topI = new Int32Array(K);
+  const pick = new Float64Array(K);
+  for (let t = 0; t < T; t++) {
+    const row = t * E;
+    if (areProbs) for (let e = 0; e < E; e++) s[e] = scores[row + e];
+    else if (rule.scoring === 'sigmoid') for (let e = 0; e < E; e++) s[e] = 1 / (1 + Math.exp(-scores[row + e]));
+    else {
+      let max = -Infinity;
+      for (let e = 0; e < E; e++) max = Math.max(max, scores[row + e]);
+      let sum = 0;
+      for (let e = 0; e < E; e++) sum += s[e] = Math.exp(scores[row + e] - max);
+      for (let e = 0; e < E; e++) s[e] /= sum;
+    }
+    if (probs) for (let e = 0; e < E; e++) probs[row + e] = s[e];
+    for (let e = 0; e < E; e++) c[e] = s[e] + (bias ? bias[e] : 0);
+    if (nGroup > 1) {
+      for (let g = 0; g < nGroup; g++) {
+        let a = -Infinity;
+        let b = -Infinity;
+        for (let e = g * G; e < g * G + G; e++) {
+          if (c[e] > a) {
+            b = a;
+            a = c[e];
+          } else if (c[e] > b) b = c[e];
+        }
+        gs[g] = rule.groupScore === 'max' || G === 1 ? a : a + b;
+      }
+      keep.fill(0);
+      for (let j = 0; j < topkGroup; j++) {
+        let best = -1;
+        for (let g = 0; g < nGroup; g++) if (!keep[g] && (best < 0 || gs[g] > gs[best])) best = g;
+        keep[best] = 1;
+      }
+      for (let g = 0; g < nGroup; g++) if (!keep[g]) for (let e = g * G; e < g * G + G; e++) c[e] = 0;
+    }
+    let n = 0;
+    for (let e = 0; e < E; e++) {
+      const v = c[e];
+      if (n === K && !(v > topV[K - 1])) continue;
+      insertSorted(topV, topI, v, e, n < K ? n++ : K - 1);
+    }
+    // gates from the unbiased scores, then by descending gate (ties to the lower id)
+    let sum = 0;
+    for (let j = 0; j < K; j++) sum += pick[j] = s[topI[j]];
+    const den = rule.normTopk ? sum + 1e-20 : 1;
+    const o = t * K;
+    const order = Array.from({ length: K }, (_, j) => j).sort((a, b) => pick[b] - pick[a] || topI[a] - topI[b]);
+    for (let j = 0; j < K; j++) {
+      experts[o + j] = topI[order[j]];
+      gates[o + j] = (pick[order[j]] / den) * rule.scalingFactor;
+    }
+  }
+  return { experts, gates, probs };
 }

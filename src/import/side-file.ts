@@ -6,13 +6,15 @@ export interface SideEntry {
   where: string;
   ids: Int32Array | null;
   hints: ModalityHints;
+  domain: string | null; // the sample's data domain (samples.domain)
 }
 
 /**
  * The modality side file for formats without token ids (megatron, csv): JSONL, one line per
  * sample in input order (or with a "sample" key). A line is a compact string ("ttiiis": t text,
  * i image, s special, v video, a audio), a list of names, or an object with any of `modality`,
- * `image_mask`, `mm_token_type_ids` and `input_ids` (then the id rules --image-token-id etc. apply).
+ * `image_mask`, `mm_token_type_ids` and `input_ids` (then the id rules --image-token-id etc. apply),
+ * and `domain` (the sample's data domain).
  * Read forward as samples are asked for, so memory holds only the lines not yet used.
  */
 export class ModalitySideFile {
@@ -76,8 +78,10 @@ function parseEntry(where: string, o: Record<string, unknown>): SideEntry {
   if (o.image_mask !== undefined) hints.imageMask = parseIntArray(where, 'image_mask', o.image_mask);
   if (o.mm_token_type_ids !== undefined) hints.mmTokenTypeIds = parseIntArray(where, 'mm_token_type_ids', o.mm_token_type_ids);
   const ids = o.input_ids !== undefined ? parseIntArray(where, 'input_ids', o.input_ids) : null;
-  if (!ids && !hints.modality && !hints.imageMask && !hints.mmTokenTypeIds) {
-    throw new InputError(`${where}: needs one of modality, image_mask, mm_token_type_ids, input_ids`);
+  if (o.domain !== undefined && typeof o.domain !== 'string') throw new InputError(`${where}: domain must be a string`);
+  const domain = typeof o.domain === 'string' ? o.domain : null;
+  if (!ids && !hints.modality && !hints.imageMask && !hints.mmTokenTypeIds && domain === null) {
+    throw new InputError(`${where}: needs one of modality, image_mask, mm_token_type_ids, input_ids, domain`);
   }
-  return { where, ids, hints };
+  return { where, ids, hints, domain };
 }

@@ -1,10 +1,10 @@
 import { InputError } from '../util/errors.js';
-import { TraceWriter } from '../trace/writer.js';
+import { TraceWriter, type SampleRow } from '../trace/writer.js';
 import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
 import { MOD_NAMES } from './modality.js';
 import type { Routed } from './routing.js';
 
-/** What a sample may carry besides its text (SPEC §2 samples.parquet `images`, `tokens`, and `image_grids`). */
+/** What a sample may carry besides its text (SPEC §2 samples.parquet `images`, `tokens`, `image_grids`). */
 export interface SampleExtras {
   images: Uint8Array[]; // PNG bytes
   tokens: string[] | null; // one string per position
@@ -28,6 +28,8 @@ export interface SinkOptions {
   fullProbs: boolean;
   numExperts?: number; // known up front (config, logits width); else inferred from the ids
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
+  /** add a phase column when the first rows have one (formats where the input may or may not say) */
+  phaseAuto?: boolean;
 }
 
 const FLUSH_ROWS = 1 << 15;
@@ -46,7 +48,8 @@ export class ImportSink {
   private maxExpert = -1;
   private maxLayer = -1;
   private nextSample = 0;
-  private pendingSamples: { sample: number; text: string; source: string; extras?: SampleExtras }[] = [];
+  private pendingSamples: SampleRow[] = [];
+  private gates = true;
   private buf: LayerRows[] = [];
   private bufRows = 0;
   private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
@@ -67,10 +70,19 @@ export class ImportSink {
     else if (this.E !== E) throw new InputError(`${where}: ${E} experts, but ${this.E} ${this.writer ? 'in earlier records' : 'given (--num-experts/--config)'}`);
   }
 
+  get nextSampleIndex(): number {
+    return this.nextSample;
+  }
+
+  /** The producer saved no gate weights: the trace's gate column is NULL. */
+  dropGates(): void {
+    this.gates = false;
+  }
+
   /** Record a sample (samples.parquet) and return its index. */
-  async addSample(text: string, source: string, extras?: SampleExtras): Promise<number> {
+  async addSample(text: string, source: string, domain: string | null = null, tokens: string[] | null = null, extras?: SampleExtras): Promise<number> {
     const sample = this.nextSample++;
-    this.pendingSamples.push({ sample, text, source, extras });
+    this.pendingSamples.push({ sample, text, source, domain, tokens, images: extras?.images ?? [], image_grids: extras?.imageGrids ?? null });
     if (this.writer) await this.flushSamples();
     return sample;
   }
@@ -106,6 +118,7 @@ export class ImportSink {
       }
     }
     if (!this.writer) {
+      if (this.opts.phaseAuto && r.phase && !this.opts.extraColumns?.some((c) => c.name === 'phase')) this.opts.extraColumns = [...(this.opts.extraColumns ?? []), { name: 'phase', type: 'VARCHAR' }];
       this.writer = await TraceWriter.open(this.dir, {
         topK: this.K,
         numExperts: this.E ?? Math.max(UNKNOWN_E, this.K),
@@ -125,10 +138,10 @@ export class ImportSink {
    * A sample is complete: every MoE layer must have routed the same number of tokens, and the
    * MoE layers must be those of the other samples.
    */
-  endSample(sample: number, where: string): void {
+  endSample(sample: number, where: string, ragged = false): void {
     const counts = this.perSample.get(sample);
     this.perSample.delete(sample);
-    if (!counts || counts.size === 0) return;
+    if (!counts || counts.size === 0 || ragged) return;
     const layers = [...counts.keys()].sort((a, b) => a - b);
     const first = counts.get(layers[0])!;
     for (const l of layers) {
@@ -141,14 +154,9 @@ export class ImportSink {
   }
 
   /** Close samples not yet ended (formats that only know sample ends at end of input). */
-  endAll(where: string): void {
-    for (const s of [...this.perSample.keys()].sort((a, b) => a - b)) this.endSample(s, `${where} (sample ${s})`);
-  }
 
   private async flushSamples(): Promise<void> {
-    for (const { extras, ...s } of this.pendingSamples) {
-      await this.writer!.appendSample({ ...s, images: extras?.images ?? [], tokens: extras?.tokens ?? null, image_grids: extras?.imageGrids ?? null });
-    }
+    for (const s of this.pendingSamples) await this.writer!.appendSample(s);
     this.pendingSamples = [];
   }
 
@@ -194,6 +202,7 @@ export class ImportSink {
     if (!this.writer || this.rows === 0) throw new InputError(`${where}: no routing records found`);
     await this.flush();
     await this.flushSamples();
+    if (!this.gates) this.writer.dropGates();
     const inferredExperts = this.E === undefined;
     const numExperts = this.E ?? this.maxExpert + 1;
     const numLayers = meta.num_layers ?? this.maxLayer + 1;

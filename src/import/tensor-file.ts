@@ -1,6 +1,7 @@
-import { halfToFloat } from '../model/safetensors.js';
+import { decode as decodeHalf } from '../model/safetensors.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
+import { checkBigInt } from '../util/limits.js';
 
 /**
  * Tensors in safetensors files and NumPy .npy files, read by row ranges so that a large tensor
@@ -180,7 +181,7 @@ function decode(buf: Buffer, dtype: TensorDtype, n: number, where: string): Floa
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) {
       const lo = w[2 * i];
-      if (w[2 * i + 1] !== lo >> 31) throw new InputError(`${where}: value ${dv.getBigInt64(8 * i, true)} at element ${i} does not fit in 32 bits`);
+      if (w[2 * i + 1] !== lo >> 31) checkBigInt(`${where}: element ${i}`, dv.getBigInt64(8 * i, true), -2147483648, 2147483647);
       out[i] = lo;
     }
     return out;
@@ -196,24 +197,15 @@ function decode(buf: Buffer, dtype: TensorDtype, n: number, where: string): Floa
       for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
       return out;
     }
-    case 'BF16': {
-      const out = new Float32Array(n);
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u[i] = dv.getUint16(2 * i, true) << 16;
-      return out;
-    }
-    case 'F16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(dv.getUint16(2 * i, true));
-      return out;
-    }
+    case 'BF16':
+    case 'F16':
+      return decodeHalf(buf, 0, n * 2, dtype);
     case 'I64':
     case 'U64': {
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) {
         const v = dtype === 'I64' ? dv.getBigInt64(8 * i, true) : dv.getBigUint64(8 * i, true);
-        if (v > 2147483647n || v < -2147483648n) throw new InputError(`${where}: value ${v} at element ${i} does not fit in 32 bits`);
-        out[i] = Number(v);
+        out[i] = checkBigInt(`${where}: element ${i}`, v, -2147483648, 2147483647);
       }
       return out;
     }

@@ -76,7 +76,8 @@ export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes
   return { tensors, metadata };
 }
 
-function decode(bytes: Uint8Array, offset: number, length: number, dtype: Dtype): Float32Array {
+/** F32/F16/BF16 little-endian bytes -> Float32Array (also the importers' one half-float decoder). */
+export function decode(bytes: Uint8Array, offset: number, length: number, dtype: Dtype): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, length);
   const n = length / BYTES[dtype];
   const out = new Float32Array(n);

@@ -102,6 +102,7 @@ export class TraceWriter {
   /** A CHECKPOINT still running; awaited before the connection is used again. */
   private checkpoint: Promise<void> | null = null;
   private closed = false;
+  private gatesRecorded = true;
   private readonly modalities = new Dictionary(CODE_NAMES);
   private readonly extraDicts = new Map<string, Dictionary>();
   private readonly layerModalityCounts = new Map<number, Float64Array>(); // layer -> rows per modality code
@@ -314,7 +315,7 @@ export class TraceWriter {
       const modality = `(${this.modalities.sqlList()})[modality + 1]`;
       const select = [
         'sample', 'pos', `${modality} AS modality`, 'token', 'layer',
-        'expert::SMALLINT[] AS expert', 'gate::FLOAT[] AS gate',
+        'expert::SMALLINT[] AS expert', this.gatesRecorded ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
       ];
       if (this.opts.fullProbs) select.push('prob::FLOAT[] AS prob');
       for (const c of this.opts.extraColumns ?? []) {
@@ -365,6 +366,14 @@ export class TraceWriter {
     } finally {
       this.close();
     }
+  }
+
+  /**
+   * The producer recorded no gate weights: routing.gate is written NULL (SPEC §2) whatever was
+   * appended (appended gates are placeholders then).
+   */
+  dropGates(): void {
+    this.gatesRecorded = false;
   }
 
   /** Stop and remove the temporary database (the caller's atomic folder removes the rest). */

@@ -69,10 +69,13 @@ test('megatron without logits: experts kept, slot order is by id, so the trace s
       return JSON.stringify(o);
     }).join('\n') + '\n';
   writeFileSync(join(t, 'router_trace_rank0.jsonl'), stripped);
-  const { got, want } = await importAndCompare('megatron', [join(t, 'router_trace_rank0.jsonl')], ['--micro-batch', '2', '--modality', join(dir, 'modality.jsonl'), '--num-experts', '8'], 'megatron');
+  const { out, got, want } = await importAndCompare('megatron', [join(t, 'router_trace_rank0.jsonl')], ['--micro-batch', '2', '--modality', join(dir, 'modality.jsonl'), '--num-experts', '8'], 'megatron');
   assert.notDeepEqual(sorted(got.top1), sorted(want.top1), 'without gate values slot 0 is the lowest id, not the top-1');
-  assert.match(String(got.meta.gates), /uniform/);
+  assert.match(String(got.meta.gates), /^none/);
+  assert.equal(got.meta.expert_order, 'unranked', 'routing_map.nonzero() lists ids by id: slot 0 is no rank');
   assert.equal(got.meta.router_scoring, 'unknown');
+  const g = await query(`SELECT count(gate) AS n FROM '${join(out, 'routing.parquet')}'`);
+  assert.equal(Number(g[0].n), 0, 'no gate weights recorded: the gate column is NULL (SPEC §2)');
 });
 
 test('csv: llama.cpp ffn_moe_topk rows, weights listed by expert id are re-sorted by weight', async () => {

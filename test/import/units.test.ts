@@ -2,7 +2,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { looksLikeProbs, routeFromScores, sortTopK } from '../../src/import/routing.js';
 import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../../src/import/modality.js';
-import { parseLayerList, routingFromConfig } from '../../src/import/layers.js';
+import { routingFromConfig } from '../../src/import/layers.js';
+import { parseLayerList } from '../../src/util/limits.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -123,6 +124,23 @@ test('MoE layers from HF configs: DeepSeek first_k_dense_replace, Qwen mlp_only_
   assert.equal(mx.numExperts, 8);
   const vl = routingFromConfig({ text_config: { num_hidden_layers: 3, num_experts: 4, num_experts_per_tok: 1 } }, 'c');
   assert.equal(vl.numLayers, 3);
-  assert.deepEqual(parseLayerList('1,3-5'), [1, 3, 4, 5]);
-  assert.throws(() => parseLayerList('3,1'), /ascending/);
+  assert.deepEqual(parseLayerList('--moe-layers', '1,3-5'), [1, 3, 4, 5]);
+  assert.throws(() => parseLayerList('--moe-layers', '0-999999999999'), /outside/);
+});
+
+test('router rules from HF configs: renormalising families, biased/grouped routers, Llama-4 sigmoid, sparsemixer refused', () => {
+  const r = (c: Record<string, unknown>) => routingFromConfig(c, 'c').rule!;
+  assert.equal(r({ model_type: 'gpt_oss', num_local_experts: 32, num_experts_per_tok: 4 }).normTopk, true, 'gpt-oss: softmax over the top-k logits');
+  assert.equal(r({ model_type: 'granitemoe', num_local_experts: 8 }).normTopk, true);
+  assert.equal(r({ model_type: 'qwen2_moe', norm_topk_prob: false }).normTopk, false);
+  const dbrx = routingFromConfig({ model_type: 'dbrx', n_layers: 4, ffn_config: { moe_num_experts: 16, moe_top_k: 4, moe_normalize_expert_weights: 1 } }, 'c');
+  assert.deepEqual([dbrx.numLayers, dbrx.numExperts, dbrx.topK, dbrx.rule!.normTopk], [4, 16, 4, true]);
+  const ds = r({ model_type: 'deepseek_v3', n_routed_experts: 256, n_group: 8, topk_group: 4, routed_scaling_factor: 2.5, norm_topk_prob: true });
+  assert.deepEqual([ds.scoring, ds.biased, ds.nGroup, ds.topkGroup, ds.groupScore, ds.scalingFactor], ['sigmoid', true, 8, 4, 'top2sum', 2.5]);
+  const v2 = r({ model_type: 'deepseek_v2', topk_method: 'group_limited_greedy', n_group: 8, topk_group: 3, routed_scaling_factor: 16, norm_topk_prob: false });
+  assert.deepEqual([v2.scoring, v2.biased, v2.groupScore, v2.scalingFactor], ['softmax', false, 'max', 16]);
+  const l4 = r({ model_type: 'llama4_text', num_local_experts: 16, num_experts_per_tok: 1 });
+  assert.deepEqual([l4.scoring, l4.normTopk], ['sigmoid', false]);
+  assert.match(String(r({ model_type: 'phimoe' }).unsupported), /sparsemixer/);
+  assert.throws(() => routingFromConfig({ num_hidden_layers: 'x' }, 'c'), /num_hidden_layers: expected an integer/);
 });

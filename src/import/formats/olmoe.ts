@@ -1,19 +1,17 @@
 import { InputError } from '../../util/errors.js';
-import { flatInts, iota, resolveSample } from '../common.js';
-import { decoderLayer } from '../layers.js';
+import { flatInts } from '../common.js';
 import { parseIntArray } from '../modality.js';
-import type { FormatResult, ImportContext } from '../options.js';
+import type { ReaderContext } from '../options.js';
 import { readJsonl } from '../lines.js';
-import { sortTopK } from '../routing.js';
+import type { ImportRecord } from '../records.js';
 
 /**
  * OLMoE's routing analysis JSONL (scripts/run_moe_analysis.py): one line per 2048-token window,
  * `{"input_ids": [T], "predicted_token_ids": [T], "exp_ids": [T][K][L]}` where exp_ids[t][j][l] is
  * the j-th highest-logit expert of token t in MoE layer l (np.argsort(-logits)[:, :K], stacked
- * on the last axis). No gate values: the rank order is kept, each choice counts 1/K.
+ * on the last axis): ids are ranked, slot 0 is the top-1; no gate values.
  */
-export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise<FormatResult> {
-  const { sink, opts } = ctx;
+export async function* readOlmoe(inputs: string[], ctx: ReaderContext): AsyncGenerator<ImportRecord> {
   let L0: number | null = null;
   let first = '';
   for (const file of inputs) {
@@ -21,7 +19,6 @@ export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise
       if (obj.input_ids === undefined) throw new InputError(`${where}: missing "input_ids"`);
       if (obj.exp_ids === undefined) throw new InputError(`${where}: missing "exp_ids"`);
       const ids = parseIntArray(where, 'input_ids', obj.input_ids);
-      const T = ids.length;
       const ex = expIdsByLayer(where, obj.exp_ids);
       const { T: Tr, K, L } = ex;
       if (Tr === 0) continue;
@@ -29,26 +26,19 @@ export async function importOlmoe(inputs: string[], ctx: ImportContext): Promise
         L0 = L;
         first = where;
       } else if (L !== L0) throw new InputError(`${where}: layers disagree: exp_ids has ${L} layers but ${first} has ${L0}`);
-      const sample = await sink.addSample('', where);
+      if (ids.length !== Tr && ctx.opts.rules.placeholderId === undefined) throw new InputError(`${where}: input_ids has ${ids.length} tokens but exp_ids has ${Tr}`);
       const hints = {
         mmTokenTypeIds: obj.mm_token_type_ids !== undefined ? parseIntArray(where, 'mm_token_type_ids', obj.mm_token_type_ids) : undefined,
         imageMask: obj.image_mask !== undefined ? parseIntArray(where, 'image_mask', obj.image_mask) : undefined,
       };
-      const tok = await resolveSample(ctx, where, sample, Tr, T === Tr || opts.rules.placeholderId !== undefined ? ids : badLen(where, T, Tr), hints);
-      const pos = iota(Tr);
+      const domain = typeof obj.domain === 'string' ? obj.domain : null;
+      yield { kind: 'sample', key: where, where, rows: Tr, ids, hints, source: where, domain };
       for (let l = 0; l < L; l++) {
-        const lw = `${where}: exp_ids[:, :, ${l}]`;
-        const routed = sortTopK(lw, ex.layers[l], null, Tr, K, sink.numExperts);
-        await sink.add({ where: lw, sample, layer: decoderLayer(opts.moeLayers, l, lw), pos, token: tok.token, modality: tok.modality, routed, K });
+        yield { kind: 'layer', key: where, where: `${where}: exp_ids[:, :, ${l}]`, layer: l, layerIndex: 'moe', ids: { data: ex.layers[l], K, weights: null, order: 'ranked' } };
       }
-      sink.endSample(sample, where);
+      yield { kind: 'end', key: where, where };
     }
   }
-  return { router_scoring: opts.scoring ?? opts.model?.scoring ?? 'unknown', gates: 'uniform 1/K (exp_ids are ranked expert ids without weights)' };
-}
-
-function badLen(where: string, T: number, Tr: number): never {
-  throw new InputError(`${where}: input_ids has ${T} tokens but exp_ids has ${Tr}`);
 }
 
 /**
@@ -84,7 +74,7 @@ function expIdsFast(v: unknown): { T: number; K: number; L: number; layers: Int3
       const o = t * K + j;
       for (let l = 0; l < L; l++) {
         const y = a[l];
-        if (typeof y !== 'number' || !Number.isInteger(y)) return null;
+        if (typeof y !== 'number' || !Number.isInteger(y) || Math.abs(y) > 2147483647) return null;
         layers[l][o] = y;
       }
     }

@@ -1,0 +1,101 @@
+import { InputError } from '../../util/errors.js';
+import type { ReaderContext } from '../options.js';
+import type { ImportRecord, LayerIndex } from '../records.js';
+
+/**
+ * What vLLM and SGLang share: per request (completion), an integer array [tokens, layers, top_k]
+ * of the experts every token went to, over the prompt and the generated tokens (the last
+ * generated token never ran, so there may be one token less). The layer axis is the model's
+ * num_hidden_layers (dense layers hold placeholder ids: zeros, or -1 in SGLang-JAX) or its MoE
+ * layers. Neither engine saves gate weights, and the top-k order depends on the kernel
+ * (vLLM's topk_softmax and SGLang's fused top-k emit descending order; the grouped / biased top-k
+ * of DeepSeek-style models uses torch.topk(sorted=False)), so ids are recorded as unranked unless
+ * --expert-order ranked says otherwise.
+ */
+export interface RoutedArray {
+  data: Int32Array;
+  T: number;
+  L: number;
+  K: number;
+}
+
+/** [axis index, layer, how the layer is numbered] of the axis entries that are MoE layers. */
+export function layerAxis(where: string, re: RoutedArray, ctx: ReaderContext): [number, number, LayerIndex][] {
+  const { opts } = ctx;
+  const moe = opts.moeLayers ?? opts.model?.moeLayers;
+  const numLayers = opts.numLayers ?? opts.model?.numLayers;
+  const { data, T, L, K } = re;
+  const slice = (a: number, f: (v: number) => boolean) => {
+    for (let t = 0; t < T; t++) for (let j = 0; j < K; j++) if (!f(data[(t * L + a) * K + j])) return false;
+    return true;
+  };
+  if (moe) {
+    if (L === moe.length) return moe.map((_, a) => [a, a, 'moe']);
+    if (numLayers !== undefined && L === numLayers) {
+      const isMoe = new Set(moe);
+      for (let a = 0; a < L; a++) {
+        if (!isMoe.has(a) && !slice(a, (v) => v === 0 || v === -1)) throw new InputError(`${where}: routed_experts[:, ${a}, :] has expert ids, but the config says decoder layer ${a} is dense`);
+      }
+      return moe.map((l) => [l, l, 'decoder']);
+    }
+    throw new InputError(`${where}: routed_experts has ${L} layers but the model has ${moe.length} MoE layers${numLayers !== undefined ? ` of ${numLayers}` : ''}`);
+  }
+  if (numLayers !== undefined && L !== numLayers) throw new InputError(`${where}: routed_experts has ${L} layers but the model has ${numLayers}`);
+  const out: [number, number, LayerIndex][] = [];
+  for (let a = 0; a < L; a++) {
+    if (T > 0 && slice(a, (v) => v === -1)) {
+      ctx.notes.add(`layer ${a}: expert ids all -1 (a dense layer's placeholder) dropped`);
+      continue;
+    }
+    if (T > 0 && slice(a, (v) => v === 0)) {
+      if (K > 1) {
+        // K > 1: no router picks one expert twice, so this is a dense layer's placeholder
+        ctx.notes.add(`layer ${a}: all-zero expert ids (a dense layer's placeholder) dropped`);
+        continue;
+      }
+      throw new InputError(
+        `${where}: routed_experts[:, ${a}, :] sends every token to expert 0: with top-1 this is either a dense layer's placeholder or a real choice; give --config (or --moe-layers and --num-layers) to say which layers are MoE`,
+      );
+    }
+    out.push([a, a, 'decoder']);
+  }
+  return out;
+}
+
+/** The records of one completion: its sample, one record per MoE layer, its end. */
+export function* completionRecords(key: string, where: string, source: string, text: string, ids: Int32Array, P: number, re: RoutedArray, axis: [number, number, LayerIndex][], hints: { mmTokenTypeIds?: Int32Array; imageMask?: Int32Array }, domain: string | null): Generator<ImportRecord> {
+  const { T, L, K, data } = re;
+  const phase = Array.from({ length: T }, (_, t) => (t < P ? 'prefill' : 'decode'));
+  yield { kind: 'sample', key, where, rows: T, ids, hints, text, source, domain, phase };
+  for (const [a, layer, layerIndex] of axis) {
+    const li = new Int32Array(T * K);
+    for (let t = 0; t < T; t++) for (let j = 0; j < K; j++) li[t * K + j] = data[(t * L + a) * K + j];
+    yield { kind: 'layer', key, where: `${where}: routed_experts[:, ${a}, :]`, layer, layerIndex, ids: { data: li, K, weights: null, order: 'unranked' } };
+  }
+  yield { kind: 'end', key, where };
+}
+
+/** Token count check shared by vLLM and SGLang: prompt + output, or one less. */
+export function checkTokens(where: string, T: number, P: number, O: number, hint = ''): void {
+  if (T !== P + O && !(O > 0 && T === P + O - 1)) {
+    throw new InputError(`${where}: routed_experts has ${T} tokens but the request has ${P} prompt + ${O} output tokens (expected ${P + O}${O > 0 ? ` or ${P + O - 1}` : ''})${hint}`);
+  }
+}
+
+/** Little-endian integers from base64, never wrapped: a value outside int32 is an error. */
+export function decodeInts(where: string, name: string, b64: string, dtype: string): Int32Array {
+  const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype];
+  if (!width) throw new InputError(`${where}: ${name} dtype ${JSON.stringify(dtype)} is not an integer type`);
+  const buf = Buffer.from(b64, 'base64');
+  if (buf.length % width !== 0) throw new InputError(`${where}: ${name} has ${buf.length} bytes, not a whole number of ${dtype} values (truncated?)`);
+  const n = buf.length / width;
+  const data = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    if (width === 8) {
+      const v = buf.readBigInt64LE(8 * i);
+      if (v > 2147483647n || v < -2147483648n) throw new InputError(`${where}: ${name}[${i}] = ${v} does not fit a 32-bit expert id`);
+      data[i] = Number(v);
+    } else data[i] = width === 2 ? (dtype === 'uint16' ? buf.readUInt16LE(2 * i) : buf.readInt16LE(2 * i)) : width === 4 ? buf.readInt32LE(4 * i) : dtype === 'int8' ? buf.readInt8(i) : buf[i];
+  }
+  return data;
+}
