@@ -109,9 +109,20 @@ function setPath(v: Json, path: (string | number)[], value: unknown, del: boolea
 /** Replace, delete or add 1-3 values of a JSON document; sometimes also a byte edit of the text. */
 export function mutateJson(base: Json, opts: { pretty?: boolean } = {}): fc.Arbitrary<Uint8Array> {
   const ps = paths(base);
-  const one = fc.record({ path: fc.constantFrom(...ps), value: hostileValue, del: fc.integer({ min: 0, max: 5 }).map((n) => n === 0), addKey: fc.option(fc.constantFrom('extra', 'files', 'layers', 'type'), { freq: 8 }) });
-  const doc = fc.array(one, { minLength: 1, maxLength: 3 }).map((ms) =>
-    ms.reduce((d, m) => (m.addKey ? setPath(d, [...m.path.slice(0, -1), m.addKey], m.value, false) : setPath(d, m.path, m.value, m.del && m.path.length > 0)), base as Json),
+  const one = fc.record({ path: fc.constantFrom(...ps), value: hostileValue, del: fc.integer({ min: 0, max: 5 }).map((n) => n === 0), addKey: fc.oneof({ weight: 7, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom('extra', 'files', 'layers', 'type') }) });
+  // a nudge keeps a number near its valid value (x+1, 2x, ...), so that mutations also reach past the first check
+  const nudge = fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom('+1', '-1', '*2', '/2', '*1000', 'neg', 'frac') });
+  const nudged = (v: unknown, how: string): unknown => {
+    if (typeof v !== 'number') return v;
+    return { '+1': v + 1, '-1': v - 1, '*2': v * 2, '/2': Math.floor(v / 2), '*1000': v * 1000, neg: -v, frac: v + 0.5 }[how];
+  };
+  const doc = fc.array(fc.tuple(one, nudge), { minLength: 1, maxLength: 3 }).map((ms) =>
+    ms.reduce((d, [m, n]) => {
+      if (m.addKey) return setPath(d, [...m.path.slice(0, -1), m.addKey], m.value, false);
+      const old = m.path.reduce((x: any, k) => (x && typeof x === 'object' ? x[k] : undefined), d as any);
+      if (n !== null && typeof old === 'number') return setPath(d, m.path, nudged(old, n), false);
+      return setPath(d, m.path, m.value, m.del && m.path.length > 0);
+    }, base as Json),
   );
   const text = doc.map((d) => new TextEncoder().encode(JSON.stringify(d, null, opts.pretty ? 2 : undefined) ?? 'null'));
   return fc.oneof({ weight: 4, arbitrary: text }, { weight: 1, arbitrary: text.chain((t) => mutateBytes(t)) });
