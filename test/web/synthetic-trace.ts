@@ -29,6 +29,8 @@ export interface SyntheticTraceOptions {
   tokenStrings?: boolean;
   /** Mean top-1 gate 1.05/E at layer 0 (a near-uniform router), larger elsewhere. */
   nearUniformLayer0?: boolean;
+  /** Image parts without a stored PNG (as an importer writes samples it has no pixels for). */
+  noStoredImages?: boolean;
 }
 
 export const SYNTH_WORDS = ['a', 'small', 'large', 'red', 'green', 'blue', 'yellow', 'circle', 'square', 'triangle', 'left', 'of', 'right', 'above', 'below', 'the', 'and', 'two'];
@@ -103,7 +105,7 @@ export async function writeSyntheticTrace(dir: string, o: SyntheticTraceOptions)
       ? `, (SELECT list(CASE WHEN q.modality = 'image' THEN NULL WHEN q.token = 1 THEN '<bos>' WHEN q.token = 2 THEN '<eos>' ELSE ${words}[q.token - 4 + 1] END ORDER BY q.pos) FROM seqs q WHERE q.sample = s.sample) AS tokens`
       : '';
     await c.run(`COPY (
-        SELECT s.sample, t.text, CASE WHEN s.has_img THEN [i.png] ELSE []::BLOB[] END AS images, 'synthetic:seed=${seed}:index=' || s.sample AS source
+        SELECT s.sample, t.text, CASE WHEN s.has_img AND ${o.noStoredImages ? 'false' : 'true'} THEN [i.png] ELSE []::BLOB[] END AS images, 'synthetic:seed=${seed}:index=' || s.sample AS source
           ${D ? `, ${domains}[s.d + 1] AS domain` : ''}${tokStrings}
         FROM s JOIN (SELECT sample, string_agg(${words}[w + 1], ' ' ORDER BY j) AS text FROM txt GROUP BY sample) t USING (sample)
         JOIN imgs i ON i.k = s.sample % 8 ORDER BY s.sample)

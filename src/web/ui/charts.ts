@@ -126,8 +126,13 @@ const views = new WeakMap<HTMLElement, Result>();
 /** Draw a spec into an element (replacing what was there); `onClick` gets the datum under the pointer. */
 export async function draw(el: HTMLElement, spec: Vl, onClick?: (datum: Record<string, unknown>) => void): Promise<void> {
   views.get(el)?.finalize();
+  // Many marks (all 48 layers of 128 experts: ~25,000 bars) are drawn to a canvas: SVG would be one DOM node per bar.
+  // Keyboard access to the bars then goes through the table under the figure.
+  const marks = Array.isArray((spec.data as { values?: unknown[] } | undefined)?.values) ? (spec.data as { values: unknown[] }).values.length : 0;
+  const renderer = marks > 6000 ? 'canvas' : 'svg';
   // Export as SVG/PNG only: the editor links would leave the machine.
-  const res = await embed(el, spec as never, { actions: { export: true, source: false, compiled: false, editor: false }, renderer: 'svg', tooltip: { theme: 'light' } });
+  const res = await embed(el, spec as never, { actions: { export: true, source: false, compiled: false, editor: false }, renderer, tooltip: { theme: 'light' } });
+  el.dataset.renderer = renderer;
   views.set(el, res);
   if (onClick) {
     res.view.addEventListener('click', (_ev, item) => {
@@ -135,7 +140,8 @@ export async function draw(el: HTMLElement, spec: Vl, onClick?: (datum: Record<s
       if (d) onClick(d);
     });
   }
-  focusableBars(el, res, onClick);
+  if (renderer === 'svg') focusableBars(el, res, onClick);
+  else el.dataset.bars = '0';
 }
 
 type SceneItem = { datum?: Record<string, unknown>; _svg?: SVGElement; items?: SceneItem[]; marktype?: string };
