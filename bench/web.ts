@@ -67,7 +67,7 @@ async function pageTimes(url: string, targets: number[], runs: number): Promise<
 }
 
 /** The 128-expert trace: first figure and a layer switch, beside the bare DuckDB GROUP BY the figure needs. */
-async function bench128(): Promise<BenchRow[]> {
+export async function bench128(): Promise<BenchRow[]> {
   await syntheticTrace(TRACE_128, OPTS_128);
   const routing = `read_parquet('${join(TRACE_128, 'routing.parquet')}')`;
   // The peer: the bare count over the routing rows by (layer, domain, expert), each of the k choices counted.

@@ -68,6 +68,8 @@ export class TraceQueries {
       else if (this.patchesPerImage > 0 && side * side === this.patchesPerImage) this.patchGrid = [side, side];
     }
     this.grouping = await this.findGroupings();
+    // The first figure's counts (a text-only trace starts grouped by domain): counted now, not on the first request.
+    if (this.grouping.by !== 'modality') await this.allCounts('all', this.grouping.by);
   }
 
   /** Once per key: a cached promise (dropped when it fails, so a retry can succeed). */

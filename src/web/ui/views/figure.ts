@@ -8,13 +8,28 @@ import { clear, h, select } from '../dom.js';
 import { layerSlider } from './layer-slider.js';
 import { errorText, message, type View } from './view.js';
 
+/**
+ * The counts of some layers (the figure then computes shares and orders for those alone).
+ * The analysis' selectCounts does the same but lives in a module that imports Node (counts.ts reads rows).
+ */
+export function countsOfLayers(counts: Counts, layers: readonly number[]): Counts {
+  const EM = counts.numExperts * counts.modalities.length, M = counts.modalities.length;
+  const n = new Float64Array(layers.length * EM), tokens = new Float64Array(layers.length * M);
+  layers.forEach((l, i) => {
+    const li = counts.layers.indexOf(l);
+    n.set(counts.n.subarray(li * EM, li * EM + EM), i * EM);
+    tokens.set(counts.tokens.subarray(li * M, li * M + M), i * M);
+  });
+  return { ...counts, layers: [...layers], n, tokens };
+}
+
 /** The figure of `moescope plot` (the same functions from src/render) for some layers of counts, fitted to `width` px. */
 export function figureSpec(counts: Counts, layers: number[], normalize: Normalization, sort: SortOrder, title?: string, width = 1200): Vl {
-  const data = figureData(counts, normalize, sort);
-  const keep = new Set(layers);
-  const shown = layers.filter((l) => data.layers.includes(l));
+  // Only the shown layers: the figure's data and orders are then computed for them alone.
+  const shown = layers.filter((l) => counts.layers.includes(l));
+  const data = figureData(countsOfLayers(counts, shown), normalize, sort);
   const fit = fitPanels(width, shown.length, counts.numExperts);
-  const spec = allocationFigure({ ...data, layers: shown, rows: data.rows.filter((r) => keep.has(r.layer)) }, { title: title ?? null, panelHeight: 190, columns: fit.columns, bandWidth: fit.band });
+  const spec = allocationFigure(data, { title: title ?? null, panelHeight: 190, columns: fit.columns, bandWidth: fit.band });
   return fitFigure(spec, fit.band, counts.numExperts);
 }
 
@@ -153,12 +168,13 @@ export function figureView(ctx: Context): View {
       fig.dataset.drawn = String(ticket);
       fig.dataset.kind = ctx.loadOnly ? 'load' : 'groups';
       if (!performance.getEntriesByName('moescope:figure-drawn').length) requestAnimationFrame(() => performance.mark('moescope:figure-drawn'));
-      const data = figureData(counts, normalize, sort);
+      const data = figureData(countsOfLayers(counts, panels.filter((l) => counts.layers.includes(l))), normalize, sort);
+      const cell = new Map(data.rows.map((r) => [`${r.layer}/${r.expert}/${r.modality}`, r]));
       clear(table, h('table', {},
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Layer'), h('th', { scope: 'col' }, 'Expert'),
           counts.modalities.flatMap((m) => [h('th', { scope: 'col' }, `${m} %`), h('th', { scope: 'col' }, `${m} count`)]), h('th', { scope: 'col' }, ''))),
-        h('tbody', {}, panels.flatMap((l) => data.order[l].map((e) => {
-          const cells = counts.modalities.map((m) => data.rows.find((r) => r.layer === l && r.expert === e && r.modality === m));
+        h('tbody', {}, panels.filter((l) => data.order[l]).flatMap((l) => data.order[l].map((e) => {
+          const cells = counts.modalities.map((m) => cell.get(`${l}/${e}/${m}`));
           return h('tr', {}, h('th', { scope: 'row' }, String(l)), h('td', {}, String(e)),
             cells.flatMap((r) => [h('td', {}, r?.share === null || r?.share === undefined ? '–' : r.share.toFixed(1)), h('td', {}, r ? r.count.toLocaleString('en-US') : '0')]),
             h('td', {}, h('a', { href: `#expert/${l}/${e}` }, 'open')));
