@@ -27,8 +27,8 @@ export interface SyntheticTraceOptions {
   domains?: string[];
   /** samples.parquet `tokens` (SPEC §2): each position's token string. */
   tokenStrings?: boolean;
-  /** Mean top-1 gate 1.05/E at layer 0 (a near-uniform router), larger elsewhere. */
-  nearUniformLayer0?: boolean;
+  /** A layer whose mean top-1 gate is 1.05/E (a near-uniform router; k > 2 only), planted as the most specialised. */
+  nearUniformLayer?: number;
   /** Image parts without a stored PNG (as an importer writes samples it has no pixels for). */
   noStoredImages?: boolean;
 }
@@ -73,7 +73,9 @@ export async function writeSyntheticTrace(dir: string, o: SyntheticTraceOptions)
       UNION ALL SELECT sample, 1 + CASE WHEN has_img THEN ${G} ELSE 0 END + j, 'text', 4 + w FROM txt
       UNION ALL SELECT sample, 1 + CASE WHEN has_img THEN ${G} ELSE 0 END + nw, 'special', 2 FROM s`);
     await c.run(`CREATE TEMP TABLE seqd AS SELECT seqs.*, s.d FROM seqs JOIN s USING (sample)`);
-    const bias = L > 1 ? `(20 + 70 * layer / ${L - 1})` : '50';
+    // The near-uniform layer (when asked) is planted as the most specialised: a headline must still not name it.
+    const bias0 = L > 1 ? `(20 + 70 * layer / ${L - 1})` : '50';
+    const bias = o.nearUniformLayer !== undefined ? `(CASE WHEN layer = ${o.nearUniformLayer} THEN 100 ELSE ${bias0} END)` : bias0;
     const block = D ? Math.max(1, Math.floor(E / D)) : 0;
     const e1 = D
       ? `CASE WHEN h1 % 100 < ${bias} AND modality = 'text' THEN d * ${block} + hash(${seed}, token, layer) % ${block} ELSE h2 % ${E} END`
@@ -89,7 +91,7 @@ export async function writeSyntheticTrace(dir: string, o: SyntheticTraceOptions)
     const e2 = `CASE WHEN layer = 0 THEN (e1 + 1 + h3 % ${E - 2}) % ${E - 1} ELSE (e1 + 1 + h3 % ${E - 1}) % ${E} END`;
     // k > 2: the other choices step from e1 by a stride that keeps all k distinct; gates are softmax probabilities (not renormalised), descending.
     const stride = `(1 + h3 % ${Math.max(1, Math.floor((E - 1) / Math.max(1, o.topK - 1)))})`;
-    const g1 = o.nearUniformLayer0 ? `CASE WHEN layer = 0 THEN ${1.05 / E} ELSE ${Math.min(0.9, 8 / E + 0.2)} END` : '0.5';
+    const g1 = o.nearUniformLayer !== undefined ? `CASE WHEN layer = ${o.nearUniformLayer} THEN ${1.05 / E} ELSE ${Math.min(0.9, 8 / E + 0.2)} END` : '0.5';
     const cols = o.topK === 1
       ? `[e1]::SMALLINT[] AS expert, [1.0]::FLOAT[] AS gate`
       : o.topK === 2

@@ -49,12 +49,13 @@ export function loadHeatmap(ctx: Context, counts: Counts, id: string): HTMLEleme
 /** View 2: depth overview, layers x experts heatmaps (group share or specialisation, load) and S, S0, I(G;E), JSD by layer. */
 export function depthView(ctx: Context): View {
   const note = h('div', {});
+  const headline = h('p', { class: 'headline', id: 'depth-headline' });
   const heat = h('div', { id: 'depth-heatmap' });
   const load = h('div', { id: 'depth-load' });
   const lines = h('div', { id: 'depth-metrics', class: 'chart' });
   const table = h('div', { class: 'table-wrap' });
   const hint = h('p', { class: 'hint' });
-  const el = h('section', { class: 'view', 'aria-label': 'Depth overview' }, note, h('div', { class: 'row' }, heat, lines), load, hint, table);
+  const el = h('section', { class: 'view', 'aria-label': 'Depth overview' }, note, headline, h('div', { class: 'row' }, heat, lines), load, hint, table);
   const render = async () => {
     const { count } = ctx.state;
     clear(note, fallbackNote(ctx));
@@ -128,9 +129,23 @@ export function depthView(ctx: Context): View {
           hasEntropy ? h('td', {}, fmtNum(m.routerEntropy)) : null,
         )))));
       el.dataset.ready = ctx.groupQuery;
+      if (!ctx.loadOnly) void headlineOf(metrics).then((x) => clear(headline, x), () => clear(headline));
+      else clear(headline);
     } catch (e) {
       clear(heat, message(errorText(e), 'error'));
     }
+  };
+  /** The most specialised layer (S above its baseline), never one whose router is a near-tie (SPEC §3 near_uniform). */
+  const headlineOf = async (metrics: MetricsJson): Promise<HTMLElement | null> => {
+    const stats = await ctx.layerStats();
+    const flagged = new Set(stats.layers.filter((l) => l.router.near_uniform).map((l) => l.layer));
+    const ranked = metrics.layers.filter((m) => m.specialization !== null).map((m) => ({ layer: m.layer, gain: m.specialization! - (m.specializationBaseline ?? 0), S: m.specialization! }))
+      .sort((a, b) => b.gain - a.gain || a.layer - b.layer);
+    const best = ranked.find((r) => !flagged.has(r.layer));
+    const skipped = ranked.slice(0, ranked.indexOf(best!)).filter((r) => flagged.has(r.layer)).map((r) => r.layer);
+    if (!best) return h('p', { class: 'msg warning' }, 'Every layer\u2019s router is near-uniform: no layer is called the most specialised.');
+    return h('span', {}, `Most specialised layer: ${best.layer} (S ${best.S.toFixed(3)}, ${best.gain >= 0 ? '+' : ''}${best.gain.toFixed(3)} over its baseline S0).`,
+      skipped.length ? h('span', { class: 'warning-text' }, ` Layer${skipped.length > 1 ? 's' : ''} ${skipped.join(', ')} scored higher but ${skipped.length > 1 ? 'have' : 'has'} a near-uniform router (mean top-1 gate within 10% of 1/E), so ${skipped.length > 1 ? 'they are' : 'it is'} not named.`) : null);
   };
   return {
     id: 'depth', label: 'Depth', el, show: render,
