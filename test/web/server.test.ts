@@ -380,6 +380,9 @@ describe('moescope serve: refusals and bad traces', () => {
     } finally {
       blocker.close();
     }
+    const noCol = cli(['serve', trace, '--by', 'nope']);
+    assert.equal(noCol.code, 2);
+    assert.match(noCol.stderr, /^moescope: error: --by nope: cannot group by it \(no such column[^\n]*\n$/);
     const bad = cli(['serve', trace, '--port', 'eighty']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^moescope: error: --port: must be an integer/);

@@ -16,6 +16,7 @@ export interface ServeOptions {
   host: string; // default 127.0.0.1
   allowRemote: boolean; // needed for any address other than loopback
   uiDir?: string; // built UI (default dist/web)
+  by?: string; // SPEC §3 --by: the grouping the page starts with
 }
 
 /** The dashboard's usual address, so a bookmark keeps working; when taken, the next free port above it. */
@@ -55,6 +56,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     const queries = traces.map((t) => new TraceQueries(db.conn, t));
     // Count every layer now: it checks every row (a corrupt trace fails here, not in the page) and the first figure need not wait.
     for (const q of queries) await q.init();
+    if (o.by !== undefined) queries[0].startWith(o.by);
     const uiDir = o.uiDir ?? UI_DIR;
     if (!uiBuilt(uiDir)) process.stderr.write(`moescope: warning: the dashboard UI is not built (${uiDir}); run \`npm run build\`\n`);
     const allowedHosts = isLoopback(o.host) ? new Set<string>() : null;

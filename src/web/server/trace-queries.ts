@@ -7,6 +7,7 @@ import { allLayerMetrics } from '../../analysis/metrics.js';
 import { routerEntropy } from '../../analysis/router-entropy.js';
 import type { CountMode, Counts, LayerMetrics } from '../../analysis/types.js';
 import type { CoactivationJson, CountsJson, ExpertPage, FlowJson, GroupingInfo, LayerStatsJson, SampleDetail, SampleList, TokenRouting, WordLift } from '../api-types.js';
+import { InputError } from '../../util/errors.js';
 import { ApiError } from './api-error.js';
 import { coactivation, layerStats, type StatsQuery } from './routing-stats.js';
 import { queryRows, type Trace } from './trace-source.js';
@@ -106,6 +107,18 @@ export class TraceQueries {
       available, by: 'modality', groups: content.length ? content : [...this.modalities], loadOnly: true,
       fallback: 'This trace has only text tokens and no data domain, so there is nothing to compare experts on: the views show load instead (each expert\u2019s share of the routings, sorted, against the uniform share).',
     };
+  }
+
+  /** `serve --by COL`: start grouped by a column the trace has (an input error otherwise). */
+  startWith(by: string): void {
+    const g = this.grouping.available.find((a) => a.by === by);
+    if (!g) {
+      const why = this.trace.routingColumns.has(by) || this.trace.sampleColumns.has(by) ? `more than ${MAX_GROUPS} values or not a text column` : 'no such column in routing.parquet or samples.parquet';
+      throw new InputError(`--by ${by}: cannot group by it (${why}; this trace offers ${this.grouping.available.map((a) => a.by).join(', ')})`);
+    }
+    const groups = by === 'modality' ? ['text', 'image'].filter((m) => g.groups.includes(m)) : g.groups;
+    const use = groups.length >= 2 ? groups : g.groups;
+    this.grouping = { ...this.grouping, by, groups: use, loadOnly: use.length < 2, fallback: use.length < 2 ? `Grouped by ${by}, which has one value here: the views show load.` : null };
   }
 
   /** The routing rows with a `grp` column: the value of `by` for each row (a samples column is joined by sample). */

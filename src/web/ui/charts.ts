@@ -9,26 +9,28 @@ import { FIGURE_FONT } from '../../render/spec.js';
 
 const config = { font: FIGURE_FONT, view: { stroke: '#BBBBBB' }, axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal' } };
 
-/** One line per series over layers; `dashes` keeps lines that coincide (e.g. I(M;E) and JSD for two equal groups) both visible. */
+/**
+ * One line per series over layers, each series its own layer of the chart so that the drawing order is
+ * the order of `series` (later on top); `dashes` and `widths` keep lines that coincide both visible
+ * (e.g. I(M;E) and JSD, equal for two groups of equal size: JSD wide and pale below, I(M;E) dashed on top).
+ */
 export function layerLines(rows: { layer: number; series: string; value: number | null }[], opts: {
-  title: string; yTitle: string; series: string[]; colors: string[]; dashes?: number[][]; width?: number; height?: number; yDomain?: [number, number]; format?: string;
-  /** Layers to mark with a red ring (e.g. near-uniform routers), and what the mark means. */
+  title: string; yTitle: string; series: string[]; colors: string[]; dashes?: number[][]; widths?: number[]; width?: number; height?: number; yDomain?: [number, number]; format?: string;
+  /** Layers to mark with a red rule (e.g. near-uniform routers), and what the mark means. */
   flagged?: { layers: number[]; label: string };
 }): Vl {
   const values = rows.filter((r) => r.value !== null && isFinite(r.value));
-  const layers: Vl[] = [{
-    data: { values },
-    mark: { type: 'line', point: { size: 28 }, strokeWidth: 2 },
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain: opts.series, range: opts.colors }, legend: { orient: 'bottom', columns: Math.min(3, opts.series.length) } };
+  const layers: Vl[] = opts.series.map((name, i) => ({
+    transform: [{ filter: { field: 'series', equal: name } }],
+    mark: { type: 'line', point: { size: (opts.widths?.[i] ?? 2) > 2 ? 50 : 26, opacity: (opts.widths?.[i] ?? 2) > 2 ? 0.5 : 1 }, strokeWidth: opts.widths?.[i] ?? 2, opacity: (opts.widths?.[i] ?? 2) > 2 ? 0.5 : 1, ...(opts.dashes?.[i] ? { strokeDash: opts.dashes[i] } : {}) },
     encoding: {
       x: { field: 'layer', type: 'quantitative', title: 'Layer', axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative', title: opts.yTitle, ...(opts.yDomain ? { scale: { domain: opts.yDomain } } : {}) },
-      color: { field: 'series', type: 'nominal', title: null, scale: { domain: opts.series, range: opts.colors }, legend: { orient: 'bottom', columns: Math.min(3, opts.series.length) } },
-      ...(opts.dashes ? { strokeDash: { field: 'series', type: 'nominal', scale: { domain: opts.series, range: opts.dashes }, legend: null } } : {}),
-      // later series on top: the order of the domain is the drawing order
-      order: { field: 'z', type: 'quantitative' },
+      color,
       tooltip: [{ field: 'series', title: 'Series' }, { field: 'layer', title: 'Layer' }, { field: 'value', type: 'quantitative', title: 'Value', format: opts.format ?? '.4f' }],
     },
-  }];
+  }));
   if (opts.flagged?.layers.length) {
     layers.push({
       data: { values: opts.flagged.layers.map((l) => ({ layer: l, what: opts.flagged!.label })) },
@@ -41,17 +43,22 @@ export function layerLines(rows: { layer: number; series: string; value: number 
     title: opts.title,
     width: opts.width ?? 420,
     height: opts.height ?? 220,
+    data: { values },
     layer: layers,
     config,
   };
 }
 
-/** Metrics by layer (S beside its baseline S0, I(G;E), JSD): dashed and dotted so that equal values stay visible. */
+/** Metrics by layer (S beside its baseline S0, JSD, I(G;E)): JSD wide and pale, I(G;E) dashed on top, so equal values stay visible. */
 export function metricLines(rows: { layer: number; metric: string; value: number | null }[], opts: { title: string; series: string[] }): Vl {
-  const z = new Map(opts.series.map((s, i) => [s, i]));
-  return layerLines(rows.map((r) => ({ layer: r.layer, series: r.metric, value: r.value, z: z.get(r.metric) })), {
-    title: opts.title, yTitle: 'bits / fraction', series: opts.series, colors: ['#1B9E77', '#999999', '#7570B3', '#D95F02'].slice(0, opts.series.length),
-    dashes: [[1, 0], [2, 2], [6, 3], [1, 3]].slice(0, opts.series.length),
+  // drawing order: S0, S, JSD, then I(G;E) last (on top)
+  const [S, S0, I, J] = opts.series;
+  const order = [S0, S, ...(J ? [J] : []), I];
+  const col: Record<string, string> = { [S]: '#1B9E77', [S0]: '#999999', [I]: '#7570B3', ...(J ? { [J]: '#E6AB02' } : {}) };
+  const dash: Record<string, number[]> = { [S]: [1, 0], [S0]: [2, 2], [I]: [6, 3], ...(J ? { [J]: [1, 0] } : {}) };
+  const width: Record<string, number> = { [S]: 2, [S0]: 2, [I]: 2, ...(J ? { [J]: 6 } : {}) };
+  return layerLines(rows.map((r) => ({ layer: r.layer, series: r.metric, value: r.value })), {
+    title: opts.title, yTitle: 'bits / fraction', series: order, colors: order.map((x) => col[x]), dashes: order.map((x) => dash[x]), widths: order.map((x) => width[x]),
   });
 }
 

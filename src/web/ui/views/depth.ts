@@ -117,7 +117,7 @@ export function depthView(ctx: Context): View {
       }
       clear(hint, ctx.loadOnly
         ? 'Load relative to the uniform share: teal above, brown below; white is an even load. Click a cell (or focus the map, arrow keys, Enter) to open that expert.'
-        : `S: mean specialisation of the experts (1 = each expert sees one group); S0: its value when experts mirror the layer\u2019s group mix; I(G;E): mutual information of group and expert, bits; JSD: Jensen-Shannon divergence between P(e|g) of the two groups, bits (for two groups of equal size it equals I(G;E), so the lines are dashed differently). Click a cell to open that expert.`);
+        : `S: mean specialisation of the experts (1 = each expert sees one group); S0: its value when experts mirror the layer\u2019s group mix; I(G;E): mutual information of group and expert, bits; JSD: Jensen-Shannon divergence between P(e|g) of the two groups, bits (for two groups of equal size it equals I(G;E), so JSD is drawn wide and pale beneath the dashed I(G;E)). Click a cell to open that expert.`);
       const hasEntropy = metrics.layers.some((m) => m.routerEntropy !== null);
       clear(table, h('table', { class: 'metrics' },
         h('thead', {}, h('tr', {}, ['Layer', 'S', 'S0', 'I(G;E)', 'I/H(G)', 'JSD', 'load CV', 'max/mean', 'active', 'dead', ...(hasEntropy ? ['router H'] : [])].map((c) => h('th', { scope: 'col' }, c)))),

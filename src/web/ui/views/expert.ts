@@ -35,6 +35,26 @@ async function patchThumb(url: string, patch: number, grid: [number, number] | n
   return c;
 }
 
+/** An example patch of an image the trace does not store: the patch grid with the patch filled. */
+function gridThumb(patch: number, grid: [number, number] | null, perImage: number): HTMLCanvasElement {
+  const sq = Math.round(Math.sqrt(perImage));
+  const [rows, cols] = grid ?? (sq * sq === perImage ? [sq, sq] : [1, Math.max(1, perImage)]);
+  const S = 56;
+  const c = document.createElement('canvas');
+  c.width = S;
+  c.height = Math.max(8, Math.round((S / cols) * rows));
+  c.title = 'no stored image: the patch in its grid';
+  const g = c.getContext('2d')!;
+  const cw = c.width / cols, ch = c.height / rows;
+  g.fillStyle = '#f4f4f4';
+  g.fillRect(0, 0, c.width, c.height);
+  g.fillStyle = '#333';
+  g.fillRect((patch % cols) * cw, Math.floor(patch / cols) * ch, Math.max(1, cw), Math.max(1, ch));
+  g.strokeStyle = '#bbb';
+  g.strokeRect(0.5, 0.5, c.width - 1, c.height - 1);
+  return c;
+}
+
 /** View 4: expert drill-down, what expert e receives at layer l: totals, most frequent words, example patches (paginated). */
 export function expertView(ctx: Context): View {
   const layers = ctx.trace.layers;
@@ -92,7 +112,7 @@ export function expertView(ctx: Context): View {
           const b = h('button', { class: 'patch-thumb', title: `sample ${x.sample}, image ${x.image}, patch ${x.token}; experts ${x.experts.join(', ')} (gates ${x.gates.map((g) => g.toFixed(2)).join(', ')})`, onclick: () => ctx.go(`#sample/${x.sample}/${x.pos}`) },
             h('small', {}, `#${x.sample}·${x.token}`));
           examples.append(b);
-          patchThumb(`api/samples/${x.sample}/images/${x.image}.png`, x.token, r.patchGrid, r.patchesPerImage, images).then((c) => b.prepend(c), () => b.prepend(h('span', { class: 'missing' }, '?')));
+          patchThumb(`api/samples/${x.sample}/images/${x.image}.png`, x.token, r.patchGrid, r.patchesPerImage, images).then((c) => b.prepend(c), () => b.prepend(gridThumb(x.token, r.patchGrid, r.patchesPerImage)));
         }
       } else {
         clear(examples, h('ol', { class: 'contexts' }, r.examples.map((x) => h('li', {},
