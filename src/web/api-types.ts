@@ -179,6 +179,8 @@ export interface ExpertExample {
   token: number;
   word: string | null;
   image: number;
+  /** Image examples: whether samples.parquet holds this image's PNG (else the page draws the patch in its grid). */
+  imageStored: boolean;
   experts: number[];
   gates: number[];
   /** The expert's gate for this token (null when the trace has no gates). */

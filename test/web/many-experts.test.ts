@@ -193,6 +193,9 @@ describe('dashboard: text only without domains, and imported images without pixe
       const words = await b.page.$$eval('#sample-detail button.token', (bs) => bs.map((x) => x.textContent ?? ''));
       assert.ok(words.length > 0 && words.every((w) => !/^#\d+$/.test(w)), `words: ${words.join(' ')}`);
       await screenshot(b.page, 'many-sample-no-pixels');
+      // The expert drill-down draws such example patches in their grid, without asking for a missing PNG.
+      await b.page.goto(`${s.url}#expert/3/0`);
+      await b.page.waitForSelector('#expert-examples[data-ready^="3/0/image"] button.patch-thumb canvas');
       assert.deepEqual(b.errors, []);
     } finally {
       await b.page.close();

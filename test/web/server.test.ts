@@ -298,6 +298,40 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+describe('moescope serve A --compare B C', () => {
+  test('saturation of each trace against A, per layer, equals a loop over the rows; models not recorded: a warning', async () => {
+    const b = join(tmp, 'same'), c = join(tmp, 'other');
+    await writeSyntheticTrace(b, { samples: 16, layers: 4, experts: 8, topK: 2, imageSize: 32, patchSize: 8, seed: 3 });
+    await writeSyntheticTrace(c, { samples: 16, layers: 4, experts: 8, topK: 2, imageSize: 32, patchSize: 8, seed: 4 });
+    const other = await rawRows(c);
+    const s = await serve([trace, '--compare', b, c]);
+    try {
+      const { status, json } = await getJson(s.url, 'api/compare?by=modality&groups=text,image');
+      assert.equal(status, 200);
+      assert.deepEqual(json.folders, ['trace', 'same', 'other']);
+      assert.equal(json.models, 'unknown');
+      assert.match(json.warning, /records no model/);
+      const a = new Map(rows.map((r) => [`${r.sample}/${r.pos}/${r.layer}`, r.expert]));
+      for (const L of json.layers) {
+        assert.equal(L.saturation[0], null);
+        assert.equal(L.saturation[1], 1); // the same routing
+        let hit = 0, all = 0;
+        for (const r of other.filter((x) => x.layer === L.layer)) {
+          const ea = a.get(`${r.sample}/${r.pos}/${r.layer}`)!;
+          all += r.expert.length;
+          hit += r.expert.filter((e) => ea.includes(e)).length;
+        }
+        assert.ok(Math.abs(L.saturation[2] - hit / all) < 1e-12, `layer ${L.layer}: ${L.saturation[2]} vs ${hit / all}`);
+        assert.equal(L.S.length, 3);
+        assert.equal(L.S[0], L.S[1]);
+      }
+      assert.equal(json.counts.length, 3);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
 describe('moescope serve: under load', () => {
   test('5,000 requests at concurrency 50: every answer right, memory levels off', async () => {
     // Mostly what a page asks most (info, counts, metrics, the UI, images), some row queries, some refusals.

@@ -435,6 +435,10 @@ export class TraceQueries {
           WHERE layer = ${layer} AND modality = 'image' AND token = 0 AND sample IN (${samples.join(',')}) GROUP BY sample`);
       for (const x of st) starts.set(num(x.sample), nums(x.starts));
     }
+    const stored = new Map<number, number>();
+    if (modality === 'image' && samples.length && this.trace.samples && this.trace.sampleColumns.has('images')) {
+      for (const x of await this.all(`SELECT sample, ${this.imagesLen} AS n FROM ${this.trace.samples} WHERE sample IN (${samples.join(',')})`)) stored.set(num(x.sample), num(x.n));
+    }
     const exWords = modality === 'image' ? ex.map(() => null) : await this.wordOf(ex.map((x) => num(x.token)));
     const context = modality === 'image' ? null : await this.contexts(layer, ex.map((x) => [num(x.sample), num(x.pos)]));
     return {
@@ -443,9 +447,10 @@ export class TraceQueries {
       examples: ex.map((x, i) => {
         const pos = num(x.pos);
         const st = starts.get(num(x.sample)) ?? [];
+        const image = modality === 'image' ? st.filter((p) => p <= pos).length - 1 : -1;
         return {
           sample: num(x.sample), pos, token: num(x.token), word: exWords[i],
-          image: modality === 'image' ? st.filter((p) => p <= pos).length - 1 : -1,
+          image, imageStored: image >= 0 && image < (stored.get(num(x.sample)) ?? 0),
           experts: nums(x.expert), gates: nums(x.gate), gate: x.g === null ? null : num(x.g),
           context: context?.[i] ?? null,
         };

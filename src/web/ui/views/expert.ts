@@ -112,6 +112,10 @@ export function expertView(ctx: Context): View {
           const b = h('button', { class: 'patch-thumb', title: `sample ${x.sample}, image ${x.image}, patch ${x.token}; experts ${x.experts.join(', ')} (gates ${x.gates.map((g) => g.toFixed(2)).join(', ')})`, onclick: () => ctx.go(`#sample/${x.sample}/${x.pos}`) },
             h('small', {}, `#${x.sample}·${x.token}`));
           examples.append(b);
+          if (!x.imageStored) {
+            b.prepend(gridThumb(x.token, r.patchGrid, r.patchesPerImage));
+            continue;
+          }
           patchThumb(`api/samples/${x.sample}/images/${x.image}.png`, x.token, r.patchGrid, r.patchesPerImage, images).then((c) => b.prepend(c), () => b.prepend(gridThumb(x.token, r.patchGrid, r.patchesPerImage)));
         }
       } else {
