@@ -25,7 +25,8 @@ export interface HeatmapOptions {
   /** Largest drawing size in px (the map shrinks cells to fit; at least 2 px per cell). */
   maxWidth?: number;
   maxHeight?: number;
-  legend: { min: number; max: number; label: string; format?: (v: number) => string; mid?: number };
+  /** The colour bar: from min to max of the values given to `color`, or of `t` given to `legend.color` when that is set. */
+  legend: { min: number; max: number; label: string; format?: (v: number) => string; mid?: number; color?: (t: number) => string };
 }
 
 const MARGIN = { left: 44, top: 6, right: 8, bottom: 40 };
@@ -167,7 +168,7 @@ export function heatmap(o: HeatmapOptions): Heatmap {
   });
   draw();
 
-  const legend = colorBar(o.legend, o.color);
+  const legend = colorBar(o.legend, o.legend.color ?? o.color);
   const el = h('figure', { class: 'heatmap-figure chart', id: o.id },
     h('figcaption', { class: 'heatmap-title' }, o.title),
     h('div', { class: 'heatmap-body' }, h('div', { class: 'heatmap-wrap' }, canvas, tip), legend),

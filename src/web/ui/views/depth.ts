@@ -42,7 +42,7 @@ export function loadHeatmap(ctx: Context, counts: Counts, id: string): HTMLEleme
     describe: (r, c) => `layer ${counts.layers[r]}, expert ${c}: ${tot[r * E + c].toLocaleString('en-US')} routings, ${fmtNum(rel(r, c), 2)}\u00d7 uniform`,
     onActivate: (r, c) => ctx.go(`#expert/${counts.layers[r]}/${c}`),
     maxWidth: Math.min(chartWidth(), 1100), maxHeight: 560,
-    legend: { min: 0, max: 1, mid: 0.5, label: '\u00d7 uniform (log)', format: (t) => (t === 0 ? `\u2264${fmtX(2 ** -cap)}` : t === 1 ? `\u2265${fmtX(2 ** cap)}` : '1\u00d7') },
+    legend: { min: 0, max: 1, mid: 0.5, color: DIVERGING, label: '\u00d7 uniform (log)', format: (t) => (t === 0 ? `\u2264${fmtX(2 ** -cap)}` : t === 1 ? `\u2265${fmtX(2 ** cap)}` : '1\u00d7') },
   }).el;
 }
 
