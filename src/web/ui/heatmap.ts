@@ -71,8 +71,9 @@ export function heatmap(o: HeatmapOptions): Heatmap {
   }
   bg.putImageData(img, 0, 0);
 
-  const labelEvery = (n: number) => {
-    const step = Math.max(1, Math.ceil(13 / cell));
+  /** Every how many cells a label fits (`px`: the room one label needs). */
+  const labelEvery = (n: number, px = 13) => {
+    const step = Math.max(1, Math.ceil(px / cell));
     // round steps (1, 2, 4, 5, 8, 10, 16, ...) read better
     return [1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100].find((s) => s >= step) ?? Math.ceil(n / 10);
   };
@@ -89,7 +90,8 @@ export function heatmap(o: HeatmapOptions): Heatmap {
     g.font = '10px "DejaVu Sans", sans-serif';
     g.textAlign = 'right';
     g.textBaseline = 'middle';
-    const re = labelEvery(o.rows), ce = labelEvery(o.cols);
+    const widest = Math.max(...[0, o.cols - 1, Math.floor(o.cols / 2)].map((c) => g.measureText(o.colLabel?.(c) ?? String(c)).width));
+    const re = labelEvery(o.rows), ce = labelEvery(o.cols, widest + 5);
     for (let r = 0; r < o.rows; r += re) g.fillText(o.rowLabel?.(r) ?? String(r), MARGIN.left - 4, MARGIN.top + (r + 0.5) * cell);
     g.textAlign = 'center';
     g.textBaseline = 'top';

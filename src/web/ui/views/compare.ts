@@ -39,7 +39,7 @@ export function compareView(ctx: Context): View {
       const long = (key: 'S' | 'cv' | 'saturation') => r.layers.flatMap((l) => l[key].map((v, i) => ({ layer: l.layer, series: label(i), value: v })));
       const loadOnly = r.layers.every((l) => l.S.every((v) => v === null));
       if (loadOnly) clear(sChart, message(`S needs two groups or more (now: ${r.groups.join(', ')}).`));
-      else await draw(sChart, layerLines(long('S'), { title: `Specialisation S over ${r.by}`, yTitle: 'S', series, colors, yDomain: [0, 1] }));
+      else await draw(sChart, layerLines(long('S'), { title: `Specialisation S over ${r.by}`, yTitle: 'S', series, colors }));
       if (r.layers.some((l) => l.saturation.some((v) => v !== null))) {
         await draw(satChart, layerLines(long('saturation').filter((x) => x.series !== label(0)), { title: `Router saturation against ${r.folders[0]}`, yTitle: 'share of top-k choices also in A\u2019s', series: series.slice(1), colors: colors.slice(1), yDomain: [0, 1] }));
       } else clear(satChart, message('No saturation: the traces do not share tokens or experts (see above).'));
