@@ -77,6 +77,8 @@ export class TraceQueries {
   private once<T>(key: string, make: () => Promise<T>): Promise<T> {
     let p = this.cache.get(key) as Promise<T> | undefined;
     if (!p) {
+      // Bounded: many group subsets or layers asked in turn must not grow the server without end.
+      if (this.cache.size >= 256) this.cache.clear();
       p = make();
       p.catch(() => this.cache.delete(key));
       this.cache.set(key, p);
