@@ -16,6 +16,8 @@ const config = { font: FIGURE_FONT, view: { stroke: '#BBBBBB' }, axis: { labelFo
  */
 export function layerLines(rows: { layer: number; series: string; value: number | null }[], opts: {
   title: string; yTitle: string; series: string[]; colors: string[]; dashes?: number[][]; widths?: number[]; width?: number; height?: number; yDomain?: [number, number]; format?: string;
+  /** Log y axis (a top-1 gate of 0.26 and the uniform 1/E = 0.0078 both readable). */
+  yLog?: boolean;
   /** Layers to mark with a red rule (e.g. near-uniform routers), and what the mark means. */
   flagged?: { layers: number[]; label: string };
 }): Vl {
@@ -26,7 +28,7 @@ export function layerLines(rows: { layer: number; series: string; value: number 
     mark: { type: 'line', point: { size: (opts.widths?.[i] ?? 2) > 2 ? 50 : 26, opacity: (opts.widths?.[i] ?? 2) > 2 ? 0.5 : 1 }, strokeWidth: opts.widths?.[i] ?? 2, opacity: (opts.widths?.[i] ?? 2) > 2 ? 0.5 : 1, ...(opts.dashes?.[i] ? { strokeDash: opts.dashes[i] } : {}) },
     encoding: {
       x: { field: 'layer', type: 'quantitative', title: 'Layer', axis: { tickMinStep: 1, format: 'd' } },
-      y: { field: 'value', type: 'quantitative', title: opts.yTitle, ...(opts.yDomain ? { scale: { domain: opts.yDomain } } : {}) },
+      y: { field: 'value', type: 'quantitative', title: opts.yTitle, ...(opts.yDomain ? { scale: { domain: opts.yDomain } } : opts.yLog ? { scale: { type: 'log' } } : {}) },
       color,
       tooltip: [{ field: 'series', title: 'Series' }, { field: 'layer', title: 'Layer' }, { field: 'value', type: 'quantitative', title: 'Value', format: opts.format ?? '.4f' }],
     },

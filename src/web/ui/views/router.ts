@@ -38,7 +38,8 @@ export function routerView(ctx: Context): View {
         { layer: l.layer, series: 'uniform 1/E', value: s.uniformGate },
         { layer: l.layer, series: 'mean margin (top-1 \u2212 top-2)', value: l.router.margin_mean },
       ]);
-      await draw(conf, layerLines(c, { title: 'Router confidence', yTitle: 'gate', series: ['mean top-1 gate', 'uniform 1/E', 'mean margin (top-1 \u2212 top-2)'], colors: ['#1F77B4', '#999999', '#FF7F0E'], dashes: [[1, 0], [4, 3], [6, 2]], flagged: flag }));
+      const positive = c.every((x) => x.value === null || x.value > 0);
+      await draw(conf, layerLines(c, { title: 'Router confidence', yTitle: positive ? 'gate (log scale)' : 'gate', yLog: positive, series: ['mean top-1 gate', 'uniform 1/E', 'mean margin (top-1 \u2212 top-2)'], colors: ['#1F77B4', '#999999', '#FF7F0E'], dashes: [[1, 0], [4, 3], [6, 2]], flagged: flag }));
       const r = s.layers.flatMap((l) => [
         { layer: l.layer, series: 'repeat rate', value: l.repeat_rate },
         { layer: l.layer, series: 'chance', value: l.repeat_rate_chance },
