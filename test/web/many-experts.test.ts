@@ -147,6 +147,16 @@ describe('dashboard: 128 experts, 48 layers, top-8, text only with domains', () 
     await screenshot(page, 'many-compare');
   });
 
+  test('sample: words from samples `tokens`, the domain, a legend of the experts it uses', async () => {
+    await show('sample/2', '#sample-detail .sample-detail[data-ready]');
+    assert.match(await page.textContent('.sample-heading .source') ?? '', /domain wiki/);
+    const words = await page.$$eval('#sample-detail button.token:not(.special)', (bs) => bs.map((b) => b.textContent ?? ''));
+    assert.ok(words.length > 0 && words.every((w) => /^[a-z]+$/.test(w)), words.join(' '));
+    const legend = await page.$$eval('#sample-detail .legend-item', (b) => b.length);
+    assert.ok(legend >= 1 && legend <= words.length + 2, `${legend} legend items`);
+    await screenshot(page, 'many-sample');
+  });
+
   test('playground: says which model it runs and refuses to pretend on an imported trace', async () => {
     await show('playground', '#playground-refusal .msg.warning');
     assert.match(await page.textContent('#playground-refusal') ?? '', /names no model/);

@@ -94,7 +94,8 @@ export function sampleDetailPanel(o: SampleDetailOptions): { el: HTMLElement; se
     const counts = new Map<number, number>();
     for (const t of detail.tokens) if (t.modality !== 'special') counts.set(top1(t), (counts.get(top1(t)) ?? 0) + 1);
     clear(legend, h('span', { class: 'legend-title' }, `Top-1 expert at layer ${layer}:`),
-      Array.from({ length: o.numExperts }, (_, e) => {
+      // Many experts (64-256): only those this sample uses at this layer, so the legend stays a line or two.
+      Array.from({ length: o.numExperts }, (_, e) => e).filter((e) => o.numExperts <= 32 || counts.get(e)).map((e) => {
         const on = () => setHighlight(e), off = () => setHighlight(null);
         return h('button', { class: 'legend-item' + (counts.get(e) ? '' : ' unused'), title: `expert ${e}: ${counts.get(e) ?? 0} tokens of this sample (hover or focus to show only them)`,
           onmouseenter: on, onmouseleave: off, onfocus: on, onblur: off },
