@@ -85,6 +85,8 @@ describe('dashboard: 128 experts, 48 layers, top-8, text only with domains', () 
 
   test('expert drill-down: words by lift with counts, a word\u2019s contexts by gate', async () => {
     await show('expert/47/5', '#expert-examples[data-ready^="47/5/text"]');
+    // its mix over the domains, from the figure's counts
+    await page.waitForFunction(() => /^By domain: arxiv/.test(document.querySelector('.group-mix')?.textContent ?? ''));
     const rows = await page.$$eval('.word-lift tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
     assert.ok(rows.length > 0);
     const lifts = rows.map((r) => Number(r[1].replace(/[^\d.]/g, '')));

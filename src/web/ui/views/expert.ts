@@ -69,6 +69,7 @@ export function expertView(ctx: Context): View {
   const words = h('div', { class: 'top-words' });
   const examples = h('div', { class: 'examples', id: 'expert-examples' });
   const examplesTitle = h('h3', { id: 'examples-title' }, 'Examples');
+  const groupMix = h('p', { class: 'group-mix' });
   const pager = h('div', { class: 'pager' });
   const el = h('section', { class: 'view', 'aria-label': 'Expert drill-down' }, controls, summary,
     h('div', { class: 'row' }, h('div', {}, h('h3', {}, 'Words over-represented here'), words), h('div', { class: 'grow' }, examplesTitle, examples, pager)));
@@ -89,7 +90,19 @@ export function expertView(ctx: Context): View {
       const col = expertColor(expert);
       clear(summary, h('h2', {}, h('span', { class: 'chip-e big', style: { background: col, color: inkOn(col) } }, `expert ${expert}`), ` at layer ${layer}`),
         h('p', {}, total ? `${total.toLocaleString('en-US')} ${ctx.state.count === 'top1' ? 'top-1 ' : ''}assignments: ` : 'No token is routed here. ',
-          Object.entries(r.totals).map(([m, n]) => h('span', { class: 'pill' }, `${m} ${n.toLocaleString('en-US')} (${((100 * n) / total).toFixed(1)}%)`))));
+          Object.entries(r.totals).map(([m, n]) => h('span', { class: 'pill' }, `${m} ${n.toLocaleString('en-US')} (${((100 * n) / total).toFixed(1)}%)`))),
+        groupMix);
+      // The expert's mix over the analysed groups (domain, phase, ...), from the same counts as the figure.
+      if (ctx.state.by !== 'modality') {
+        void ctx.counts().then((c) => {
+          const li = c.layers.indexOf(layer), G = c.modalities.length;
+          if (li < 0) return;
+          const n = c.modalities.map((_, g) => c.n[(li * c.numExperts + expert) * G + g]);
+          const sum = n.reduce((a, b) => a + b, 0);
+          if (!sum) return clear(groupMix);
+          clear(groupMix, `By ${ctx.state.by}: `, c.modalities.map((g, i) => h('span', { class: 'pill' }, `${g} ${n[i].toLocaleString('en-US')} (${((100 * n[i]) / sum).toFixed(1)}%)`)));
+        }, () => clear(groupMix));
+      } else clear(groupMix);
       const maxL = Math.max(1, ...r.topWords.map((w) => w.lift));
       const wordOf = (w: { word: string | null; token: number }) => w.word ?? `#${w.token}`;
       clear(words, r.topWords.length
