@@ -19,8 +19,22 @@ import { initParams } from '../src/model/params.js';
 import { saveCheckpoint } from '../src/io/checkpoint-files.js';
 import { shapesTokenizer } from '../src/train/batches.js';
 import { specToSvg, svgToPng } from '../src/render/figure.js';
+import { LOG_FILE } from '../src/train/train-run.js';
 
 const bin = fileURLToPath(new URL('../../bin/moescope', import.meta.url));
+
+/** The highest step in a run's train-log.jsonl: the step model/ was saved at. */
+export function lastLoggedStep(logPath: string): number {
+  if (!existsSync(logPath)) throw new Error(`${logPath}: no training log, so the step of model/ is unknown`);
+  let last = -1;
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const step = (JSON.parse(line) as { step?: unknown }).step;
+    if (typeof step === 'number' && Number.isInteger(step) && step > last) last = step;
+  }
+  if (last < 0) throw new Error(`${logPath}: no step recorded, so the step of model/ is unknown`);
+  return last;
+}
 
 function moescope(args: string[]): string {
   const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -49,16 +63,19 @@ async function main(argv: string[]): Promise<void> {
         if (m) checkpoints.push({ step: Number(m[1]), dir: join(snaps, d) });
       }
     }
-    const state = JSON.parse(readFileSync(join(run, 'train-config.json'), 'utf8'));
-    const finalStep = state.steps as number;
+    // model/ holds the run's last step, which is the last step in the training log (a run stopped or
+    // interrupted early ends before the config's `steps`): label it by that, never by the planned count.
+    const finalStep = lastLoggedStep(join(run, LOG_FILE));
     if (!checkpoints.some((c) => c.step === finalStep)) checkpoints.push({ step: finalStep, dir: join(run, 'model') });
     const rows: { step: number; layer: number; S: number; S0: number; jsd: number }[] = [];
     for (const c of checkpoints) {
       const trace = join(tmp, `trace-${c.step}`);
       moescope(['capture', '--model', c.dir, '--data', `shapes:${samples}:${seed}`, '--out', trace]);
       const m = JSON.parse(moescope(['analyze', trace, '--json']));
-      for (const l of m.layers) rows.push({ step: c.step, layer: l.layer, S: l.specialization, S0: l.specializationBaseline, jsd: l.jsdTextImage });
-      const mean = m.layers.reduce((a: number, l: { specialization: number }) => a + l.specialization, 0) / m.layers.length;
+      // SPEC §3 key names (S, S0, jsd), or the older ones
+      const S = (l: Record<string, number>) => l.S ?? l.specialization;
+      for (const l of m.layers) rows.push({ step: c.step, layer: l.layer, S: S(l), S0: l.S0 ?? l.specializationBaseline, jsd: l.jsd ?? l.jsdTextImage });
+      const mean = m.layers.reduce((a: number, l: Record<string, number>) => a + S(l), 0) / m.layers.length;
       process.stderr.write(`step ${c.step}: mean S ${mean.toFixed(3)}\n`);
     }
     writeFileSync(join(run, 'routing-over-training.json'), JSON.stringify({ samples, seed, rows }, null, 1) + '\n');
@@ -73,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
       height: { step: 22 },
       encoding: {
         x: { field: 'layer', type: 'ordinal', title: 'Layer' },
+        // every row is labelled by its real step (the last one is where model/ stopped, not the planned total)
         y: { field: 'step', type: 'ordinal', title: 'Training step', sort: 'ascending' },
         color: { field: 'S', type: 'quantitative', title: 'S', scale: { scheme: 'viridis', domain: [0, 1] } },
         tooltip: [{ field: 'step' }, { field: 'layer' }, { field: 'S', format: '.3f' }],

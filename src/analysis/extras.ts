@@ -3,22 +3,13 @@ import { exactSum } from '../trace/aggregates.js';
 import type { AggRelations } from './agg-source.js';
 import type { ChoiceOrder } from './counts.js';
 import { sqlString } from './db.js';
-import type { RouterMetrics } from './types.js';
+import type { LayerExtras, RouterMetrics } from './types.js';
+export type { LayerExtras } from './types.js';
 
 /**
  * The §3 metrics beyond the E x G counts, per layer, each one small GROUP BY over the aggregates
  * (never over routing rows): router confidence, repeat rate, co-activation, token specialisation.
  */
-export interface LayerExtras {
-  router: RouterMetrics;
-  repeat_rate: number | null;
-  repeat_rate_chance: number | null;
-  coactivation: (number | null)[][] | null;
-  token_specialisation: number | null;
-  token_specialisation_chance: number | null;
-  token_specialisation_ids: number;
-}
-
 export interface ExtrasContext {
   numExperts: number;
   topK: number;

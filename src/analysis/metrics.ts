@@ -1,5 +1,4 @@
-import type { LayerExtras } from './extras.js';
-import type { Counts, LayerMetrics } from './types.js';
+import type { Counts, LayerExtras, LayerMetrics } from './types.js';
 
 /** Entropy in bits of non-negative weights (normalised here); 0 log 0 = 0. */
 export function entropyBits(w: ArrayLike<number>): number {

@@ -89,3 +89,14 @@ export interface AllocationRow {
   count: number;
   share: number | null;
 }
+
+/** Per-layer metrics beyond the counts (SPEC §3 `router`, `repeat_rate`, `coactivation`, `token_specialisation`). */
+export interface LayerExtras {
+  router: RouterMetrics;
+  repeat_rate: number | null;
+  repeat_rate_chance: number | null;
+  coactivation: (number | null)[][] | null;
+  token_specialisation: number | null;
+  token_specialisation_chance: number | null;
+  token_specialisation_ids: number;
+}

@@ -22,10 +22,14 @@ export interface Served {
   stop(): Promise<void>;
 }
 
-/** `moescope serve ARGS` as a user runs it; resolves with the URL from its first stdout line. */
-export function serve(args: string[], timeoutMs = 60_000): Promise<Served> {
+/**
+ * `moescope serve ARGS` as a user runs it; resolves with the URL from its first stdout line. Tests
+ * ask for any free port (`--port 0`) unless they pass `--port` or `defaultPort` (many test files run at once).
+ */
+export function serve(args: string[], timeoutMs = 60_000, defaultPort = false): Promise<Served> {
+  const full = args.includes('--port') || defaultPort ? args : [...args, '--port', '0'];
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BIN, 'serve', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'serve', ...full], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     const timer = setTimeout(() => {
       proc.kill();

@@ -119,31 +119,117 @@ describe('moescope serve: API', () => {
     assert.deepEqual([...r.body.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
   });
 
-  test('expert drill-down: totals, most frequent words and a page of examples', async () => {
+  test('expert drill-down: totals, words by lift with counts, examples by descending gate', async () => {
     const { status, json } = await getJson(server.url, 'api/experts/3/5?modality=text&limit=5&offset=2');
     assert.equal(status, 200);
     const hits = rows.filter((r) => r.layer === 3 && r.expert.includes(5));
     for (const m of ['text', 'image', 'special']) assert.equal(json.totals[m] ?? 0, hits.filter((r) => r.modality === m).length, m);
     const text = hits.filter((r) => r.modality === 'text');
     assert.equal(json.total, text.length);
-    assert.deepEqual(json.examples.map((x: any) => [x.sample, x.pos]), text.slice(2, 7).map((r) => [r.sample, r.pos]));
-    const byToken = new Map<number, number>();
-    for (const r of text) byToken.set(r.token, (byToken.get(r.token) ?? 0) + 1);
-    assert.equal(json.topWords[0].n, Math.max(...byToken.values()));
-    for (const w of json.topWords) assert.equal(w.n, byToken.get(w.token));
+    const gateOf = (r: RawRow) => r.gate[r.expert.indexOf(5)];
+    const byGate = [...text].sort((a, b) => gateOf(b) - gateOf(a) || a.sample - b.sample || a.pos - b.pos);
+    assert.deepEqual(json.examples.map((x: any) => [x.sample, x.pos]), byGate.slice(2, 7).map((r) => [r.sample, r.pos]));
+    for (const x of json.examples) assert.ok(Math.abs(x.gate - gateOf(byGate.find((r) => r.sample === x.sample && r.pos === x.pos)!)) < 1e-6);
+    // Lift: (count here / text routed here) / (count at the layer / text routings at the layer), each choice counted once.
+    const layerText = rows.filter((r) => r.layer === 3 && r.modality === 'text');
+    const layerN = new Map<number, number>(), here = new Map<number, number>();
+    for (const r of layerText) layerN.set(r.token, (layerN.get(r.token) ?? 0) + r.expert.length);
+    for (const r of text) here.set(r.token, (here.get(r.token) ?? 0) + 1);
+    const layerTotal = [...layerN.values()].reduce((a, b) => a + b, 0);
+    const want = [...here.entries()].filter(([, n]) => n >= 3).map(([t, n]) => ({ t, n, lift: (n / text.length) / (layerN.get(t)! / layerTotal) }))
+      .sort((a, b) => b.lift - a.lift || b.n - a.n || a.t - b.t);
+    assert.deepEqual(json.topWords.map((w: any) => w.token), want.slice(0, 30).map((w) => w.t));
+    json.topWords.forEach((w: any, i: number) => {
+      assert.equal(w.n, want[i].n);
+      assert.equal(w.layerN, layerN.get(w.token));
+      assert.ok(Math.abs(w.lift - want[i].lift) < 1e-9);
+    });
+    // A word's contexts: only that token, with the words around it from the sample's text.
+    const tok = want[0].t;
+    const one = await getJson(server.url, `api/experts/3/5?modality=text&token=${tok}`);
+    assert.equal(one.json.total, text.filter((r) => r.token === tok).length);
+    for (const x of one.json.examples) {
+      assert.equal(x.token, tok);
+      const sampleText = (await getJson(server.url, `api/samples/${x.sample}`)).json;
+      const words = sampleText.tokens.filter((t: any) => t.pos !== x.pos && Math.abs(t.pos - x.pos) <= 6 && t.modality !== 'image');
+      assert.equal(x.context.after.split(' ')[0] || '', (words.find((t: any) => t.pos > x.pos)?.word ?? '').replace(/^$/, ''), 'first word after');
+    }
   });
 
-  test('flow: top-1 transitions between two layers, per modality', async () => {
+  test('flow: top-1 transitions between two layers, one E x E matrix per group', async () => {
     const { status, json } = await getJson(server.url, 'api/flow?a=1&b=3');
     assert.equal(status, 200);
-    const want = new Map<string, number>();
+    assert.deepEqual(json.groups, ['text', 'image']);
+    const E = 8;
+    const want = [new Array(E * E).fill(0), new Array(E * E).fill(0)];
     const at = new Map(rows.filter((r) => r.layer === 3).map((r) => [`${r.sample}/${r.pos}`, r.expert[0]]));
     for (const r of rows.filter((r) => r.layer === 1 && r.modality !== 'special')) {
-      const k = `${r.modality}/${r.expert[0]}/${at.get(`${r.sample}/${r.pos}`)}`;
-      want.set(k, (want.get(k) ?? 0) + 1);
+      want[['text', 'image'].indexOf(r.modality)][r.expert[0] * E + at.get(`${r.sample}/${r.pos}`)!]++;
     }
-    assert.equal(json.rows.length, want.size);
-    for (const x of json.rows) assert.equal(x.n, want.get(`${x.modality}/${x.source}/${x.target}`));
+    assert.deepEqual(json.n, want);
+  });
+
+  test('layer stats: router confidence, repeat rate and its chance, token specialisation, by plain loops over the rows', async () => {
+    const { status, json } = await getJson(server.url, 'api/layer-stats?by=modality&groups=text,image');
+    assert.equal(status, 200);
+    const E = 8;
+    for (const L of json.layers) {
+      const mine = rows.filter((r) => r.layer === L.layer && (r.modality === 'text' || r.modality === 'image'));
+      const g1 = mine.reduce((s, r) => s + r.gate[0], 0) / mine.length;
+      const margin = mine.reduce((s, r) => s + r.gate[0] - r.gate[1], 0) / mine.length;
+      assert.ok(Math.abs(L.router.gate_top1_mean - g1) < 1e-6, `layer ${L.layer} gate`);
+      assert.ok(Math.abs(L.router.margin_mean - margin) < 1e-6, `layer ${L.layer} margin`);
+      assert.equal(L.router.entropy_mean, null);
+      assert.equal(L.router.near_uniform, Math.abs(g1 - 1 / E) <= 0.1 / E);
+      // repeat: consecutive analysed positions of one sample
+      const key = new Map(mine.map((r) => [`${r.sample}/${r.pos}`, r.expert[0]]));
+      let pairs = 0, same = 0;
+      for (const r of mine) {
+        const prev = key.get(`${r.sample}/${r.pos - 1}`);
+        if (prev === undefined) continue;
+        pairs++;
+        if (prev === r.expert[0]) same++;
+      }
+      assert.ok(Math.abs(L.repeat_rate - same / pairs) < 1e-9, `layer ${L.layer} repeat ${L.repeat_rate} vs ${same / pairs}`);
+      const f = new Array(E).fill(0);
+      for (const r of mine) f[r.expert[0]]++;
+      const chance = f.reduce((s, x) => s + (x / mine.length) ** 2, 0);
+      assert.ok(Math.abs(L.repeat_rate_chance - chance) < 1e-9);
+      // token specialisation over text ids with >= 8 routings
+      const byTok = new Map<number, number[]>();
+      for (const r of mine.filter((r) => r.modality === 'text')) {
+        const c = byTok.get(r.token) ?? new Array(E).fill(0);
+        c[r.expert[0]]++;
+        byTok.set(r.token, c);
+      }
+      let mx = 0, tot = 0, ids = 0;
+      for (const c of byTok.values()) {
+        const n = c.reduce((a, b) => a + b, 0);
+        if (n < 8) continue;
+        ids++;
+        mx += Math.max(...c);
+        tot += n;
+      }
+      assert.equal(L.token_specialisation_ids, ids);
+      if (ids) assert.ok(Math.abs(L.token_specialisation - mx / tot) < 1e-9);
+      if (ids) assert.ok(L.token_specialisation_chance > 0 && L.token_specialisation_chance <= 1);
+    }
+  });
+
+  test('co-activation of a layer equals pair counts over the rows', async () => {
+    const { status, json } = await getJson(server.url, 'api/coactivation/2?by=modality&groups=text,image');
+    assert.equal(status, 200);
+    const E = 8;
+    const n = new Array(E * E).fill(0);
+    for (const r of rows.filter((r) => r.layer === 2 && r.modality !== 'special')) for (const i of r.expert) for (const j of r.expert) n[i * E + j]++;
+    for (let i = 0; i < E; i++) {
+      assert.equal(json.chosen[i], n[i * E + i]);
+      for (let j = 0; j < E; j++) {
+        const want = n[i * E + i] ? n[i * E + j] / n[i * E + i] : null;
+        if (want === null) assert.equal(json.matrix[i * E + j], null);
+        else assert.ok(Math.abs(json.matrix[i * E + j] - want) < 1e-12, `C[${i}][${j}]`);
+      }
+    }
   });
 
   test('metrics by layer match the analysis of the same counts', async () => {
@@ -164,8 +250,14 @@ describe('moescope serve: API', () => {
       ['api/samples/0/images/3.png', 404, /has no image 3/],
       ['api/counts?count=most', 400, /count must be one of/],
       ['api/counts?modalities=video', 404, /modality "video" is not in this trace/],
+      ['api/counts?by=nosuchcolumn', 404, /cannot group by "nosuchcolumn"/],
+      ['api/counts?by=x%3By', 400, /by must be a column name/],
+      ['api/coactivation/99', 404, /layer 99 does not exist/],
+      ['api/experts/1/2?modality=video', 404, /modality "video" is not in this trace/],
+      ['api/samples?trace=b', 404, /no trace "b"/],
       ['api/samples?limit=100000', 400, /limit/],
       ['api/compare', 404, /--compare/],
+      ['api/flow?a=0&b=1&groups=', 400, /groups/],
       ['api/nothing', 404, /no such API endpoint/],
     ];
     for (const [path, code, reason] of cases) {
@@ -200,6 +292,73 @@ describe('moescope serve: API', () => {
   });
 });
 
+/** Resident memory of a process in MiB (Linux /proc). */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+describe('moescope serve A --compare B C', () => {
+  test('saturation of each trace against A, per layer, equals a loop over the rows; models not recorded: a warning', async () => {
+    const b = join(tmp, 'same'), c = join(tmp, 'other');
+    await writeSyntheticTrace(b, { samples: 16, layers: 4, experts: 8, topK: 2, imageSize: 32, patchSize: 8, seed: 3 });
+    await writeSyntheticTrace(c, { samples: 16, layers: 4, experts: 8, topK: 2, imageSize: 32, patchSize: 8, seed: 4 });
+    const other = await rawRows(c);
+    const s = await serve([trace, '--compare', b, c]);
+    try {
+      const { status, json } = await getJson(s.url, 'api/compare?by=modality&groups=text,image');
+      assert.equal(status, 200);
+      assert.deepEqual(json.folders, ['trace', 'same', 'other']);
+      assert.equal(json.models, 'unknown');
+      assert.match(json.warning, /records no model/);
+      const a = new Map(rows.map((r) => [`${r.sample}/${r.pos}/${r.layer}`, r.expert]));
+      for (const L of json.layers) {
+        assert.equal(L.saturation[0], null);
+        assert.equal(L.saturation[1], 1); // the same routing
+        let hit = 0, all = 0;
+        for (const r of other.filter((x) => x.layer === L.layer)) {
+          const ea = a.get(`${r.sample}/${r.pos}/${r.layer}`)!;
+          all += r.expert.length;
+          hit += r.expert.filter((e) => ea.includes(e)).length;
+        }
+        assert.ok(Math.abs(L.saturation[2] - hit / all) < 1e-12, `layer ${L.layer}: ${L.saturation[2]} vs ${hit / all}`);
+        assert.equal(L.S.length, 3);
+        assert.equal(L.S[0], L.S[1]);
+      }
+      assert.equal(json.counts.length, 3);
+    } finally {
+      await s.stop();
+    }
+  });
+});
+
+describe('moescope serve: under load', () => {
+  test('5,000 requests at concurrency 50: every answer right, memory levels off', async () => {
+    // Mostly what a page asks most (info, counts, metrics, the UI, images), some row queries, some refusals.
+    const targets = ['/api/info', '/api/counts?count=top1', '/', '/api/metrics', '/api/samples/0/images/0.png', '/api/layer-stats', '/api/coactivation/1',
+      '/%2e%2e/%2e%2e/etc/passwd', '/api/info', '/api/counts', '/api/nothing', '/', '/api/samples/3', '/api/experts/2/5?modality=text&limit=5', '/api/samples/99999', '/api/flow?a=0&b=1'];
+    const expect = (t: string) => (t.includes('%2e') || t.includes('99999') || t.includes('nothing') ? 404 : 200);
+    const pid = server.proc.pid!;
+    let sent = 0, bad = 0;
+    const marks: number[] = [];
+    const worker = async () => {
+      while (sent < 5000) {
+        const i = sent++;
+        const t = targets[i % targets.length];
+        const r = await rawGet(server.url, t);
+        if (r.status !== expect(t)) bad++;
+        if (i === 1000 || i === 2500 || i === 4999) marks.push(rssMiB(pid));
+      }
+    };
+    await Promise.all(Array.from({ length: 50 }, worker));
+    assert.equal(bad, 0);
+    assert.equal(marks.length, 3);
+    // Caches are bounded: from the middle to the end memory grows far less than it would with a leak per request.
+    assert.ok(marks[2] - marks[1] < 40, `RSS ${marks.map((m) => m.toFixed(0)).join(' -> ')} MiB`);
+    assert.equal((await rawGet(server.url, '/api/info')).status, 200);
+  });
+});
+
 describe('moescope serve: refusals and bad traces', () => {
   test('loopback addresses are the 127/8 block, ::1 and localhost; nothing else', () => {
     for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', '::1', '[::1]']) assert.equal(isLoopback(h), true, h);
@@ -226,6 +385,24 @@ describe('moescope serve: refusals and bad traces', () => {
     }
   });
 
+  test('without --port: the default port 8642, or the next free one when it is taken', async () => {
+    const a = await serve([trace], 60_000, true);
+    try {
+      const pa = Number(new URL(a.url).port);
+      assert.ok(pa >= 8642 && pa < 8662, `first server on ${pa}`);
+      const b = await serve([trace], 60_000, true);
+      try {
+        const pb = Number(new URL(b.url).port);
+        assert.ok(pb > pa && pb < 8662, `second server on ${pb}, first on ${pa}`);
+        assert.equal((await rawGet(b.url, '/api/info')).status, 200);
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await a.stop();
+    }
+  });
+
   test('a port in use and a bad port are usage errors', async () => {
     const blocker = createServer();
     await new Promise<void>((res) => blocker.listen(0, '127.0.0.1', () => res()));
@@ -237,6 +414,9 @@ describe('moescope serve: refusals and bad traces', () => {
     } finally {
       blocker.close();
     }
+    const noCol = cli(['serve', trace, '--by', 'nope']);
+    assert.equal(noCol.code, 2);
+    assert.match(noCol.stderr, /^moescope: error: --by nope: cannot group by it \(no such column[^\n]*\n$/);
     const bad = cli(['serve', trace, '--port', 'eighty']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^moescope: error: --port: must be an integer/);

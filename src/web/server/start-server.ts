@@ -3,19 +3,25 @@ import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { InputError } from '../../util/errors.js';
 import { createApp } from './app.js';
-import { StaticAssets } from './static-assets.js';
+import { UI_DIR, uiBuilt } from './request-guard.js';
 import { TraceQueries } from './trace-queries.js';
 import { openDuck } from '../../analysis/db.js';
 import { openTrace } from './trace-source.js';
 
 export interface ServeOptions {
   trace: string;
-  compare?: string;
-  port: number; // 0 = a free port
+  compare?: string[];
+  /** 0 = any free port; undefined = DEFAULT_PORT, or the next free one above it. */
+  port?: number;
   host: string; // default 127.0.0.1
   allowRemote: boolean; // needed for any address other than loopback
   uiDir?: string; // built UI (default dist/web)
+  by?: string; // SPEC §3 --by: the grouping the page starts with
 }
+
+/** The dashboard's usual address, so a bookmark keeps working; when taken, the next free port above it. */
+export const DEFAULT_PORT = 8642;
+const DEFAULT_PORT_TRIES = 20;
 
 export interface RunningServer {
   url: string;
@@ -42,28 +48,43 @@ export function checkHost(host: string, allowRemote: boolean): void {
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   checkHost(o.host, o.allowRemote);
-  if (!(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535)) throw new InputError(`--port: must be an integer 0-65535, got ${o.port}`);
+  if (o.port !== undefined && !(Number.isInteger(o.port) && o.port >= 0 && o.port <= 65535)) throw new InputError(`--port: must be an integer 0-65535, got ${o.port}`);
   const db = await openDuck();
   try {
     const traces = [await openTrace(db.conn, o.trace, 'A')];
-    if (o.compare !== undefined) traces.push(await openTrace(db.conn, o.compare, 'B'));
+    for (const [i, c] of (o.compare ?? []).entries()) traces.push(await openTrace(db.conn, c, String.fromCharCode(66 + i)));
     const queries = traces.map((t) => new TraceQueries(db.conn, t));
     // Count every layer now: it checks every row (a corrupt trace fails here, not in the page) and the first figure need not wait.
     for (const q of queries) await q.init();
-    const assets = new StaticAssets(o.uiDir);
-    if (!assets.built) process.stderr.write(`moescope: warning: the dashboard UI is not built (${assets.root}); run \`npm run build\`\n`);
+    if (o.by !== undefined) queries[0].startWith(o.by);
+    const uiDir = o.uiDir ?? UI_DIR;
+    if (!uiBuilt(uiDir)) process.stderr.write(`moescope: warning: the dashboard UI is not built (${uiDir}); run \`npm run build\`\n`);
     const allowedHosts = isLoopback(o.host) ? new Set<string>() : null;
-    const app = createApp({ traces: queries, assets, allowedHosts });
+    const app = createApp({ traces: queries, uiDir, allowedHosts });
     const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-    await new Promise<void>((res, rej) => {
+    const listen = (port: number) => new Promise<void>((res, rej) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
-        if (e.code === 'EADDRINUSE') rej(new InputError(`--port ${o.port}: already in use`));
+        if (e.code === 'EADDRINUSE') rej(new InputError(`--port ${port}: already in use`));
         else if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') rej(new InputError(`--host ${o.host}: not an address of this machine`));
-        else if (e.code === 'EACCES') rej(new InputError(`--port ${o.port}: permission denied`));
+        else if (e.code === 'EACCES') rej(new InputError(`--port ${port}: permission denied`));
         else rej(e);
       });
-      server.listen(o.port, o.host.replace(/^\[|\]$/g, ''), () => res());
+      server.listen(port, o.host.replace(/^\[|\]$/g, ''), () => res());
     });
+    if (o.port !== undefined) await listen(o.port);
+    else {
+      for (let port = DEFAULT_PORT; ; port++) {
+        try {
+          await listen(port);
+          break;
+        } catch (e) {
+          if (!(e instanceof InputError && /already in use|permission denied/.test(e.message)) || port >= DEFAULT_PORT + DEFAULT_PORT_TRIES - 1) {
+            if (e instanceof InputError && /already in use/.test(e.message)) throw new InputError(`--port: ports ${DEFAULT_PORT}-${port} are all in use; choose one with --port (0 = any free port)`);
+            throw e;
+          }
+        }
+      }
+    }
     const port = (server.address() as AddressInfo).port;
     const shownHost = o.host.includes(':') && !o.host.startsWith('[') ? `[${o.host}]` : o.host;
     if (allowedHosts) for (const h of ['127.0.0.1', 'localhost', '[::1]', shownHost.toLowerCase()]) allowedHosts.add(`${h}:${port}`);

@@ -6,26 +6,25 @@ import { sqlString } from '../../analysis/db.js';
 import { allLayerMetrics } from '../../analysis/metrics.js';
 import { routerEntropy } from '../../analysis/router-entropy.js';
 import type { CountMode, Counts, LayerMetrics } from '../../analysis/types.js';
+import type { CoactivationJson, CountsJson, ExpertPage, FlowJson, GroupingInfo, LayerStatsJson, SampleDetail, SampleList, TokenRouting, WordLift } from '../api-types.js';
+import { InputError } from '../../util/errors.js';
 import { ApiError } from './api-error.js';
+import { coactivation, layerStats, type StatsQuery } from './routing-stats.js';
 import { queryRows, type Trace } from './trace-source.js';
 
-/** Counts as JSON: the typed arrays of the analysis' `Counts` as plain arrays (the browser rebuilds them). */
-export interface CountsJson extends Omit<Counts, 'n' | 'tokens'> {
-  n: number[];
-  tokens: number[];
+/** The group of a row whose grouping column is NULL (shown as such, never guessed). */
+export const NO_VALUE = '(none)';
+
+/** A column name for SQL. */
+export function quoteId(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
-export interface TokenRouting {
-  pos: number;
-  modality: string;
-  token: number;
-  word: string | null; // text/special: the word when known
-  image: number; // index of the image part in the sample, -1 if none
-  experts: number[][]; // per layer (in `layers` order): chosen experts, by descending gate
-  gates: number[][];
-}
+/** At most this many groups in one grouping (a column with more, e.g. `source`, is not offered). */
+export const MAX_GROUPS = 64;
 
 const num = (v: unknown) => (typeof v === 'bigint' ? Number(v) : (v as number));
+const nums = (v: unknown): number[] => (Array.isArray(v) ? v.map(num) : []);
 
 /**
  * The queries behind the dashboard's API, over one trace. Counts and metrics are the analysis' own
@@ -35,11 +34,14 @@ export class TraceQueries {
   layers: number[] = [];
   modalities: string[] = [];
   patchesPerImage = 0;
+  patchGrid: [number, number] | null = null;
+  grouping!: GroupingInfo;
   private vocab: string[] | null | undefined;
   private alignedWords: Promise<Map<number, string>> | undefined;
-  private readonly counts = new Map<CountMode, Promise<Counts>>();
+  private readonly counts = new Map<string, Promise<Counts>>();
   private readonly entropy = new Map<string, Promise<Map<number, number | null>>>();
   private readonly expertCache = new Map<string, Promise<Record<string, unknown>[]>>();
+  private readonly cache = new Map<string, Promise<unknown>>();
 
   constructor(readonly conn: DuckDBConnection, readonly trace: Trace) {}
 
@@ -54,11 +56,122 @@ export class TraceQueries {
     this.modalities = c.modalities;
     const cfg = this.trace.meta.model?.config as { image_size?: unknown; patch_size?: unknown } | null | undefined;
     if (typeof cfg?.image_size === 'number' && typeof cfg?.patch_size === 'number' && cfg.patch_size > 0) {
-      this.patchesPerImage = (cfg.image_size / cfg.patch_size) ** 2;
+      const side = Math.floor(cfg.image_size / cfg.patch_size);
+      this.patchesPerImage = side * side;
+      this.patchGrid = [side, side];
     } else {
       const r = await this.all(`SELECT coalesce(max(token), -1) + 1 AS ppi FROM ${this.trace.routing} WHERE layer = ${this.layers[0]} AND modality = 'image'`);
       this.patchesPerImage = num(r[0].ppi);
+      // An imported trace may say its patch grid in meta.json (`image_grid: [rows, cols]`); else a square count is a square.
+      const g = this.trace.meta.image_grid;
+      const side = Math.round(Math.sqrt(this.patchesPerImage));
+      if (Array.isArray(g) && g.length === 2 && g.every((x) => Number.isInteger(x) && x > 0 && x <= 4096)) this.patchGrid = [g[0] as number, g[1] as number];
+      else if (this.patchesPerImage > 0 && side * side === this.patchesPerImage) this.patchGrid = [side, side];
     }
+    this.grouping = await this.findGroupings();
+    // The first figure's counts (a text-only trace starts grouped by domain): counted now, not on the first request.
+    if (this.grouping.by !== 'modality') await this.allCounts('all', this.grouping.by);
+  }
+
+  /** Once per key: a cached promise (dropped when it fails, so a retry can succeed). */
+  private once<T>(key: string, make: () => Promise<T>): Promise<T> {
+    let p = this.cache.get(key) as Promise<T> | undefined;
+    if (!p) {
+      // Bounded: many group subsets or layers asked in turn must not grow the server without end.
+      if (this.cache.size >= 256) this.cache.clear();
+      p = make();
+      p.catch(() => this.cache.delete(key));
+      this.cache.set(key, p);
+    }
+    return p;
+  }
+
+  /** VARCHAR columns to group by (SPEC §3 `--by`): routing's (modality, phase, ...) and samples' (domain, source, ...), each with its values. */
+  private async findGroupings(): Promise<GroupingInfo> {
+    const available: GroupingInfo['available'] = [{ by: 'modality', groups: [...this.modalities] }];
+    const cols: [string, string][] = [];
+    for (const [c, t] of this.trace.routingColumns) if (t === 'VARCHAR' && c !== 'modality') cols.push([c, `(SELECT DISTINCT ${quoteId(c)} AS g FROM ${this.trace.routing} WHERE layer = ${this.layers[0]} LIMIT ${MAX_GROUPS + 1})`]);
+    if (this.trace.samples) for (const [c, t] of this.trace.sampleColumns) if (t === 'VARCHAR' && c !== 'text' && !this.trace.routingColumns.has(c)) cols.push([c, `(SELECT DISTINCT ${quoteId(c)} AS g FROM ${this.trace.samples} LIMIT ${MAX_GROUPS + 1})`]);
+    for (const [c, sql] of cols) {
+      const vals = (await this.all(`SELECT g FROM ${sql} ORDER BY g NULLS LAST`)).map((r) => (r.g === null ? NO_VALUE : String(r.g)));
+      if (vals.length >= 1 && vals.length <= MAX_GROUPS) available.push({ by: c, groups: vals });
+    }
+    const content = this.modalities.filter((m) => m !== 'special');
+    const domain = available.find((a) => a.by === 'domain');
+    if (content.length >= 2 || (content.length === 1 && content[0] !== 'text')) {
+      const groups = ['text', 'image'].filter((m) => this.modalities.includes(m));
+      return { available, by: 'modality', groups: groups.length >= 2 ? groups : content.slice(0, 2), loadOnly: false, fallback: null };
+    }
+    if (domain && domain.groups.length >= 2) {
+      return { available, by: 'domain', groups: domain.groups, loadOnly: false, fallback: 'This trace has only text tokens, so text vs image says nothing: the views group tokens by their data domain instead (samples.parquet `domain`).' };
+    }
+    return {
+      available, by: 'modality', groups: content.length ? content : [...this.modalities], loadOnly: true,
+      fallback: 'This trace has only text tokens and no data domain, so there is nothing to compare experts on: the views show load instead (each expert\u2019s share of the routings, sorted, against the uniform share).',
+    };
+  }
+
+  /** `serve --by COL`: start grouped by a column the trace has (an input error otherwise). */
+  startWith(by: string): void {
+    const g = this.grouping.available.find((a) => a.by === by);
+    if (!g) {
+      const why = this.trace.routingColumns.has(by) || this.trace.sampleColumns.has(by) ? `more than ${MAX_GROUPS} values or not a text column` : 'no such column in routing.parquet or samples.parquet';
+      throw new InputError(`--by ${by}: cannot group by it (${why}; this trace offers ${this.grouping.available.map((a) => a.by).join(', ')})`);
+    }
+    const groups = by === 'modality' ? ['text', 'image'].filter((m) => g.groups.includes(m)) : g.groups;
+    const use = groups.length >= 2 ? groups : g.groups;
+    this.grouping = { ...this.grouping, by, groups: use, loadOnly: use.length < 2, fallback: use.length < 2 ? `Grouped by ${by}, which has one value here: the views show load.` : null };
+  }
+
+  /** The routing rows with a `grp` column: the value of `by` for each row (a samples column is joined by sample). */
+  groupedRelation(by: string): string {
+    if (by === 'modality') return `(SELECT *, modality AS grp FROM ${this.trace.routing})`;
+    if (this.trace.routingColumns.get(by) === 'VARCHAR') return `(SELECT *, coalesce(${quoteId(by)}, ${sqlString(NO_VALUE)}) AS grp FROM ${this.trace.routing})`;
+    if (this.trace.samples && this.trace.sampleColumns.get(by) === 'VARCHAR') {
+      return `(SELECT r.*, coalesce(s.g, ${sqlString(NO_VALUE)}) AS grp FROM ${this.trace.routing} r LEFT JOIN (SELECT sample, ${quoteId(by)} AS g FROM ${this.trace.samples}) s USING (sample))`;
+    }
+    throw new ApiError(404, `cannot group by ${JSON.stringify(by)}: not a text column of routing.parquet or samples.parquet (choose ${this.grouping.available.map((a) => a.by).join(', ')})`);
+  }
+
+  checkBy(by: string): { by: string; groups: string[] } {
+    const g = this.grouping.available.find((a) => a.by === by);
+    if (!g) throw new ApiError(404, `cannot group by ${JSON.stringify(by)} (this trace offers ${this.grouping.available.map((a) => a.by).join(', ')})`);
+    return g;
+  }
+
+  /** The analysed rows: grouped by `by`, limited to `groups`. */
+  analysedRelation(by: string, groups: readonly string[]): string {
+    this.checkGroups(by, groups);
+    return `(SELECT * FROM ${this.groupedRelation(by)} WHERE grp IN (${groups.map(sqlString).join(', ')}))`;
+  }
+
+  private statsQuery(by: string, groups: readonly string[]): StatsQuery {
+    return { rel: this.analysedRelation(by, groups), numExperts: this.numExperts, topK: this.trace.meta.top_k, routerScoring: this.trace.meta.router_scoring, hasProb: this.trace.handle.hasProb };
+  }
+
+  /** Router confidence, repeat rate and token specialisation of every layer (SPEC §3 names). */
+  layerStats(by: string, groups: readonly string[]): Promise<LayerStatsJson> {
+    return this.once(`stats/${by}/${groups.join(',')}`, async () => {
+      const q = this.statsQuery(by, groups);
+      const layers = await layerStats((sql) => this.all(sql), q);
+      const notes = [
+        `Router: mean top-1 gate${q.hasProb ? ', margin and entropy from the full router distribution (prob)' : q.topK >= 2 ? ', margin = top-1 minus top-2 gate (no prob column: no entropy)' : ' (top-1 and no prob column: no margin or entropy)'}. Near-uniform: a softmax router whose mean top-1 gate is within 10% of 1/E.`,
+        'Repeat rate: consecutive positions of one sample (both analysed) with the same top-1 expert; chance = sum of squared top-1 shares.',
+        'Token specialisation: over token ids with at least 8 routings at the layer (image patches excluded), the routing-weighted mean of the largest share of one top-1 expert; chance = the same after shuffling top-1 experts among the layer\u2019s routings.',
+      ];
+      return { by, groups: [...groups], numExperts: q.numExperts, topK: q.topK, routerScoring: q.routerScoring, uniformGate: 1 / q.numExperts, notes, layers };
+    });
+  }
+
+  coactivation(layer: number, by: string, groups: readonly string[]): Promise<CoactivationJson> {
+    this.checkLayer(layer);
+    return this.once(`coact/${layer}/${by}/${groups.join(',')}`, () => coactivation((sql) => this.all(sql), this.statsQuery(by, groups), layer));
+  }
+
+  checkGroups(by: string, groups: readonly string[]): void {
+    const g = this.checkBy(by);
+    if (!groups.length) throw new ApiError(400, 'groups: empty list');
+    for (const x of groups) if (!g.groups.includes(x)) throw new ApiError(404, `${by === 'modality' ? 'modality' : `${by} value`} ${JSON.stringify(x)} is not in this trace (it has ${g.groups.join(', ')})`);
   }
 
   get numExperts(): number {
@@ -76,41 +189,44 @@ export class TraceQueries {
     if (!(e >= 0 && e < this.numExperts)) throw new ApiError(404, `expert ${e} does not exist (this trace has ${this.numExperts} experts: 0-${this.numExperts - 1})`);
   }
 
-  checkModalities(mods: readonly string[]): void {
-    for (const m of mods) if (!this.modalities.includes(m)) throw new ApiError(404, `modality ${JSON.stringify(m)} is not in this trace (it has ${this.modalities.join(', ')})`);
-  }
-
-  /** n[layer][expert][modality] of every layer and modality under a counting mode: one scan, cached. */
-  allCounts(mode: CountMode): Promise<Counts> {
-    let p = this.counts.get(mode);
+  /**
+   * n[layer][expert][group] of every layer and group of `by` under a counting mode: one scan, cached.
+   * `modality` is the analysis' own count; another grouping runs the same counting query over the
+   * rows with the group in place of the modality (the figure and metrics then read groups as modalities).
+   */
+  allCounts(mode: CountMode, by = 'modality'): Promise<Counts> {
+    const key = `${mode}/${by}`;
+    let p = this.counts.get(key);
     if (!p) {
-      p = loadCounts(this.conn, this.trace.handle, mode);
-      p.catch(() => this.counts.delete(mode));
-      this.counts.set(mode, p);
+      p = by === 'modality'
+        ? loadCounts(this.conn, this.trace.handle, mode)
+        : loadCounts(this.conn, { ...this.trace.handle, routingSql: `(SELECT layer, grp AS modality, expert, gate FROM ${this.groupedRelation(by)})` }, mode);
+      p.catch(() => this.counts.delete(key));
+      this.counts.set(key, p);
     }
     return p;
   }
 
-  async countsFor(mode: CountMode, modalities: readonly string[]): Promise<Counts> {
-    this.checkModalities(modalities);
-    const all = await this.allCounts(mode);
-    return selectCounts(all, all.layers, modalities);
+  async countsFor(mode: CountMode, groups: readonly string[], by = 'modality'): Promise<Counts> {
+    this.checkGroups(by, groups);
+    const all = await this.allCounts(mode, by);
+    return selectCounts(all, this.layers, groups);
   }
 
-  async countsJson(mode: CountMode, modalities: readonly string[]): Promise<CountsJson> {
-    const c = await this.countsFor(mode, modalities);
-    return { ...c, n: Array.from(c.n), tokens: Array.from(c.tokens) };
+  async countsJson(mode: CountMode, groups: readonly string[], by = 'modality'): Promise<CountsJson> {
+    const c = await this.countsFor(mode, groups, by);
+    return { mode: c.mode, numExperts: c.numExperts, topK: c.topK, layers: c.layers, modalities: c.modalities, by, n: Array.from(c.n), tokens: Array.from(c.tokens) };
   }
 
-  /** SPEC §3 metrics of every layer (and the router entropy when the trace has `prob`). */
-  async metrics(mode: CountMode, modalities: readonly string[]): Promise<LayerMetrics[]> {
-    const c = await this.countsFor(mode, modalities);
+  /** SPEC §3 metrics of every layer (and the router entropy when the trace has `prob`, for modality groups). */
+  async metrics(mode: CountMode, groups: readonly string[], by = 'modality'): Promise<LayerMetrics[]> {
+    const c = await this.countsFor(mode, groups, by);
     let ent: Promise<Map<number, number | null>> | undefined;
-    if (this.trace.handle.hasProb) {
-      const key = modalities.join(',');
+    if (this.trace.handle.hasProb && by === 'modality') {
+      const key = groups.join(',');
       ent = this.entropy.get(key);
       if (!ent) {
-        ent = routerEntropy(this.conn, this.trace.handle, c.layers, modalities);
+        ent = routerEntropy(this.conn, this.trace.handle, c.layers, groups);
         this.entropy.set(key, ent);
       }
     }
@@ -122,13 +238,22 @@ export class TraceQueries {
     return this.trace.samples;
   }
 
-  async sampleList(offset: number, limit: number, q: string): Promise<{ total: number; rows: Record<string, unknown>[] }> {
+  private get imagesLen(): string {
+    return this.trace.sampleColumns.has('images') ? 'coalesce(len(images), 0)::INTEGER' : '0';
+  }
+
+  private sampleCol(c: string): string {
+    return this.trace.sampleColumns.get(c) === 'VARCHAR' ? quoteId(c) : 'NULL::VARCHAR';
+  }
+
+  async sampleList(offset: number, limit: number, q: string): Promise<SampleList> {
     const s = this.requireSamples();
-    const where = q ? `WHERE text ILIKE $1 OR source ILIKE $1` : '';
+    const where = q ? `WHERE text ILIKE $1 OR ${this.sampleCol('source')} ILIKE $1 OR ${this.sampleCol('domain')} ILIKE $1` : '';
     const params = q ? [`%${q}%`] : [];
     const total = num((await this.all(`SELECT count(*) AS n FROM ${s} ${where}`, params))[0].n);
-    const rows = await this.all(`SELECT sample, text, len(images)::INTEGER AS images, source FROM ${s} ${where} ORDER BY sample LIMIT ${limit} OFFSET ${offset}`, params);
-    return { total, rows: rows.map((r) => ({ ...r, sample: num(r.sample) })) };
+    const rows = await this.all(`SELECT sample, text, ${this.imagesLen} AS images, ${this.sampleCol('source')} AS source, ${this.sampleCol('domain')} AS domain
+      FROM ${s} ${where} ORDER BY sample LIMIT ${limit} OFFSET ${offset}`, params);
+    return { total, rows: rows.map((r) => ({ sample: num(r.sample), text: String(r.text ?? ''), images: num(r.images), source: String(r.source ?? ''), domain: r.domain === null ? null : String(r.domain) })) };
   }
 
   /** The vocabulary of the checkpoint named by meta.json, when that folder is still there. */
@@ -157,6 +282,13 @@ export class TraceQueries {
 
   private async alignWords(): Promise<Map<number, string>> {
     const map = new Map<number, string>();
+    if (this.trace.samples && this.trace.sampleColumns.get('tokens') === 'VARCHAR[]' && this.layers.length) {
+      // SPEC §2 `tokens`: each position's token string, written by the producer; the most common string per id.
+      const rows = await this.all(`SELECT r.token, mode(s.tokens[r.pos + 1]) AS word FROM ${this.trace.routing} r JOIN ${this.trace.samples} s USING (sample)
+        WHERE r.layer = ${this.layers[0]} AND r.modality <> 'image' AND s.tokens[r.pos + 1] IS NOT NULL GROUP BY r.token`);
+      for (const r of rows) map.set(num(r.token), String(r.word));
+      return map;
+    }
     if (this.trace.samples && this.layers.length) {
       const rows = await this.all(`WITH t AS (SELECT sample, token, row_number() OVER (PARTITION BY sample ORDER BY pos) AS i
             FROM ${this.trace.routing} WHERE layer = ${this.layers[0]} AND modality = 'text'),
@@ -176,19 +308,25 @@ export class TraceQueries {
     return tokens.map((t) => m.get(t) ?? null);
   }
 
-  async sample(id: number): Promise<{ sample: number; text: string | null; source: string | null; images: number; layers: number[]; tokens: TokenRouting[] }> {
-    const meta = this.trace.samples ? await this.all(`SELECT text, len(images)::INTEGER AS images, source FROM ${this.trace.samples} WHERE sample = ${Math.trunc(id)}`) : [];
+  async sample(id: number): Promise<SampleDetail> {
+    const sid = Math.trunc(id);
+    const hasTokens = this.trace.sampleColumns.get('tokens') === 'VARCHAR[]';
+    const meta = this.trace.samples
+      ? await this.all(`SELECT text, ${this.imagesLen} AS images, ${this.sampleCol('source')} AS source, ${this.sampleCol('domain')} AS domain${hasTokens ? ', tokens' : ''}
+          FROM ${this.trace.samples} WHERE sample = ${sid}`)
+      : [];
     const rows = await this.all(`SELECT pos, any_value(modality) AS modality, any_value(token) AS token,
         list(layer ORDER BY layer) AS layers, list(expert ORDER BY layer) AS experts, list(gate ORDER BY layer) AS gates
-      FROM ${this.trace.routing} WHERE sample = ${Math.trunc(id)} GROUP BY pos ORDER BY pos`);
+      FROM ${this.trace.routing} WHERE sample = ${sid} GROUP BY pos ORDER BY pos`);
     if (!rows.length && !meta.length) throw new ApiError(404, `sample ${id} does not exist in this trace`);
     const text = meta.length ? String(meta[0].text ?? '') : null;
-    // Words of the text positions: the sample's own text when its pieces line up, else the vocabulary.
+    const stored = meta.length && Array.isArray(meta[0].tokens) ? (meta[0].tokens as unknown[]) : null;
+    // Words of the text positions: the producer's own token strings (samples `tokens`), else the sample's text when its
+    // pieces line up with the text positions, else the vocabulary.
     const textPos = rows.filter((r) => r.modality === 'text');
     const pieces = text ? text.toLowerCase().match(/[a-z0-9]+|[^\sa-z0-9]/g) ?? [] : [];
-    // The vocabulary is needed only when the text does not line up (or for special tokens); it may cost a scan once.
-    const aligned = pieces.length === textPos.length;
-    const vocabWords = aligned && !this.loadVocab()
+    const aligned = !stored && pieces.length === textPos.length;
+    const vocabWords = stored || (aligned && !this.loadVocab())
       ? rows.map(() => null)
       : await this.wordOf(rows.map((r) => num(r.token)));
     let image = -1;
@@ -197,35 +335,35 @@ export class TraceQueries {
     const tokens = rows.map((r, i): TokenRouting => {
       const modality = String(r.modality);
       const token = num(r.token);
+      const pos = num(r.pos);
       if (modality === 'image' && (!prevImage || token === 0)) image++;
       prevImage = modality === 'image';
       let word: string | null = vocabWords[i];
-      if (modality === 'text') {
-        if (pieces.length === textPos.length) word = pieces[ti];
+      if (stored && modality !== 'image') word = stored[pos] === null || stored[pos] === undefined ? null : String(stored[pos]);
+      else if (modality === 'text') {
+        if (aligned) word = pieces[ti];
         ti++;
       }
-      const layers = (r.layers as unknown[]).map(num);
-      if (layers.length !== this.layers.length) {
-        // A position missing from some layer: keep the arrays aligned with `this.layers`.
-        const at = new Map(layers.map((l, k) => [l, k]));
-        const ex = r.experts as unknown[][], ga = r.gates as unknown[][];
-        return {
-          pos: num(r.pos), modality, token, word, image: modality === 'image' ? image : -1,
-          experts: this.layers.map((l) => (at.has(l) ? ex[at.get(l)!].map(num) : [])),
-          gates: this.layers.map((l) => (at.has(l) ? ga[at.get(l)!].map(num) : [])),
-        };
-      }
+      const layers = nums(r.layers);
+      const ex = r.experts as unknown[], ga = r.gates as unknown[];
+      // A position missing from some layer: keep the arrays aligned with `this.layers`.
+      const at = new Map(layers.map((l, k) => [l, k]));
       return {
-        pos: num(r.pos), modality, token, word, image: modality === 'image' ? image : -1,
-        experts: (r.experts as unknown[][]).map((e) => e.map(num)),
-        gates: (r.gates as unknown[][]).map((g) => g.map(num)),
+        pos, modality, token, word, image: modality === 'image' ? image : -1,
+        experts: this.layers.map((l) => (at.has(l) ? nums(ex[at.get(l)!]) : [])),
+        gates: this.layers.map((l) => (at.has(l) ? nums(ga?.[at.get(l)!]) : [])),
       };
     });
-    return { sample: id, text, source: meta.length ? String(meta[0].source ?? '') : null, images: meta.length ? num(meta[0].images) : 0, layers: this.layers, tokens };
+    return {
+      sample: id, text, source: meta.length && meta[0].source !== null ? String(meta[0].source) : null,
+      domain: meta.length && meta[0].domain !== null ? String(meta[0].domain) : null,
+      images: meta.length ? num(meta[0].images) : 0, layers: this.layers, tokens,
+    };
   }
 
   async image(id: number, k: number): Promise<Uint8Array> {
     const s = this.requireSamples();
+    if (!this.trace.sampleColumns.has('images')) throw new ApiError(404, `sample ${id} has no stored image (samples.parquet has no images column)`);
     const rows = await this.all(`SELECT images FROM ${s} WHERE sample = ${Math.trunc(id)}`);
     if (!rows.length) throw new ApiError(404, `sample ${id} does not exist in this trace`);
     const images = rows[0].images as Uint8Array[] | null;
@@ -248,55 +386,115 @@ export class TraceQueries {
     return p;
   }
 
-  /** Tokens and patches routed to expert e at a layer: totals, most frequent words, a page of examples (in trace order). */
-  async expert(layer: number, e: number, mode: CountMode, modality: string, offset: number, limit: number): Promise<Record<string, unknown>> {
+  /** Routings of each text token id at a layer (any expert): the lift's baseline. Under `top1` each token counts once, else k times. */
+  private layerTokenTotals(layer: number, mode: CountMode): Promise<Map<number, number>> {
+    return this.once(`layer-tokens/${layer}/${mode}`, async () => {
+      const k = mode === 'top1' ? '1' : 'len(expert)';
+      const rows = await this.all(`SELECT token, sum(${k})::DOUBLE AS n FROM ${this.trace.routing} WHERE layer = ${layer} AND modality = 'text' GROUP BY token`);
+      return new Map(rows.map((r) => [num(r.token), num(r.n)]));
+    });
+  }
+
+  /**
+   * Tokens and patches routed to expert e at a layer: totals, words ranked by over-representation
+   * (lift against the layer's own frequency, with counts), and a page of examples by descending gate,
+   * each text example with the words around it.
+   */
+  async expert(layer: number, e: number, mode: CountMode, modality: string, offset: number, limit: number, token: number | null = null): Promise<ExpertPage> {
     this.checkLayer(layer);
     this.checkExpert(e);
+    if (!this.modalities.includes(modality)) throw new ApiError(404, `modality ${JSON.stringify(modality)} is not in this trace (it has ${this.modalities.join(', ')})`);
     const r = this.trace.routing;
     const match = mode === 'top1' ? `expert[1] = ${e}` : `list_contains(expert, ${e})`;
     const groups = await this.expertTotals(layer, e, mode);
     const totals: Record<string, number> = {};
     for (const g of groups) totals[String(g.modality)] = (totals[String(g.modality)] ?? 0) + num(g.n);
-    const top = groups.filter((g) => g.modality === 'text').sort((a, b) => num(b.n) - num(a.n) || num(a.token) - num(b.token)).slice(0, 30);
-    const words = await this.wordOf(top.map((t) => num(t.token)));
-    // No ORDER BY: DuckDB keeps the file's order (a capture writes sample by sample), so a page stops reading early.
-    const ex = await this.all(`SELECT sample, pos, token, expert, gate FROM ${r} WHERE layer = ${layer} AND ${match} AND modality = $1
-        LIMIT ${limit} OFFSET ${offset}`, [modality]);
+    // Lift: (n / expert's text total) / (layer count / layer's text total). Words seen fewer than MIN_COUNT times here are noise.
+    const layerTok = await this.layerTokenTotals(layer, mode);
+    let layerTextTotal = 0;
+    for (const v of layerTok.values()) layerTextTotal += v;
+    const expertTextTotal = totals.text ?? 0;
+    const minCount = 3;
+    const ranked = groups.filter((g) => g.modality === 'text' && num(g.n) >= minCount).map((g) => {
+      const n = num(g.n), ln = layerTok.get(num(g.token)) ?? n;
+      return { token: num(g.token), n, layerN: ln, lift: expertTextTotal > 0 && layerTextTotal > 0 ? (n / expertTextTotal) / (ln / layerTextTotal) : 0 };
+    }).sort((a, b) => b.lift - a.lift || b.n - a.n || a.token - b.token).slice(0, 30);
+    const words = await this.wordOf(ranked.map((t) => t.token));
+    const topWords: WordLift[] = ranked.map((t, i) => ({ ...t, word: words[i] }));
+    const tokenFilter = token === null ? '' : ` AND token = ${Math.trunc(token)}`;
+    // The expert's own gate (its slot in the list); examples by descending gate, ties in trace order.
+    const ex = await this.all(`SELECT sample, pos, token, expert, gate, gate[list_position(expert, ${e})] AS g FROM ${r}
+        WHERE layer = ${layer} AND ${match} AND modality = $1${tokenFilter}
+        ORDER BY g DESC NULLS LAST, sample, pos LIMIT ${limit} OFFSET ${offset}`, [modality]);
+    const total = token === null
+      ? totals[modality] ?? 0
+      : num((await this.all(`SELECT count(*) AS n FROM ${r} WHERE layer = ${layer} AND ${match} AND modality = $1${tokenFilter}`, [modality]))[0].n);
     // Which image of its sample each example patch belongs to: count the image starts before it.
     const samples = [...new Set(ex.map((x) => num(x.sample)))];
     const starts = new Map<number, number[]>();
     if (modality === 'image' && samples.length) {
       const st = await this.all(`SELECT sample, list(pos ORDER BY pos) AS starts FROM ${r}
           WHERE layer = ${layer} AND modality = 'image' AND token = 0 AND sample IN (${samples.join(',')}) GROUP BY sample`);
-      for (const x of st) starts.set(num(x.sample), (x.starts as unknown[]).map(num));
+      for (const x of st) starts.set(num(x.sample), nums(x.starts));
+    }
+    const stored = new Map<number, number>();
+    if (modality === 'image' && samples.length && this.trace.samples && this.trace.sampleColumns.has('images')) {
+      for (const x of await this.all(`SELECT sample, ${this.imagesLen} AS n FROM ${this.trace.samples} WHERE sample IN (${samples.join(',')})`)) stored.set(num(x.sample), num(x.n));
     }
     const exWords = modality === 'image' ? ex.map(() => null) : await this.wordOf(ex.map((x) => num(x.token)));
+    const context = modality === 'image' ? null : await this.contexts(layer, ex.map((x) => [num(x.sample), num(x.pos)]));
     return {
-      layer, expert: e, mode, modality, totals,
-      topWords: top.map((t, i) => ({ token: num(t.token), word: words[i], n: num(t.n) })),
-      offset, limit, total: totals[modality] ?? 0,
+      layer, expert: e, mode, modality, token, totals, topWords, minCount, layerTextTotal, expertTextTotal,
+      offset, limit, total,
       examples: ex.map((x, i) => {
         const pos = num(x.pos);
         const st = starts.get(num(x.sample)) ?? [];
+        const image = modality === 'image' ? st.filter((p) => p <= pos).length - 1 : -1;
         return {
           sample: num(x.sample), pos, token: num(x.token), word: exWords[i],
-          image: modality === 'image' ? st.filter((p) => p <= pos).length - 1 : -1,
-          experts: (x.expert as unknown[]).map(num), gates: (x.gate as unknown[]).map(num),
+          image, imageStored: image >= 0 && image < (stored.get(num(x.sample)) ?? 0),
+          experts: nums(x.expert), gates: nums(x.gate), gate: x.g === null ? null : num(x.g),
+          context: context?.[i] ?? null,
         };
       }),
       patchesPerImage: this.patchesPerImage,
+      patchGrid: this.patchGrid,
     };
   }
 
-  /** Top-1 expert at layer a -> top-1 expert at layer b, per modality (the same token at both layers). */
-  async flow(a: number, b: number, modalities: string[]): Promise<Record<string, unknown>[]> {
+  /** The words before and after each (sample, pos), up to 6 each side (image patches shown as one [image]). */
+  private async contexts(layer: number, at: [number, number][]): Promise<{ before: string; after: string }[]> {
+    if (!at.length) return [];
+    const W = 6;
+    const values = at.map(([s, p], i) => `(${i}, ${s}, ${p})`).join(', ');
+    const rows = await this.all(`SELECT q.i, r.pos - q.p AS d, r.modality, r.token FROM (VALUES ${values}) q(i, s, p)
+      JOIN ${this.trace.routing} r ON r.sample = q.s AND r.layer = ${layer} AND r.pos BETWEEN q.p - ${W} AND q.p + ${W} AND r.pos <> q.p
+      ORDER BY q.i, d`);
+    const words = await this.wordOf(rows.map((x) => num(x.token)));
+    const out = at.map(() => ({ before: [] as string[], after: [] as string[] }));
+    rows.forEach((x, k) => {
+      const w = x.modality === 'image' ? '[image]' : words[k] ?? `#${num(x.token)}`;
+      const side = num(x.d) < 0 ? out[num(x.i)].before : out[num(x.i)].after;
+      if (!(w === '[image]' && side[side.length - 1] === '[image]')) side.push(w);
+    });
+    return out.map((o) => ({ before: o.before.join(' '), after: o.after.join(' ') }));
+  }
+
+  /** Top-1 expert at layer a -> top-1 expert at layer b, per group (the same token at both layers): one E x E matrix per group. */
+  async flow(a: number, b: number, by: string, groups: readonly string[]): Promise<FlowJson> {
     this.checkLayer(a);
     this.checkLayer(b);
-    const r = this.trace.routing;
-    const rows = await this.all(`SELECT x.modality, x.expert[1]::INTEGER AS source, y.expert[1]::INTEGER AS target, count(*) AS n
-      FROM (SELECT sample, pos, modality, expert FROM ${r} WHERE layer = ${a}) x
-      JOIN (SELECT sample, pos, expert FROM ${r} WHERE layer = ${b}) y USING (sample, pos)
-      WHERE x.modality IN (${modalities.map(sqlString).join(', ')}) GROUP BY ALL ORDER BY ALL`);
-    return rows.map((x) => ({ modality: String(x.modality), source: num(x.source), target: num(x.target), n: num(x.n) }));
+    const rel = this.analysedRelation(by, groups);
+    const rows = await this.all(`SELECT x.grp, x.expert[1]::INTEGER AS source, y.expert[1]::INTEGER AS target, count(*) AS n
+      FROM (SELECT sample, pos, grp, expert FROM ${rel} WHERE layer = ${a}) x
+      JOIN (SELECT sample, pos, expert FROM ${this.trace.routing} WHERE layer = ${b}) y USING (sample, pos)
+      GROUP BY ALL`);
+    const E = this.numExperts;
+    const n = groups.map(() => new Array<number>(E * E).fill(0));
+    for (const x of rows) {
+      const g = groups.indexOf(String(x.grp)), s = num(x.source), t = num(x.target);
+      if (g >= 0 && s >= 0 && s < E && t >= 0 && t < E) n[g][s * E + t] += num(x.n);
+    }
+    return { a, b, numExperts: E, groups: [...groups], n };
   }
 }

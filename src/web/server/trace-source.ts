@@ -15,12 +15,20 @@ export interface Trace {
   routing: string; // SQL relation of routing.parquet
   samples: string | null; // SQL relation of samples.parquet; null when the trace has none
   rows: number; // rows of routing.parquet (from the footer)
+  routingColumns: Map<string, string>; // column -> DuckDB type
+  sampleColumns: Map<string, string>; // empty without samples.parquet
 }
 
 const SAMPLE_COLUMNS: Record<string, RegExp> = {
   sample: /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER)$/,
   text: /^VARCHAR$/,
+};
+/** Optional samples.parquet columns the dashboard reads (SPEC §2), checked when present. */
+const OPTIONAL_SAMPLE_COLUMNS: Record<string, RegExp> = {
   images: /^BLOB\[\]$/,
+  source: /^VARCHAR$/,
+  domain: /^VARCHAR$/,
+  tokens: /^VARCHAR\[\]$/,
 };
 
 export async function queryRows(conn: DuckDBConnection, sql: string, params?: DuckDBValue[]): Promise<Record<string, unknown>[]> {
@@ -45,10 +53,16 @@ export async function openTrace(conn: DuckDBConnection, dirArg: string, name: st
   } catch (e) {
     throw new InputError(`${handle.routingPath}: cannot read the Parquet footer (${firstLine(e)})`);
   }
+  let routingColumns: Map<string, string>;
+  try {
+    routingColumns = new Map((await queryRows(conn, `DESCRIBE SELECT * FROM ${handle.routingSql}`)).map((r) => [String(r.column_name), String(r.column_type)]));
+  } catch (e) {
+    throw new InputError(`${handle.routingPath}: cannot read as Parquet (${firstLine(e)})`);
+  }
   let samples: string | null = null;
+  let cols = new Map<string, string>();
   const samplesPath = join(dir, 'samples.parquet');
   if (existsSync(samplesPath)) {
-    let cols: Map<string, string>;
     try {
       cols = new Map((await queryRows(conn, `DESCRIBE SELECT * FROM read_parquet(${sqlString(samplesPath)})`)).map((r) => [String(r.column_name), String(r.column_type)]));
     } catch (e) {
@@ -59,7 +73,11 @@ export async function openTrace(conn: DuckDBConnection, dirArg: string, name: st
       if (got === undefined) throw new InputError(`${samplesPath}: missing column ${col}`);
       if (!re.test(got)) throw new InputError(`${samplesPath}: column ${col} has type ${got}, expected ${re.source.replace(/[\^$\\()]/g, '').split('|')[0]}`);
     }
+    for (const [col, re] of Object.entries(OPTIONAL_SAMPLE_COLUMNS)) {
+      const got = cols.get(col);
+      if (got !== undefined && !re.test(got)) throw new InputError(`${samplesPath}: column ${col} has type ${got}, expected ${re.source.replace(/[\^$\\()]/g, '').replace('[]', '[]')}`);
+    }
     samples = `read_parquet(${sqlString(samplesPath)})`;
   }
-  return { dir, name, handle, meta: handle.meta, routing: handle.routingSql, samples, rows };
+  return { dir, name, handle, meta: handle.meta, routing: handle.routingSql, samples, rows, routingColumns, sampleColumns: cols };
 }

@@ -1,33 +1,36 @@
 import type { SortOrder } from '../../analysis/allocation.js';
 import type { CountMode, Counts, Normalization } from '../../analysis/types.js';
-import { countsFromJson, getJson, type CountsJson, type Info } from './api.js';
+import { countsFromJson, getJson, groupQuery, type CountsJson, type Info, type LayerStatsJson } from './api.js';
 
 /** What the controls choose; every view reads it, the figure's controls write most of it. */
 export interface UiState {
   count: CountMode;
   normalize: Normalization;
   sort: SortOrder;
-  modalities: string[]; // analysed modalities (default text,image)
+  by: string; // SPEC §3 --by: modality, domain, phase, ...
+  groups: string[]; // analysed groups of `by` (default text,image)
   panels: number[]; // layers shown as figure panels
   layer: number; // the layer the drill-downs look at
 }
 
 type Listener = (s: UiState, changed: (keyof UiState)[]) => void;
 
+/** The seed's panels (0, round(2L/3), L-1), moved to the nearest layer the trace has. */
+export function seedPanels(layers: readonly number[], numLayers: number): number[] {
+  const near = (l: number) => layers.reduce((b, x) => (Math.abs(x - l) < Math.abs(b - l) ? x : b), layers[0]);
+  return [...new Set([0, Math.round((2 * numLayers) / 3), numLayers - 1].map(near))];
+}
+
 /** The page's shared state, data caches and navigation. */
 export class Context {
   state: UiState;
   private listeners: Listener[] = [];
-  private countsCache = new Map<string, Promise<Counts>>();
+  private cache = new Map<string, Promise<unknown>>();
 
   constructor(readonly info: Info, readonly go: (hash: string) => void) {
     const t = info.traces[0];
-    const mods = ['text', 'image'].filter((m) => t.modalities.includes(m));
-    const L = t.meta.num_layers;
-    // The seed's panels (0, round(2L/3), L-1), moved to the nearest layer the trace has.
-    const near = (l: number) => t.layers.reduce((b, x) => (Math.abs(x - l) < Math.abs(b - l) ? x : b), t.layers[0]);
-    const panels = [...new Set([0, Math.round((2 * L) / 3), L - 1].map(near))];
-    this.state = { count: 'all', normalize: 'expert', sort: 'text', modalities: mods.length ? mods : t.modalities.slice(0, 2), panels, layer: panels[panels.length - 1] };
+    const panels = seedPanels(t.layers, t.meta.num_layers);
+    this.state = { count: 'all', normalize: 'expert', sort: 'text', by: t.grouping.by, groups: [...t.grouping.groups], panels, layer: panels[panels.length - 1] };
   }
 
   get trace() {
@@ -36,6 +39,16 @@ export class Context {
 
   get numExperts(): number {
     return this.trace.meta.num_experts;
+  }
+
+  /** Nothing to compare between groups (one group): the views show load. */
+  get loadOnly(): boolean {
+    return this.state.groups.length < 2;
+  }
+
+  /** The values of a grouping. */
+  groupsOf(by: string): string[] {
+    return this.trace.grouping.available.find((a) => a.by === by)?.groups ?? [];
   }
 
   set(patch: Partial<UiState>): void {
@@ -49,15 +62,27 @@ export class Context {
     this.listeners.push(l);
   }
 
-  /** Counts of every layer of a trace ('a' or 'b') for the chosen mode and modalities, fetched once. */
-  counts(trace: 'a' | 'b' = 'a', count = this.state.count, modalities = this.state.modalities): Promise<Counts> {
-    const key = `${trace}/${count}/${modalities.join(',')}`;
-    let p = this.countsCache.get(key);
+  get groupQuery(): string {
+    return groupQuery(this.state.by, this.state.groups);
+  }
+
+  /** A JSON resource, fetched once per URL (a failed one is fetched again next time). */
+  fetchOnce<T>(url: string, map: (j: unknown) => T = (j) => j as T): Promise<T> {
+    let p = this.cache.get(url) as Promise<T> | undefined;
     if (!p) {
-      p = getJson<CountsJson>(`api/counts?trace=${trace}&count=${count}&modalities=${encodeURIComponent(modalities.join(','))}`).then(countsFromJson);
-      p.catch(() => this.countsCache.delete(key));
-      this.countsCache.set(key, p);
+      p = getJson<unknown>(url).then(map);
+      p.catch(() => this.cache.delete(url));
+      this.cache.set(url, p);
     }
     return p;
+  }
+
+  /** Counts of every layer of a trace ('a', 'b', ...) for the chosen mode and grouping, fetched once. */
+  counts(trace = 'a', count = this.state.count, by = this.state.by, groups = this.state.groups): Promise<Counts> {
+    return this.fetchOnce(`api/counts?trace=${trace}&count=${count}&${groupQuery(by, groups)}`, (j) => countsFromJson(j as CountsJson));
+  }
+
+  layerStats(): Promise<LayerStatsJson> {
+    return this.fetchOnce(`api/layer-stats?${this.groupQuery}`);
   }
 }

@@ -2,12 +2,14 @@ import './style.css';
 import { getJson, type Info } from './api.js';
 import { Context } from './context.js';
 import { clear, h } from './dom.js';
+import { coactivationView } from './views/coactivation.js';
 import { compareView } from './views/compare.js';
 import { depthView } from './views/depth.js';
 import { expertView } from './views/expert.js';
 import { figureView } from './views/figure.js';
 import { flowView } from './views/flow.js';
 import { playgroundView } from './views/playground.js';
+import { routerView } from './views/router.js';
 import { sampleView } from './views/sample.js';
 import { errorText, message, type View } from './views/view.js';
 
@@ -25,7 +27,7 @@ async function start(): Promise<void> {
     if (location.hash === hash) void route();
     else location.hash = hash;
   });
-  const views: View[] = [figureView(ctx), depthView(ctx), sampleView(ctx), expertView(ctx), flowView(ctx), compareView(ctx), playgroundView(ctx)];
+  const views: View[] = [figureView(ctx), depthView(ctx), routerView(ctx), coactivationView(ctx), sampleView(ctx), expertView(ctx), flowView(ctx), compareView(ctx), playgroundView(ctx)];
   const t = info.traces[0];
   const tabs = views.map((v) => h('a', { href: `#${v.id}`, role: 'tab', id: `tab-${v.id}`, 'aria-controls': `view-${v.id}`, 'aria-selected': 'false' }, v.label));
   const nav = h('nav', { role: 'tablist', 'aria-label': 'Views' }, tabs);
@@ -41,7 +43,7 @@ async function start(): Promise<void> {
     h('h1', {}, 'moescope'),
     h('div', { class: 'trace-info' },
       h('b', {}, t.folder), ` · ${t.meta.num_layers} layers · ${t.meta.num_experts} experts · top-${t.meta.top_k} · ${tokens}`,
-      info.traces[1] ? h('span', {}, ` · compared with `, h('b', {}, info.traces[1].folder)) : null));
+      info.traces.length > 1 ? h('span', {}, ` · compared with `, info.traces.slice(1).flatMap((x, i) => [i ? ', ' : '', h('b', {}, x.folder)])) : null));
   const panes = views.map((v) => {
     v.el.id = `view-${v.id}`;
     v.el.setAttribute('role', 'tabpanel');

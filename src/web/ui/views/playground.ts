@@ -83,6 +83,7 @@ export function playgroundView(ctx: Context): View {
   let panel: ReturnType<typeof sampleDetailPanel> | null = null;
   let last: SampleDetail | null = null;
   let example = 0;
+  let optedIn = false;
 
   const inks = h('div', { class: 'draw-tools', role: 'group', 'aria-label': 'Ink' }, INKS.map(([name, col]) => h('button', {
     class: 'colour', title: name, 'aria-label': name, 'aria-pressed': String(col === ink), style: { background: col },
@@ -165,12 +166,19 @@ export function playgroundView(ctx: Context): View {
   caption.addEventListener('input', () => schedule(250));
   useImage.addEventListener('change', () => schedule(0));
 
-  const el = h('section', { class: 'view', 'aria-label': 'Playground' },
+  const model = ctx.info.model;
+  const which = h('p', { class: 'model-line', id: 'playground-model' }, model
+    ? [`Model: `, h('b', {}, model.folder), model.source === 'bundled' ? ' (the efmoe checkpoint bundled with moescope)' : ' (the checkpoint this trace was captured with)',
+      model.ofTrace ? ` \u2014 the model of trace ${ctx.trace.folder}.` : ` \u2014 not the model of trace ${ctx.trace.folder}.`]
+    : 'No model to run.');
+  const refusal = h('div', { id: 'playground-refusal' });
+  const el = h('section', { class: 'view', 'aria-label': 'Playground' }, which, refusal,
     h('div', { class: 'playground' },
       h('div', {}, h('h3', {}, 'Image'), canvas, inks, tools, h('div', { class: 'draw-tools' }, h('label', { class: 'control' }, h('span', {}, 'Upload'), upload)),
         h('h3', {}, 'Caption'), caption, status),
       h('div', {}, h('div', { class: 'controls' }, slider.el), fig, detailBox)),
-    h('p', { class: 'hint' }, 'The bundled model runs in this page (the same TypeScript code as `moescope capture`, weights fetched from the server). The image is resized to the model\u2019s input size and cut into patches as in a capture.'));
+    h('p', { class: 'hint' }, 'The model runs in this page (the same TypeScript code as `moescope capture`, weights fetched from the server). The image is resized to the model\u2019s input size and cut into patches as in a capture.'));
+  const playArea = el.querySelector('.playground') as HTMLElement;
 
   // The worker: one request in flight, the latest wins.
   let worker: Worker | null = null;
@@ -191,7 +199,7 @@ export function playgroundView(ctx: Context): View {
     const counts = sampleCounts(d, numExperts, topK, ctx.state.count, ['text', 'image']);
     await draw(fig, figureSpec(counts, panelsOf(), ctx.state.normalize, ctx.state.sort, 'This sample'));
     const mi = modelImage ? imageCanvas(modelImage) : null;
-    panel = sampleDetailPanel({ detail: d, numExperts, layer: Math.min(ctx.state.layer, L - 1), image: async () => mi!, onLayer: (l) => ctx.set({ layer: l }) });
+    panel = sampleDetailPanel({ detail: d, numExperts, layer: Math.min(ctx.state.layer, L - 1), image: () => (mi ? Promise.resolve(mi) : null), onLayer: (l) => ctx.set({ layer: l }) });
     clear(detailBox, panel.el);
   };
   const start = () => {
@@ -200,7 +208,7 @@ export function playgroundView(ctx: Context): View {
       const m = ev.data;
       if (m.type === 'loaded') {
         ready = true;
-        clear(status, `model loaded: ${m.config.num_hidden_layers} layers, ${m.config.num_local_experts} experts, top-${m.config.num_experts_per_tok}, ${m.config.image_size}px images in ${m.config.patch_size}px patches (${m.ms.toFixed(0)} ms)`);
+        clear(status, `${model?.folder ?? 'model'} loaded: ${m.config.num_hidden_layers} layers, ${m.config.num_local_experts} experts, top-${m.config.num_experts_per_tok}, ${m.config.image_size}px images in ${m.config.patch_size}px patches (${m.ms.toFixed(0)} ms)`);
         if (!caption.value) loadExample();
         else run();
       } else if (m.type === 'routed') {
@@ -225,11 +233,19 @@ export function playgroundView(ctx: Context): View {
   return {
     id: 'playground', label: 'Playground', el,
     show: async () => {
-      if (!ctx.info.model) {
+      if (!model) {
         clear(status, message('No model to run: the trace names no checkpoint folder that still exists, and the bundled model is missing.', 'error'));
         return;
       }
       slider.set(ctx.state.layer);
+      if (!model.ofTrace && !optedIn) {
+        // Never pretend: routing shown here would be another model's, not this trace's.
+        playArea.hidden = true;
+        clear(refusal, h('p', { class: 'msg warning', role: 'alert' }, model.reason ?? 'This trace was not made by the model the playground runs.'),
+          h('button', { class: 'small', id: 'playground-anyway', onclick: () => { optedIn = true; clear(refusal, h('p', { class: 'msg warning' }, `Running ${model.folder}, not the model of ${ctx.trace.folder}: its routing says nothing about this trace.`)); playArea.hidden = false; if (!worker) start(); } },
+            `Run ${model.folder} anyway (its routing is not this trace\u2019s)`));
+        return;
+      }
       if (!worker) start();
     },
     update: async (changed) => {

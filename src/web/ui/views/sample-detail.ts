@@ -6,8 +6,10 @@ export interface SampleDetailOptions {
   detail: SampleDetail;
   numExperts: number;
   layer: number;
-  /** The k-th image of the sample, drawable on a canvas. */
-  image: (k: number) => Promise<CanvasImageSource & { width: number; height: number }>;
+  /** The k-th image of the sample, drawable on a canvas; null when the trace stores none (the patch grid is drawn alone). */
+  image: (k: number) => Promise<CanvasImageSource & { width: number; height: number }> | null;
+  /** Patch grid of an image (rows, columns) when the trace says it; else a square grid is assumed only for a square count. */
+  patchGrid?: [number, number] | null;
   /** A position to select at once (e.g. the patch an expert's example pointed at). */
   selected?: number;
   /** Called when the user picks a layer in the per-layer table. */
@@ -43,41 +45,47 @@ export function sampleDetailPanel(o: SampleDetailOptions): { el: HTMLElement; se
   const info = h('div', { class: 'token-info', 'aria-live': 'polite' });
   const el = h('div', { class: 'sample-detail' }, legend, imagesRow, tokensRow, info);
 
-  type Canvas = { canvas: HTMLCanvasElement; img: CanvasImageSource & { width: number; height: number }; side: number; scale: number; tokens: TokenRouting[]; cursor: number };
+  /** An image part: the expert map (each patch filled with its expert's colour) and, beside it, the image itself with the same grid. */
+  type Canvas = { canvas: HTMLCanvasElement; photo: HTMLCanvasElement | null; img: (CanvasImageSource & { width: number; height: number }) | null; rows: number; cols: number; tokens: TokenRouting[]; cursor: number };
   const canvases: Canvas[] = [];
 
-  const drawCanvas = (c: Canvas) => {
-    const g = c.canvas.getContext('2d')!;
-    g.imageSmoothingEnabled = false;
-    g.clearRect(0, 0, c.canvas.width, c.canvas.height);
-    g.drawImage(c.img, 0, 0, c.canvas.width, c.canvas.height);
-    const cell = c.canvas.width / c.side;
-    g.globalAlpha = 0.5;
-    for (const t of c.tokens) {
-      const p = t.token;
-      g.fillStyle = expertColor(top1(t));
-      g.fillRect((p % c.side) * cell, Math.floor(p / c.side) * cell, cell, cell);
-    }
-    g.globalAlpha = 1;
-    if (highlight !== null) {
-      g.fillStyle = 'rgba(255,255,255,0.75)';
-      for (const t of c.tokens) if (top1(t) !== highlight) g.fillRect((t.token % c.side) * cell, Math.floor(t.token / c.side) * cell, cell, cell);
-    }
-    g.strokeStyle = 'rgba(255,255,255,0.6)';
+  const outline = (g: CanvasRenderingContext2D, c: Canvas, cw: number, ch: number) => {
+    g.strokeStyle = 'rgba(255,255,255,0.7)';
     g.lineWidth = 1;
-    for (let i = 1; i < c.side; i++) {
-      g.beginPath(); g.moveTo(i * cell, 0); g.lineTo(i * cell, c.canvas.height); g.stroke();
-      g.beginPath(); g.moveTo(0, i * cell); g.lineTo(c.canvas.width, i * cell); g.stroke();
-    }
+    for (let i = 1; i < c.cols; i++) { g.beginPath(); g.moveTo(i * cw, 0); g.lineTo(i * cw, c.rows * ch); g.stroke(); }
+    for (let i = 1; i < c.rows; i++) { g.beginPath(); g.moveTo(0, i * ch); g.lineTo(c.cols * cw, i * ch); g.stroke(); }
     const sel = c.tokens.find((t) => t.pos === selected) ?? (document.activeElement === c.canvas ? c.tokens[c.cursor] : undefined);
     if (sel) {
-      const p = sel.token;
+      const x = (sel.token % c.cols) * cw, y = Math.floor(sel.token / c.cols) * ch;
       g.lineWidth = 3;
       g.strokeStyle = '#000';
-      g.strokeRect((p % c.side) * cell + 1.5, Math.floor(p / c.side) * cell + 1.5, cell - 3, cell - 3);
+      g.strokeRect(x + 1.5, y + 1.5, cw - 3, ch - 3);
       g.lineWidth = 1;
       g.strokeStyle = '#fff';
-      g.strokeRect((p % c.side) * cell + 3, Math.floor(p / c.side) * cell + 3, cell - 6, cell - 6);
+      g.strokeRect(x + 3, y + 3, cw - 6, ch - 6);
+    }
+  };
+
+  const drawCanvas = (c: Canvas) => {
+    // The map: opaque expert colours, so that they never mix with the image's own colours (a red shape under a blue tint).
+    const g = c.canvas.getContext('2d')!;
+    const cw = c.canvas.width / c.cols, ch = c.canvas.height / c.rows;
+    g.clearRect(0, 0, c.canvas.width, c.canvas.height);
+    for (const t of c.tokens) {
+      const e = top1(t);
+      g.fillStyle = highlight !== null && e !== highlight ? '#F2F2F2' : expertColor(e);
+      g.fillRect((t.token % c.cols) * cw, Math.floor(t.token / c.cols) * ch, cw, ch);
+    }
+    outline(g, c, cw, ch);
+    if (c.photo && c.img) {
+      const p = c.photo.getContext('2d')!;
+      p.imageSmoothingEnabled = false;
+      p.drawImage(c.img, 0, 0, c.photo.width, c.photo.height);
+      if (highlight !== null) {
+        p.fillStyle = 'rgba(255,255,255,0.8)';
+        for (const t of c.tokens) if (top1(t) !== highlight) p.fillRect((t.token % c.cols) * cw, Math.floor(t.token / c.cols) * ch, cw, ch);
+      }
+      outline(p, c, cw, ch);
     }
     c.canvas.dataset.layer = String(layer);
   };
@@ -86,7 +94,8 @@ export function sampleDetailPanel(o: SampleDetailOptions): { el: HTMLElement; se
     const counts = new Map<number, number>();
     for (const t of detail.tokens) if (t.modality !== 'special') counts.set(top1(t), (counts.get(top1(t)) ?? 0) + 1);
     clear(legend, h('span', { class: 'legend-title' }, `Top-1 expert at layer ${layer}:`),
-      Array.from({ length: o.numExperts }, (_, e) => {
+      // Many experts (64-256): only those this sample uses at this layer, so the legend stays a line or two.
+      Array.from({ length: o.numExperts }, (_, e) => e).filter((e) => o.numExperts <= 32 || counts.get(e)).map((e) => {
         const on = () => setHighlight(e), off = () => setHighlight(null);
         return h('button', { class: 'legend-item' + (counts.get(e) ? '' : ' unused'), title: `expert ${e}: ${counts.get(e) ?? 0} tokens of this sample (hover or focus to show only them)`,
           onmouseenter: on, onmouseleave: off, onfocus: on, onblur: off },
@@ -142,32 +151,42 @@ export function sampleDetailPanel(o: SampleDetailOptions): { el: HTMLElement; se
 
   const build = async () => {
     for (const [k, tokens] of [...byImage.entries()].sort((a, b) => a[0] - b[0])) {
-      const side = Math.round(Math.sqrt(tokens.length)) || 1;
-      let img: Canvas['img'];
-      try {
-        img = await o.image(k);
-      } catch (e) {
-        imagesRow.append(h('p', { class: 'msg error' }, `image ${k}: ${e instanceof Error ? e.message : e}`));
-        continue;
-      }
-      const scale = Math.max(1, Math.floor(256 / img.width));
+      const n = Math.max(1, ...tokens.map((t) => t.token + 1));
+      const sq = Math.round(Math.sqrt(n));
+      // The grid: the trace's own (meta/config), a square for a square count, else one row (never a guessed shape).
+      const [rows, cols] = o.patchGrid && o.patchGrid[0] * o.patchGrid[1] >= n ? o.patchGrid : sq * sq === n ? [sq, sq] : [1, n];
+      let img: Canvas['img'] = null;
+      let why = '';
+      const pending = o.image(k);
+      if (pending) {
+        try {
+          img = await pending;
+        } catch (e) {
+          why = e instanceof Error ? e.message : String(e);
+        }
+      } else why = 'the trace stores no image for this part';
+      const W = img ? img.width * Math.max(1, Math.floor(256 / img.width)) : Math.min(512, cols * Math.max(4, Math.floor(256 / Math.max(rows, cols))));
+      const H = img ? img.height * Math.max(1, Math.floor(256 / img.width)) : Math.round((W / cols) * rows);
       const canvas = h('canvas', {
-        width: img.width * scale, height: img.height * scale, tabindex: '0', class: 'patches', 'data-image': String(k),
-        'aria-label': `Image ${k}: each patch tinted by its expert; arrow keys move between patches, Enter shows one`,
+        width: W, height: H, tabindex: '0', class: 'patches', 'data-image': String(k),
+        'aria-label': `Image ${k}: each patch filled with the colour of its expert; arrow keys move between patches, Enter shows one`,
       });
+      const photo = img ? h('canvas', { width: W, height: H, class: 'photo', 'aria-hidden': 'true' }) : null;
       const sorted = [...tokens].sort((a, b) => a.token - b.token);
-      const c: Canvas = { canvas, img, side, scale, tokens: sorted, cursor: Math.max(0, sorted.findIndex((t) => t.pos === selected)) };
-      canvas.addEventListener('click', (ev) => {
-        const r = canvas.getBoundingClientRect();
-        const x = Math.floor(((ev.clientX - r.left) / r.width) * side), y = Math.floor(((ev.clientY - r.top) / r.height) * side);
-        const t = c.tokens.find((t) => t.token === y * side + x);
+      const c: Canvas = { canvas, photo, img, rows, cols, tokens: sorted, cursor: Math.max(0, sorted.findIndex((t) => t.pos === selected)) };
+      const pick = (ev: MouseEvent) => {
+        const r = (ev.currentTarget as HTMLCanvasElement).getBoundingClientRect();
+        const x = Math.floor(((ev.clientX - r.left) / r.width) * cols), y = Math.floor(((ev.clientY - r.top) / r.height) * rows);
+        const t = c.tokens.find((t) => t.token === y * cols + x);
         if (t) {
           c.cursor = c.tokens.indexOf(t);
           choose(t.pos);
         }
-      });
+      };
+      canvas.addEventListener('click', pick);
+      photo?.addEventListener('click', pick);
       canvas.addEventListener('keydown', (ev) => {
-        const d = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -side, ArrowDown: side }[ev.key];
+        const d = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cols, ArrowDown: cols }[ev.key];
         if (d !== undefined) {
           ev.preventDefault();
           c.cursor = Math.min(c.tokens.length - 1, Math.max(0, c.cursor + d));
@@ -179,7 +198,8 @@ export function sampleDetailPanel(o: SampleDetailOptions): { el: HTMLElement; se
       });
       canvas.addEventListener('focus', () => drawCanvas(c));
       canvases.push(c);
-      imagesRow.append(h('figure', {}, canvas, h('figcaption', {}, `image ${k} · ${side}×${side} patches`)));
+      imagesRow.append(h('figure', { class: 'image-part' }, h('div', { class: 'pair' }, photo, canvas),
+        h('figcaption', {}, `image ${k} · ${rows}\u00d7${cols} patches`, img ? ' · left: the image, right: top-1 expert of each patch' : ` · patch grid only (${why})`)));
       drawCanvas(c);
     }
     if (!byImage.size) imagesRow.append(h('p', { class: 'hint' }, 'This sample has no image.'));

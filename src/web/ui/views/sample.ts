@@ -41,7 +41,7 @@ export function sampleView(ctx: Context): View {
       const r = await getJson<SampleList>(`api/samples?offset=${offset}&limit=${PAGE}&q=${encodeURIComponent(query)}`);
       clear(list, r.rows.map((s) => h('li', {},
         h('button', { class: 'sample-item' + (s.sample === current ? ' selected' : ''), 'aria-current': s.sample === current ? 'true' : undefined, onclick: () => ctx.go(`#sample/${s.sample}`) },
-          h('b', {}, `#${s.sample}`), ' ', s.images ? h('span', { class: 'badge' }, `${s.images} img`) : null, ' ', s.text || h('i', {}, '(no text)')))));
+          h('b', {}, `#${s.sample}`), ' ', s.images ? h('span', { class: 'badge' }, `${s.images} img`) : null, s.domain ? h('span', { class: 'badge domain' }, s.domain) : null, ' ', s.text || h('i', {}, '(no text)')))));
       clear(pager,
         h('button', { class: 'small', disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); void loadList(); } }, '‹ prev'),
         h('span', {}, r.total ? `${offset + 1}–${Math.min(offset + PAGE, r.total)} of ${r.total}` : 'no samples'),
@@ -56,10 +56,11 @@ export function sampleView(ctx: Context): View {
     clear(detail, message('loading…'));
     try {
       const d = await getJson<SampleDetail>(`api/samples/${id}`);
-      clear(heading, h('h2', {}, `Sample ${d.sample}`), d.source ? h('p', { class: 'source' }, d.source) : null, d.text ? h('p', { class: 'text' }, d.text) : null);
+      clear(heading, h('h2', {}, `Sample ${d.sample}`), d.source ? h('p', { class: 'source' }, d.source, d.domain ? ` · domain ${d.domain}` : '') : null, d.text ? h('p', { class: 'text' }, d.text) : null);
       panel = sampleDetailPanel({
         detail: d, numExperts: ctx.numExperts, layer: ctx.state.layer, selected: pos,
-        image: (k) => loadImage(`api/samples/${id}/images/${k}.png`),
+        image: (k) => (k < d.images ? loadImage(`api/samples/${id}/images/${k}.png`) : null),
+        patchGrid: ctx.trace.patchGrid,
         onLayer: (l) => ctx.set({ layer: l }),
       });
       clear(detail, panel.el);
