@@ -1,22 +1,28 @@
-import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile } from 'vega-lite';
 import { figureFormat, type FigureFormat } from './figure-format.js';
+import { fontFiles, isBold, textWidth } from './figure-font.js';
+import { svgSize, svgToPdf } from './figure-pdf.js';
+import { svgTextToPaths } from './figure-svg-text.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import type { Vl } from './spec.js';
+import type { LayoutOptions } from './spec-layout.js';
 
 export { figureFormat, type FigureFormat };
+export { svgSize };
 
-const require = createRequire(import.meta.url);
+// vega lays text out (axis offsets, legend widths, label overlap) with the real widths of the bundled font
+(vega as unknown as { textMetrics: { width: (item: { fontSize?: number; fontWeight?: unknown }, text: unknown) => number } }).textMetrics.width = (item, text) =>
+  textWidth(String(text ?? ''), item.fontSize ?? 11, isBold(item.fontWeight));
 
-/** The bundled TTFs (dejavu-fonts-ttf): the PNG uses these and no system font, so it reads the same anywhere. */
-export function fontFiles(): string[] {
-  const dir = require.resolve('dejavu-fonts-ttf/ttf/DejaVuSans.ttf').replace(/DejaVuSans\.ttf$/, '');
-  return [dir + 'DejaVuSans.ttf', dir + 'DejaVuSans-Bold.ttf'];
+/** The bundled TTF paths, for other renderers of moescope's charts. */
+export function fontFileList(): string[] {
+  const f = fontFiles();
+  return [f.regular, f.bold];
 }
 
-/** Vega-Lite -> Vega -> SVG, headless. */
+/** Vega-Lite -> Vega -> SVG, headless; text stays <text> in DejaVu Sans (see svgTextToPaths). */
 export async function specToSvg(spec: Vl): Promise<string> {
   const compiled = compile(spec as never).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
@@ -27,26 +33,76 @@ export async function specToSvg(spec: Vl): Promise<string> {
   }
 }
 
-/** SVG -> PNG with resvg at `scale` (2 = crisp on screens and in papers). */
+/** SVG -> PNG with resvg at `scale` (2 = crisp on screens and in papers), with the bundled font only. */
 export function svgToPng(svg: string, scale = 2): Uint8Array {
   const resvg = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale },
     background: 'white',
-    font: { loadSystemFonts: false, fontFiles: fontFiles(), defaultFontFamily: 'DejaVu Sans', sansSerifFamily: 'DejaVu Sans' },
+    font: { loadSystemFonts: false, fontFiles: fontFileList(), defaultFontFamily: 'DejaVu Sans', sansSerifFamily: 'DejaVu Sans' },
   });
   return resvg.render().asPng();
 }
 
+/** A figure as a function of the layout slack (px the renderer measured beyond the estimate). */
+export type FigureBuilder = (slack: Pick<LayoutOptions, 'slackX' | 'slackY'>) => Vl;
 
-/** The bytes of a figure in a format. */
-export async function renderFigure(spec: Vl, format: FigureFormat): Promise<string | Uint8Array> {
-  if (format === 'vl.json') return JSON.stringify(spec, null, 2) + '\n';
-  const svg = await specToSvg(spec);
-  return format === 'svg' ? svg : svgToPng(svg);
+export interface RenderOptions {
+  /** Limit of the whole figure's width in px (`--width`). */
+  width?: number;
+  /** The whole figure's height in px (`--height`). */
+  height?: number;
+  /** PNG: pixels per figure px (default 2); SVG and PDF: size multiplier (default 1). */
+  scale?: number;
+}
+
+/**
+ * Render a figure whose layout estimates its chrome (axes, legend), then measure the SVG and
+ * lay out again with the difference, so that `--width`/`--height` hold; a last small excess is
+ * removed by scaling the vector drawing.
+ */
+export async function fittedSvg(build: FigureBuilder | Vl, opts: RenderOptions = {}): Promise<{ svg: string; spec: Vl }> {
+  const make: FigureBuilder = typeof build === 'function' ? (build as FigureBuilder) : () => build;
+  let slack = { slackX: 0, slackY: 0 };
+  let spec = make(slack);
+  let svg = await specToSvg(spec);
+  for (let i = 0; i < 3 && typeof build === 'function'; i++) {
+    const { width, height } = svgSize(svg);
+    const overX = opts.width !== undefined ? width - opts.width : 0;
+    const offY = opts.height !== undefined ? height - opts.height : 0;
+    if (overX <= 0 && Math.abs(offY) < 1) break;
+    slack = { slackX: slack.slackX + Math.max(0, overX), slackY: slack.slackY + offY };
+    spec = make(slack);
+    svg = await specToSvg(spec);
+  }
+  return { svg: fitSvg(svg, opts.width, opts.height), spec };
+}
+
+/** Scale an SVG down (vector, via its viewBox) so that it is at most width x height. */
+export function fitSvg(svg: string, maxWidth?: number, maxHeight?: number): string {
+  const { width, height } = svgSize(svg);
+  const s = Math.min(1, maxWidth !== undefined ? maxWidth / width : 1, maxHeight !== undefined ? maxHeight / height : 1);
+  return s < 1 ? resizeSvg(svg, s) : svg;
+}
+
+/** Multiply an SVG's displayed size, keeping its drawing (viewBox) as it is. */
+export function resizeSvg(svg: string, s: number): string {
+  if (s === 1) return svg;
+  const { width, height } = svgSize(svg);
+  const w = Math.floor(width * s * 100) / 100, h = Math.floor(height * s * 100) / 100;
+  return svg.replace(/<svg\b[^>]*>/, (root) => root.replace(/\swidth="[^"]*"/, ` width="${w}"`).replace(/\sheight="[^"]*"/, ` height="${h}"`));
+}
+
+/** The bytes of a figure in a format (the SVG with its text as glyph paths, so it needs no font). */
+export async function renderFigure(spec: Vl | FigureBuilder, format: FigureFormat, opts: RenderOptions = {}): Promise<string | Uint8Array> {
+  const { svg, spec: final } = await fittedSvg(spec, opts);
+  if (format === 'vl.json') return JSON.stringify(final, null, 2) + '\n';
+  if (format === 'png') return svgToPng(svg, opts.scale ?? 2);
+  if (format === 'pdf') return svgToPdf(svg, opts.scale ?? 1);
+  return resizeSvg(svgTextToPaths(svg), opts.scale ?? 1);
 }
 
 /** Render then write atomically (nothing is written if rendering fails). */
-export async function writeFigure(path: string, spec: Vl): Promise<void> {
-  const bytes = await renderFigure(spec, figureFormat(path));
+export async function writeFigure(path: string, spec: Vl | FigureBuilder, opts: RenderOptions = {}): Promise<void> {
+  const bytes = await renderFigure(spec, figureFormat(path), opts);
   writeFileAtomic(path, bytes);
 }
