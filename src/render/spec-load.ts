@@ -43,13 +43,16 @@ export function loadFigure(rows: readonly LoadRow[], opts: LoadOptions): Vl {
     const order = [...mine].sort((a, b) => b.share - a.share || a.expert - b.expert).map((r) => r.expert);
     const x = expertX({ order, title: 'Experts (by load)', labelled: thinLabels(order, layout.labelEvery), labelAngle: layout.labelAngle, labelFontSize: layout.labelFontSize, paddingInner: layout.paddingInner });
     const y = { field: 'share', type: 'quantitative', scale: { domain: [0, top], nice: true }, axis: { title: i % layout.columns === 0 ? '% of the layer\'s choices' : null, grid: true, gridOpacity: 0.4 } };
+    const dead = mine.filter((r) => r.count === 0).length;
     return {
-      title: `Layer ${layer}`,
+      title: dead ? `Layer ${layer} (${dead} dead)` : `Layer ${layer}`,
       width: layout.panelWidth,
       height: layout.panelHeight,
       transform: [{ filter: `datum.layer === ${layer}` }],
       layer: [
         { mark: { type: 'bar', color: '#4E79A7' }, encoding: { x, y, tooltip: LOAD_TOOLTIP } },
+        // a dead expert (no token) has no bar to see: a red cross on the axis, and the count in the title
+        { transform: [{ filter: 'datum.count === 0' }], mark: { type: 'point', shape: 'cross', size: 30, color: '#B22222', filled: true }, encoding: { x, y: { datum: 0 }, tooltip: [{ field: 'expert', type: 'ordinal', title: 'Dead expert' }] } },
         ...levelRule({ level: uniform, width: layout.panelWidth, label: `uniform 1/E = 1/${E}` }),
       ],
     };
@@ -77,7 +80,7 @@ export function loadHeatmap(rows: readonly LoadRow[], opts: LoadOptions): Vl {
   const cell = Math.max(2, Math.min(16, Math.floor(((opts.width ?? 1200) - (opts.slackX ?? 0) - 160) / E)));
   const rowH = Math.max(3, Math.min(16, Math.floor(600 / layers.length)));
   const values = rows.map((r) => ({ ...r, relative: (r.share / 100) * E }));
-  const every = Math.max(1, Math.ceil(22 / cell));
+  const every = Math.max(1, Math.ceil((String(E - 1).length * 7 + 4) / cell));
   const ids = Array.from({ length: E }, (_, e) => e);
   const layerEvery = Math.max(1, Math.ceil(12 / rowH));
   const max = Math.max(2, ...values.map((v) => v.relative));
@@ -95,8 +98,10 @@ export function loadHeatmap(rows: readonly LoadRow[], opts: LoadOptions): Vl {
         y: { field: 'layer', type: 'ordinal', title: 'Layer', scale: { domain: layers, paddingInner: 0 }, axis: { values: thinLabels(layers, layerEvery) } },
         value: 'relative',
         title: 'load x E',
-        scheme: 'blues',
+        // diverging around the fair share 1: red under, blue over, white at uniform
+        scheme: 'redblue',
         domain: [0, max],
+        domainMid: 1,
         tooltip: [...LOAD_TOOLTIP, { field: 'relative', type: 'quantitative', title: 'load x E', format: '.2f' }],
       }),
       // dead experts: a red outline on their cells

@@ -179,13 +179,13 @@ export function intervalBars(opts: { x: Vl; stacked: boolean; color?: Vl }): Vl 
 }
 
 /** A heatmap cell per (x, y) with a sequential colour (layers x experts load, co-activation). */
-export function heatCells(opts: { x: Vl; y: Vl; value: string; title: string; scheme?: string; domain?: [number, number]; tooltip: Vl[] }): Vl {
+export function heatCells(opts: { x: Vl; y: Vl; value: string; title: string; scheme?: string; domain?: [number, number]; domainMid?: number; tooltip: Vl[] }): Vl {
   return {
     mark: { type: 'rect' },
     encoding: {
       x: opts.x,
       y: opts.y,
-      color: { field: opts.value, type: 'quantitative', title: opts.title, scale: { scheme: opts.scheme ?? 'viridis', ...(opts.domain ? { domain: opts.domain } : {}) }, legend: { orient: 'right', gradientLength: 160 } },
+      color: { field: opts.value, type: 'quantitative', title: opts.title, scale: { scheme: opts.scheme ?? 'viridis', ...(opts.domain ? { domain: opts.domain } : {}), ...(opts.domainMid !== undefined ? { domainMid: opts.domainMid } : {}) }, legend: { orient: 'right', gradientLength: 160 } },
       tooltip: opts.tooltip,
     },
   };
@@ -196,7 +196,7 @@ export function depthLines(opts: { y: Vl; series: readonly string[]; colors: rea
   const x = { field: 'layer', type: 'quantitative', title: opts.xTitle ?? 'Layer', axis: { tickMinStep: 1, format: 'd' } };
   const color = { field: 'series', type: 'nominal', title: null, scale: { domain: [...opts.series], range: [...opts.colors] } };
   const strokeDash = opts.dashed?.length
-    ? { strokeDash: { field: 'series', type: 'nominal', legend: null, scale: { domain: [...opts.series], range: opts.series.map((s) => (opts.dashed!.includes(s) ? [5, 3] : [1, 0])) } } }
+    ? { strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...opts.series], range: opts.series.map((s) => (opts.dashed!.includes(s) ? [5, 3] : [1, 0])) } } }
     : {};
   return [
     { mark: { type: 'line', strokeWidth: 2 }, encoding: { x, y: opts.y, color, ...strokeDash } },

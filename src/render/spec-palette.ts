@@ -37,28 +37,39 @@ export function groupLabel(name: string, by = 'modality'): string {
 }
 
 /**
- * One distinct colour per group, in the given order: `overrides`, then the fixed modality
- * colours, then the palette from the name's hash, stepping on when a colour is taken. Beyond
- * the palette's size colours repeat (the legend still names every group).
+ * One distinct colour per group: `overrides`, then the fixed modality colours, then the palette
+ * from the name's hash, stepping on when a colour is taken. Clashes are settled in name order,
+ * so a group's colour depends on the set of groups, never on their order; a name that clashes
+ * with none has its own colour in every figure. Beyond 20 groups colours repeat (the legend
+ * still names every group).
  */
 export function groupColors(groups: readonly string[], overrides: Readonly<Record<string, string>> = {}): string[] {
   const used = new Set<string>();
-  const fixed = groups.map((g) => overrides[g] ?? MODALITY_COLORS[g]);
-  for (const c of fixed) if (c !== undefined) used.add(c);
-  return groups.map((g, i) => {
-    if (fixed[i] !== undefined) return fixed[i]!;
+  const chosen = new Map<string, string>();
+  for (const g of groups) {
+    const c = overrides[g] ?? MODALITY_COLORS[g];
+    if (c !== undefined) {
+      chosen.set(g, c);
+      used.add(c);
+    }
+  }
+  const rest = [...new Set(groups.filter((g) => !chosen.has(g)))].sort();
+  const tiers = [GROUP_PALETTE.slice(0, STRONG), GROUP_PALETTE.slice(STRONG)];
+  for (const g of rest) {
     // the name picks its strong hue; when taken, the next free strong one, then the light ones
     const start = nameHash(g) % STRONG;
-    const tiers = [GROUP_PALETTE.slice(0, STRONG), GROUP_PALETTE.slice(STRONG)];
-    for (const tier of tiers) {
+    let pick = GROUP_PALETTE[start];
+    search: for (const tier of tiers) {
       for (let k = 0; k < tier.length; k++) {
         const c = tier[(start + k) % tier.length];
         if (!used.has(c)) {
-          used.add(c);
-          return c;
+          pick = c;
+          break search;
         }
       }
     }
-    return GROUP_PALETTE[start];
-  });
+    used.add(pick);
+    chosen.set(g, pick);
+  }
+  return groups.map((g) => chosen.get(g)!);
 }
