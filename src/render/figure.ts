@@ -43,8 +43,8 @@ export function svgToPng(svg: string, scale = 2): Uint8Array {
   return resvg.render().asPng();
 }
 
-/** A figure as a function of the layout slack (px the renderer measured beyond the estimate). */
-export type FigureBuilder = (slack: Pick<LayoutOptions, 'slackX' | 'slackY'>) => Vl;
+/** A figure as a function of the layout correction: chrome px per column/row beyond the estimate, and a fixed panels-per-row. */
+export type FigureBuilder = (slack: Pick<LayoutOptions, 'slackX' | 'slackY' | 'columns'>) => Vl;
 
 export interface RenderOptions {
   /** Limit of the whole figure's width in px (`--width`). */
@@ -55,24 +55,45 @@ export interface RenderOptions {
   scale?: number;
 }
 
+const gridOf = (spec: Vl) => (spec.usermeta as { layout?: { rows: number; columns: number } } | undefined)?.layout ?? { rows: 1, columns: 1 };
+
 /**
- * Render a figure whose layout estimates its chrome (axes, legend), then measure the SVG and
- * lay out again with the difference, so that `--width`/`--height` hold; a last small excess is
- * removed by scaling the vector drawing.
+ * Render a figure whose layout estimates its chrome (axes, legend, titles), then measure the SVG
+ * and lay out again with the difference, so that `--width`/`--height` hold: first grow the
+ * correction until the figure fits (this may wrap panels differently), then, with the panels
+ * per row fixed, set the panel height so the figure is as tall as asked. A last small excess
+ * is removed by scaling the vector drawing.
  */
 export async function fittedSvg(build: FigureBuilder | Vl, opts: RenderOptions = {}): Promise<{ svg: string; spec: Vl }> {
-  const make: FigureBuilder = typeof build === 'function' ? (build as FigureBuilder) : () => build;
-  let slack = { slackX: 0, slackY: 0 };
-  let spec = make(slack);
+  if (typeof build !== 'function') return { svg: fitSvg(await specToSvg(build), opts.width, opts.height), spec: build };
+  let slack: Parameters<FigureBuilder>[0] = { slackX: 0, slackY: 0 };
+  let spec = build(slack);
   let svg = await specToSvg(spec);
-  for (let i = 0; i < 3 && typeof build === 'function'; i++) {
+  for (let i = 0; i < 4; i++) {
     const { width, height } = svgSize(svg);
-    const overX = opts.width !== undefined ? width - opts.width : 0;
-    const offY = opts.height !== undefined ? height - opts.height : 0;
-    if (overX <= 0 && Math.abs(offY) < 1) break;
-    slack = { slackX: slack.slackX + Math.max(0, overX), slackY: slack.slackY + offY };
-    spec = make(slack);
+    const overX = opts.width !== undefined ? Math.max(0, width - opts.width) : 0;
+    const overY = opts.height !== undefined ? Math.max(0, height - opts.height) : 0;
+    if (overX < 0.5 && overY < 0.5) break;
+    const grid = gridOf(spec);
+    slack = { slackX: slack.slackX! + overX / grid.columns, slackY: slack.slackY! + overY / grid.rows };
+    spec = build(slack);
     svg = await specToSvg(spec);
+  }
+  for (let i = 0; i < 3 && opts.height !== undefined; i++) {
+    const off = svgSize(svg).height - opts.height;
+    if (Math.abs(off) < 1) break;
+    const grid = gridOf(spec);
+    const next = { ...slack, slackY: slack.slackY! + off / grid.rows, columns: grid.columns };
+    let nextSpec: Vl;
+    try {
+      nextSpec = build(next);
+    } catch (e) {
+      if (e instanceof RangeError) break;
+      throw e;
+    }
+    const nextSvg = await specToSvg(nextSpec);
+    if (opts.width !== undefined && svgSize(nextSvg).width > opts.width + 0.5) break;
+    [slack, spec, svg] = [next, nextSpec, nextSvg];
   }
   return { svg: fitSvg(svg, opts.width, opts.height), spec };
 }

@@ -29,7 +29,7 @@ export interface LayoutOptions {
   panelHeight?: number;
   /** px per expert band, overriding the automatic choice. */
   bandWidth?: number;
-  /** Extra chrome in px that the renderer measured beyond the estimate (fit loop). */
+  /** Chrome in px per panel column (X) and per row (Y) that the renderer measured beyond the estimate (fit loop). */
   slackX?: number;
   slackY?: number;
 }
@@ -76,36 +76,45 @@ export function naturalBand(experts: number): number {
  * side-by-side bars (group normalisation). Throws a RangeError (the caller turns it into an input
  * error naming its flag) when even 1 px bands do not fit.
  */
-export function figureLayout(experts: number, panels: number, chrome: Chrome, opts: LayoutOptions = {}, barsPerBand = 1): Layout {
+export function figureLayout(experts: number, panels: number, estimate: Chrome, opts: LayoutOptions = {}, barsPerBand = 1): Layout {
   const limit = opts.width;
-  const pageWidth = (limit ?? DEFAULT_PAGE_WIDTH) - (opts.slackX ?? 0);
+  const chrome = { ...estimate, axisLeft: estimate.axisLeft + (opts.slackX ?? 0), perRow: estimate.perRow + (opts.slackY ?? 0) };
+  const pageWidth0 = limit ?? DEFAULT_PAGE_WIDTH;
+  const pageWidth = pageWidth0;
   const perPanel = (band: number) => experts * band * barsPerBand;
   const rowWidth = (cols: number, band: number) => chrome.right + cols * (chrome.axisLeft + perPanel(band)) + (cols - 1) * PANEL_SPACING;
-  let band = opts.bandWidth ?? naturalBand(experts);
-  let columns = opts.columns ?? 0;
-  if (!columns) {
+  // the band that makes `cols` panels fill the page width
+  const bandFor = (cols: number, page = pageWidth) => ((page - chrome.right - (cols - 1) * PANEL_SPACING) / cols - chrome.axisLeft) / (experts * barsPerBand);
+  const heightFor = (rows: number) =>
+    opts.height === undefined ? (opts.panelHeight ?? DEFAULT_PANEL_HEIGHT) : Math.floor((opts.height - chrome.top - rows * chrome.perRow - (rows - 1) * PANEL_SPACING) / rows);
+  const natural = opts.bandWidth ?? naturalBand(experts);
+  let columns: number;
+  if (opts.columns !== undefined) columns = Math.max(1, Math.min(opts.columns, panels));
+  else {
     columns = 1;
-    while (columns < panels && rowWidth(columns + 1, band) <= pageWidth) columns++;
+    while (columns < panels && rowWidth(columns + 1, natural) <= pageWidth0) columns++;
+    // under a width limit, more panels per row are worth bars down to half their natural width (a paper's row of 3)
+    if (limit !== undefined && opts.bandWidth === undefined) {
+      while (columns < panels && bandFor(columns + 1) >= Math.max(MIN_BAND, natural / 2)) columns++;
+    }
+    // a height too small for the rows: more panels per row, their bars narrowing down to the floor
+    while (heightFor(Math.ceil(panels / columns)) < MIN_PANEL_HEIGHT && columns < panels && bandFor(columns + 1, pageWidth0) >= Math.min(natural, MIN_BAND)) columns++;
   }
-  columns = Math.max(1, Math.min(columns, panels));
-  if (rowWidth(columns, band) > pageWidth && (limit !== undefined || opts.columns !== undefined) && opts.bandWidth === undefined) {
-    // a width limit (or fixed columns) that the natural band does not meet: narrow the bands to fit
-    const avail = (pageWidth - chrome.right - (columns - 1) * PANEL_SPACING) / columns - chrome.axisLeft;
-    band = avail / (experts * barsPerBand);
+  let band = natural;
+  if (rowWidth(columns, natural) > pageWidth && (limit !== undefined || opts.columns !== undefined || opts.height !== undefined) && opts.bandWidth === undefined) {
+    // a width limit (or fixed columns, or a height) that the natural band does not meet: narrow the bands to fit
+    band = bandFor(columns);
     if (band < HARD_MIN_BAND) {
-      const need = Math.ceil(rowWidth(columns, HARD_MIN_BAND) + (opts.slackX ?? 0));
+      const need = Math.ceil(rowWidth(columns, HARD_MIN_BAND));
       throw new RangeError(`${columns} panel${columns > 1 ? 's' : ''} of ${experts} experts need${columns > 1 ? '' : 's'} at least ${need} px`);
     }
     band = Math.floor(band * 100) / 100;
   }
   const rows = Math.ceil(panels / columns);
-  let panelHeight = opts.panelHeight ?? DEFAULT_PANEL_HEIGHT;
-  if (opts.height !== undefined) {
-    panelHeight = Math.floor((opts.height - (opts.slackY ?? 0) - chrome.top - rows * chrome.perRow - (rows - 1) * PANEL_SPACING) / rows);
-    if (panelHeight < MIN_PANEL_HEIGHT) {
-      const need = Math.ceil(chrome.top + rows * (chrome.perRow + MIN_PANEL_HEIGHT) + (rows - 1) * PANEL_SPACING + (opts.slackY ?? 0));
-      throw new RangeError(`${rows} row${rows > 1 ? 's' : ''} of panels need${rows > 1 ? '' : 's'} at least ${need} px`);
-    }
+  const panelHeight = heightFor(rows);
+  if (panelHeight < MIN_PANEL_HEIGHT) {
+    const need = Math.ceil(chrome.top + rows * (chrome.perRow + MIN_PANEL_HEIGHT) + (rows - 1) * PANEL_SPACING);
+    throw new RangeError(`${rows} row${rows > 1 ? 's' : ''} of panels need${rows > 1 ? '' : 's'} at least ${need} px`);
   }
   return { columns, rows, band, panelWidth: perPanel(band), panelHeight, ...xLabels(experts, band * barsPerBand) };
 }

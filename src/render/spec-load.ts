@@ -64,6 +64,7 @@ export function loadFigure(rows: readonly LoadRow[], opts: LoadOptions): Vl {
     padding: 8,
     data: { values: rows },
     columns: layout.columns,
+    usermeta: { layout: { rows: layout.rows, columns: layout.columns } },
     concat: panels,
     resolve: { scale: { x: 'independent' } },
     config: figureConfig(),

@@ -135,11 +135,13 @@ export function levelRule(opts: { level: number; label?: string; width: number }
     },
   ];
   if (opts.label) {
-    marks.push({
-      data,
-      mark: { type: 'text', align: 'right', baseline: 'bottom', dy: -2, fontSize: 10, fill: '#333333' },
-      encoding: { x: { value: opts.width - 2 }, y: { field: 'level', type: 'quantitative' }, text: { field: 'text' } },
-    });
+    // the words sit on the line at its right end, over a white halo so bars under them do not hide them
+    const text = { type: 'text', align: 'right', baseline: 'bottom', dy: -2, fontSize: 10 };
+    const at = { x: { value: opts.width - 2 }, y: { field: 'level', type: 'quantitative' }, text: { field: 'text' } };
+    marks.push(
+      { data, mark: { ...text, stroke: '#FFFFFF', strokeWidth: 3, strokeOpacity: 0.9, fill: '#FFFFFF' }, encoding: at },
+      { data, mark: { ...text, fill: '#222222' }, encoding: at },
+    );
   }
   return marks;
 }

@@ -69,7 +69,7 @@ export function layerPanel(data: FigureData, layer: number, layout: Layout, opts
   const color = groupColor({ labels, colors: groupColors(data.groups, opts.colors), legendTitle: data.by === 'modality' ? null : data.by });
   const yTitle = opts.showYTitle ? (opts.yLabel ?? defaultYLabel(data)) : null;
   const grouped = isGroupNormalization(data.normalize);
-  const top = grouped ? groupTop(data) : 100;
+  const top = grouped ? groupTop(data, opts.labels === 'counts') : 100;
   const y = percentY({ title: yTitle, max: top, ticks: grouped ? undefined : [0, 25, 50, 75, 100] });
   const order = data.order[layer];
   const x = expertX({
@@ -101,10 +101,10 @@ export function layerPanel(data: FigureData, layer: number, layout: Layout, opts
   };
 }
 
-/** Top of the y axis for P(e|g): the largest bar (or interval) rounded up to 25%, at least twice the uniform level. */
-function groupTop(data: FigureData): number {
-  const max = Math.max(0, ...data.rows.map((r) => Math.max(r.share ?? 0, r.hi ?? 0)), 2 * (data.uniform ?? 0));
-  return Math.min(100 * Math.max(1, Math.ceil(max / 100)), Math.max(25, Math.ceil(max / 25) * 25));
+/** Top of the y axis for P(e|g): the largest bar (or interval; plus room for count labels) rounded up to 10% (25% above 100%), at least twice the uniform level. */
+function groupTop(data: FigureData, headroom = false): number {
+  const max = (headroom ? 1.15 : 1) * Math.max(0, ...data.rows.map((r) => Math.max(r.share ?? 0, r.hi ?? 0)), 2 * (data.uniform ?? 0));
+  return max > 100 ? Math.ceil(max / 25) * 25 : Math.max(10, Math.ceil(max / 10) * 10);
 }
 
 /** The smallest bar width (px) that `--labels counts` can write on. */
@@ -130,6 +130,7 @@ export function allocationFigure(data: FigureData, opts: FigureOptions = {}): Vl
     padding: 8,
     data: { values: data.rows },
     columns: layout.columns,
+    usermeta: { layout: { rows: layout.rows, columns: layout.columns } },
     concat: data.layers.map((layer, i) => layerPanel(data, layer, layout, { ...opts, showYTitle: i % layout.columns === 0 })),
     resolve: { scale: { x: 'independent', xOffset: 'independent' } },
     config: figureConfig({ legend, legendColumns }),
