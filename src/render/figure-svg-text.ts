@@ -47,7 +47,10 @@ export function svgTextToPaths(svg: string): string {
     const label = lines.map((l) => l.text).join(' ');
     const keep = KEEP.map((k) => [k, attr(attrs, k)] as const).filter(([k, v]) => v !== undefined && k !== 'aria-label');
     const paint = keep.map(([k, v]) => ` ${k}="${escapeAttr(v!)}"`).join('');
-    return `<path${paint} aria-label="${escapeAttr(attr(attrs, 'aria-label') ?? label)}" d="${ds.join('')}"/>`;
+    // the words drawn are what a reader (and a search) needs; vega's description of the datum goes in a <title>
+    const described = attr(attrs, 'aria-label');
+    const title = described && described !== label ? `<title>${escapeAttr(described)}</title>` : '';
+    return `<path${paint} aria-label="${escapeAttr(label)}" d="${ds.join('')}">${title}</path>`;
   });
 }
 
