@@ -17,7 +17,7 @@ function attr(attrs: string, name: string): string | undefined {
 }
 
 /** Paint attributes that carry over from a <text> to the path that replaces it. */
-const KEEP = ['transform', 'fill', 'fill-opacity', 'opacity', 'stroke', 'stroke-width', 'stroke-opacity', 'clip-path', 'class', 'role', 'aria-label', 'aria-hidden'];
+const KEEP = ['transform', 'fill', 'fill-opacity', 'opacity', 'stroke', 'stroke-width', 'stroke-opacity', 'clip-path', 'role', 'aria-hidden'];
 
 /**
  * Every <text> of a vega SVG replaced by a <path> of its glyphs in the bundled DejaVu Sans, so
@@ -45,12 +45,12 @@ export function svgTextToPaths(svg: string): string {
       if (d) ds.push(x || y ? translatePath(d, x, y) : d);
     }
     const label = lines.map((l) => l.text).join(' ');
-    const keep = KEEP.map((k) => [k, attr(attrs, k)] as const).filter(([k, v]) => v !== undefined && k !== 'aria-label');
+    const keep = KEEP.map((k) => [k, attr(attrs, k)] as const).filter(([, v]) => v !== undefined);
     const paint = keep.map(([k, v]) => ` ${k}="${escapeAttr(v!)}"`).join('');
     // the words drawn are what a reader (and a search) needs; vega's description of the datum goes in a <title>
     const described = attr(attrs, 'aria-label');
     const title = described && described !== label ? `<title>${escapeAttr(described)}</title>` : '';
-    return `<path${paint} aria-label="${escapeAttr(label)}" d="${ds.join('')}">${title}</path>`;
+    return `<path class="glyphs"${paint} aria-label="${escapeAttr(label)}" d="${ds.join('')}">${title}</path>`;
   });
 }
 

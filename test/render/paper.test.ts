@@ -115,6 +115,10 @@ test('SVG: text is drawn as glyph paths of the bundled font, so it looks the sam
   assert.doesNotMatch(svg, /<text\b/);
   assert.doesNotMatch(svg, /font-family/);
   for (const w of ['Layer 0', 'Layer 16', 'Layer 23', '% of I/T tokens', 'Experts', 'Text', 'Image']) assert.match(svg, new RegExp(`aria-label="${w.replace(/[%/]/g, '.')}"`), `${w} kept for screen readers`);
+  // the same panels, titles, axis labels and legend are read from it as from the <text> version
+  const strip = (svg2: string) => parsePanels(svg2).map((p) => ({ ...p, bars: p.bars.length }));
+  assert.deepEqual(strip(svg), strip(textSvg));
+  assert.deepEqual(legendLabels(svg), ['Text', 'Image']);
   // the test can fail: without a font the <text> version loses its words...
   const lost = darkPixels(noFontPng(textSvg));
   const kept = darkPixels(withDejaVu(textSvg));

@@ -22,7 +22,7 @@ interface PlotOpts {
   layers?: string;
   normalize: 'expert' | 'group' | 'modality' | 'balanced';
   count: CountMode;
-  sort: string;
+  sort?: string;
   by?: string;
   modalities?: string;
   groups?: string;
@@ -82,7 +82,7 @@ export function register(program: Command): void {
     .option('--layers <list>', 'layers: a list (0,16,23), ranges, or all (small multiples); default first, round(2L/3), last (all for depth kinds)')
     .addOption(new Option('--normalize <how>', 'expert: bars sum to 100%; group (alias modality): P(e|g) with the k/E line; balanced: groups weighted equally').choices(['expert', 'group', 'modality', 'balanced']).default('expert'))
     .addOption(countOption())
-    .option('--sort <key>', `expert order within each panel: ${SORT_ORDERS.join(', ')} or a group name (descending share of it)`, 'text')
+    .option('--sort <key>', `expert order within each panel: ${SORT_ORDERS.join(', ')} or a group name (descending share of it); default text, or the first group`)
     .option('--by <column>', 'group tokens by modality (default), domain, phase, source or another VARCHAR column')
     .addOption(modalitiesOption())
     .option('--groups <list>', 'groups to show, comma-separated (same as --modalities)')
@@ -153,7 +153,12 @@ async function kindBuilder(o: PlotOpts, a: Analysis, doc: Record<string, unknown
     case 'share': {
       const bounds = (a as { bounds?: unknown }).bounds;
       if (size.ci !== undefined && !Array.isArray(bounds)) throw new InputError(`--ci ${size.ci}: this build's analysis gives no bootstrap intervals of the shares`);
-      const data = figureData(counts, o.normalize, o.sort, { by: o.by ?? 'modality', bounds: Array.isArray(bounds) ? bounds : undefined, ci: size.ci });
+      const names = counts.groups ?? counts.modalities;
+      const sort = o.sort ?? (names.includes('text') ? 'text' : names[0]);
+      if (!(['id', 'load'].includes(sort) || names.includes(sort))) {
+        throw new InputError(`--sort ${sort}: expected id, load or one of the groups shown (${names.join(', ')})`);
+      }
+      const data = figureData(counts, o.normalize, sort, { by: o.by ?? 'modality', bounds: Array.isArray(bounds) ? bounds : undefined, ci: size.ci });
       const opts = { ...common, xLabel: o.xlabel, yLabel: o.ylabel, labels: o.labels, ci: size.ci !== undefined, legend: o.legend };
       guard(() => allocationFigure(data, opts));
       return (slack: Slack) => allocationFigure(data, { ...opts, ...slack });

@@ -90,7 +90,7 @@ export function figureView(ctx: Context): View {
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Layer'), h('th', { scope: 'col' }, 'Expert'),
           counts.modalities.flatMap((m) => [h('th', { scope: 'col' }, `${m} %`), h('th', { scope: 'col' }, `${m} count`)]), h('th', { scope: 'col' }, ''))),
         h('tbody', {}, panels.flatMap((l) => data.order[l].map((e) => {
-          const cells = counts.modalities.map((m) => data.rows.find((r) => r.layer === l && r.expert === e && r.modality === m));
+          const cells = counts.modalities.map((m) => data.rows.find((r) => r.layer === l && r.expert === e && r.group === m));
           return h('tr', {}, h('th', { scope: 'row' }, String(l)), h('td', {}, String(e)),
             cells.flatMap((r) => [h('td', {}, r?.share === null || r?.share === undefined ? '–' : r.share.toFixed(1)), h('td', {}, r ? r.count.toLocaleString('en-US') : '0')]),
             h('td', {}, h('a', { href: `#expert/${l}/${e}` }, 'open')));
