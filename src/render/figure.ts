@@ -6,6 +6,7 @@ import { fontFiles, isBold, textWidth } from './figure-font.js';
 import { svgSize, svgToPdf } from './figure-pdf.js';
 import { svgTextToPaths } from './figure-svg-text.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { LIMITS } from '../util/limits.js';
 import type { Vl } from './spec.js';
 import type { LayoutOptions } from './spec-layout.js';
 
@@ -115,9 +116,20 @@ export function resizeSvg(svg: string, s: number): string {
 
 /** The bytes of a figure in a format (the SVG with its text as glyph paths, so it needs no font). */
 export async function renderFigure(spec: Vl | FigureBuilder, format: FigureFormat, opts: RenderOptions = {}): Promise<string | Uint8Array> {
+  if (format === 'vl.json' && opts.width === undefined && opts.height === undefined) {
+    return JSON.stringify(typeof spec === 'function' ? spec({}) : spec, null, 2) + '\n';
+  }
   const { svg, spec: final } = await fittedSvg(spec, opts);
   if (format === 'vl.json') return JSON.stringify(final, null, 2) + '\n';
-  if (format === 'png') return svgToPng(svg, opts.scale ?? 2);
+  if (format === 'png') {
+    // the pixel buffer is checked before it is allocated
+    const scale = opts.scale ?? 2;
+    const { width, height } = svgSize(svg);
+    if (width * scale > LIMITS.figurePixels || height * scale > LIMITS.figurePixels) {
+      throw new RangeError(`a PNG of ${Math.ceil(width * scale)} x ${Math.ceil(height * scale)} px is over the limit of ${LIMITS.figurePixels} px a side`);
+    }
+    return svgToPng(svg, scale);
+  }
   if (format === 'pdf') return svgToPdf(svg, opts.scale ?? 1);
   return resizeSvg(svgTextToPaths(svg), opts.scale ?? 1);
 }

@@ -66,7 +66,9 @@ function parseScale(text: string): number {
 /** A RangeError of a spec builder (size options that cannot be met) as an input error naming the flags. */
 function sizeError(e: unknown, o: PlotOpts): never {
   if (e instanceof RangeError) {
-    const flags = [o.width && `--width ${o.width}`, o.height && `--height ${o.height}`, o.columns && `--columns ${o.columns}`, o.labels === 'counts' && '--labels counts'].filter(Boolean).join(' ');
+    const flags = /PNG of/.test(e.message)
+      ? `--scale ${o.scale ?? 2}`
+      : [o.width && `--width ${o.width}`, o.height && `--height ${o.height}`, o.columns && `--columns ${o.columns}`, o.labels === 'counts' && '--labels counts'].filter(Boolean).join(' ');
     throw new InputError(`${flags || `--kind ${o.kind}`}: ${e.message}`);
   }
   throw e;
@@ -116,7 +118,8 @@ export function register(program: Command): void {
       const analyzeOpts = { layers: o.layers, defaultLayers: depthKind ? 'all' : 'figure', count: o.count, modalities: groups, by } as Parameters<typeof analyzeTrace>[1];
       const a = await analyzeTrace(trace, analyzeOpts);
       const counts = a.counts as typeof a.counts & { groups?: string[]; by?: string };
-      if (by !== 'modality' && counts.by !== by) throw new InputError(`--by ${by}: this build's analysis groups by modality only`);
+      // an analysis that does not know --by returns modality counts without a `groups` list: refuse rather than mislabel
+      if (by !== 'modality' && counts.groups === undefined && counts.by === undefined) throw new InputError(`--by ${by}: this build's analysis groups by modality only`);
       const build = await kindBuilder(o, a, metricsDocument(a), { columns, width, height, ci });
       try {
         await writeFigure(o.out, build, { width, height, scale });
@@ -158,7 +161,7 @@ async function kindBuilder(o: PlotOpts, a: Analysis, doc: Record<string, unknown
       if (!(['id', 'load'].includes(sort) || names.includes(sort))) {
         throw new InputError(`--sort ${sort}: expected id, load or one of the groups shown (${names.join(', ')})`);
       }
-      const data = figureData(counts, o.normalize, sort, { by: o.by ?? 'modality', bounds: Array.isArray(bounds) ? bounds : undefined, ci: size.ci });
+      const data = figureData(counts, o.normalize, sort, { by: (counts as { by?: string }).by ?? o.by ?? 'modality', bounds: Array.isArray(bounds) ? bounds : undefined, ci: size.ci });
       const opts = { ...common, xLabel: o.xlabel, yLabel: o.ylabel, labels: o.labels, ci: size.ci !== undefined, legend: o.legend };
       guard(() => allocationFigure(data, opts));
       return (slack: Slack) => allocationFigure(data, { ...opts, ...slack });
