@@ -18,7 +18,7 @@ export interface DepthMetrics {
   token_specialisation?: { value?: number | null; chance?: number | null } | number | null;
 }
 
-/** One line of a metric over depth; `dashed` lines are reference levels (baselines, chance). */
+/** One line of a metric over depth; `dashed` draws it dashed (reference levels: baselines, chance; or a line that may lie on another). */
 export interface Series {
   name: string;
   color: string;
@@ -82,7 +82,8 @@ export function specialisationDepthFigure(metrics: readonly DepthMetrics[], opts
     { name: 'S (specialisation)', color: '#4E79A7', value: (m) => m.S },
     { name: 'S0 (no specialisation)', color: '#4E79A7', dashed: true, value: (m) => m.S0 },
     { name: 'I(G;E)/H(G)', color: '#E15759', value: (m) => m.mi_norm },
-    { name: 'JSD (bits)', color: '#59A14F', value: (m) => m.jsd },
+    // dashed, drawn over MI: with two groups the two are often close, and neither hides the other
+    { name: 'JSD (bits)', color: '#59A14F', dashed: true, value: (m) => m.jsd },
   ], { yTitle: 'bits / fraction', ...opts });
 }
 

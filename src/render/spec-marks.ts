@@ -196,7 +196,7 @@ export function heatCells(opts: { x: Vl; y: Vl; value: string; title: string; sc
 /** Lines with points over layers, one colour per series (`series` field), for metrics by depth. */
 export function depthLines(opts: { y: Vl; series: readonly string[]; colors: readonly string[]; dashed?: readonly string[]; xTitle?: string }): Vl[] {
   const x = { field: 'layer', type: 'quantitative', title: opts.xTitle ?? 'Layer', axis: { tickMinStep: 1, format: 'd' } };
-  const color = { field: 'series', type: 'nominal', title: null, scale: { domain: [...opts.series], range: [...opts.colors] } };
+  const color = { field: 'series', type: 'nominal', title: null, scale: { domain: [...opts.series], range: [...opts.colors] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2.5, symbolSize: 300 } };
   const strokeDash = opts.dashed?.length
     ? { strokeDash: { field: 'series', type: 'nominal', title: null, scale: { domain: [...opts.series], range: opts.series.map((s) => (opts.dashed!.includes(s) ? [5, 3] : [1, 0])) } } }
     : {};
