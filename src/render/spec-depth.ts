@@ -15,7 +15,9 @@ export interface DepthMetrics {
   router?: { gate_top1_mean?: number | null; margin_mean?: number | null; entropy_mean?: number | null; near_uniform?: boolean | null } | null;
   repeat_rate?: number | null;
   repeat_rate_chance?: number | null;
-  token_specialisation?: { value?: number | null; chance?: number | null } | number | null;
+  /** SPEC §3: the value and its chance level (an object), or the value alone with `token_specialisation_chance` beside it. */
+  token_specialisation?: { value?: number | null; mean?: number | null; chance?: number | null } | number | null;
+  token_specialisation_chance?: number | null;
 }
 
 /** One line of a metric over depth; `dashed` draws it dashed (reference levels: baselines, chance; or a line that may lie on another). */
@@ -72,8 +74,8 @@ export function depthChart(metrics: readonly DepthMetrics[], series: readonly Se
 const tokenSpec = (m: DepthMetrics, key: 'value' | 'chance') => {
   const t = m.token_specialisation;
   if (t === null || t === undefined) return null;
-  if (typeof t === 'number') return key === 'value' ? t : null;
-  return t[key] ?? null;
+  if (typeof t === 'number') return key === 'value' ? t : (m.token_specialisation_chance ?? null);
+  return key === 'value' ? (t.value ?? t.mean ?? null) : (t.chance ?? m.token_specialisation_chance ?? null);
 };
 
 /** Specialisation S with its baseline S0, normalised MI and JSD over depth (bits / fractions). */

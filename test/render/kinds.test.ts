@@ -144,6 +144,13 @@ test('depth kinds: each line carries the planted values at the right height, mis
   }
 });
 
+test('token specialisation as a bare number with its chance beside it draws the same lines', async () => {
+  const flat = DEPTH.map((m) => ({ layer: m.layer, token_specialisation: (m.token_specialisation as { value: number }).value, token_specialisation_chance: 0.25 }));
+  const a = points(await specToSvg(tokenSpecialisationFigure(flat)));
+  const b = points(await specToSvg(tokenSpecialisationFigure(DEPTH)));
+  assert.deepEqual([...a.entries()].sort(), [...b.entries()].sort());
+});
+
 test('a kind whose metric the analysis did not give is refused, not drawn empty', () => {
   const bare = DEPTH.map((m) => ({ layer: m.layer }));
   assert.throws(() => repeatFigure(bare), /no layer has repeat rate or chance/);
