@@ -101,7 +101,7 @@ test('bad flags and outputs: one error line, exit 2, nothing written, no folder 
   const t256 = await trace(256);
   error(plot([t256, '--out', join(missing, 'fig.png'), '--width', '150']), /--width 150: .*need.* at least \d+ px/);
   error(plot([t256, '--out', join(missing, 'fig.png'), '--labels', 'counts']), /--labels counts: bars are .* too narrow/);
-  error(plot([t256, '--out', join(missing, 'fig.png'), '--scale', '16']), /--scale 16: a PNG of \d+ x \d+ px is over the limit/);
+  error(plot([await trace(64), '--out', join(missing, 'fig.png'), '--scale', '16']), /--scale 16: a PNG of \d+ x \d+ px is over the limit/);
   error(plot([t, '--out', join(missing, 'fig.png'), '--sort', 'size']), /--sort size/);
   assert.ok(!existsSync(join(work, 'new-parent')));
   // an existing good figure is not touched by a failing run; a good run makes the folders
