@@ -93,15 +93,17 @@ export function figureLayout(experts: number, panels: number, estimate: Chrome, 
   else {
     columns = 1;
     while (columns < panels && rowWidth(columns + 1, natural) <= pageWidth0) columns++;
-    // under a width limit, more panels per row are worth bars down to half their natural width (a paper's row of 3)
-    if (limit !== undefined && opts.bandWidth === undefined) {
-      while (columns < panels && bandFor(columns + 1) >= Math.max(MIN_BAND, natural / 2)) columns++;
+    // more panels per row are worth narrower bars: down to half their natural width under a width
+    // limit (a paper's row of 3), to 70% at the natural size (64 experts: 3 panels in a row, not 2 + 1)
+    if (opts.bandWidth === undefined) {
+      const floor = Math.max(MIN_BAND, natural * (limit !== undefined ? 0.5 : 0.7));
+      while (columns < panels && bandFor(columns + 1) >= floor) columns++;
     }
     // a height too small for the rows: more panels per row, their bars narrowing down to the floor
     while (heightFor(Math.ceil(panels / columns)) < MIN_PANEL_HEIGHT && columns < panels && bandFor(columns + 1, pageWidth0) >= Math.min(natural, MIN_BAND)) columns++;
   }
   let band = natural;
-  if (rowWidth(columns, natural) > pageWidth && (limit !== undefined || opts.columns !== undefined || opts.height !== undefined) && opts.bandWidth === undefined) {
+  if (rowWidth(columns, natural) > pageWidth && opts.bandWidth === undefined) {
     // a width limit (or fixed columns, or a height) that the natural band does not meet: narrow the bands to fit
     band = bandFor(columns);
     if (band < HARD_MIN_BAND) {
