@@ -70,8 +70,8 @@ export function barTooltip(groupTitle: string, withBounds: boolean): Vl[] {
     { field: 'label', type: 'nominal', title: groupTitle },
     { field: 'share', type: 'quantitative', title: '%', format: '.1f' },
     ...(withBounds ? [{ field: 'lo', type: 'quantitative', title: 'CI low %', format: '.1f' }, { field: 'hi', type: 'quantitative', title: 'CI high %', format: '.1f' }] : []),
-    { field: 'count', type: 'quantitative', title: 'Tokens', format: ',.0f' },
-    { field: 'total', type: 'quantitative', title: 'Expert tokens', format: ',.0f' },
+    { field: 'count', type: 'quantitative', title: 'Count', format: ',.0f' },
+    { field: 'total', type: 'quantitative', title: 'Count, all groups', format: ',.0f' },
   ];
 }
 
