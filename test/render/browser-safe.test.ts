@@ -17,6 +17,6 @@ test('spec builders and their imports use nothing from Node or DuckDB', () => {
     assert.doesNotMatch(src, /import\(['"](node:|@duckdb)/, file);
     for (const m of src.matchAll(/from ['"](\.[^'"]+)\.js['"]/g)) visit(resolve(dirname(file), m[1] + '.ts'));
   };
-  for (const f of ['spec.ts', 'spec-data.ts', 'spec-marks.ts', 'spec-palette.ts']) visit(join(root, 'src/render', f));
+  for (const f of ['spec.ts', 'spec-data.ts', 'spec-marks.ts', 'spec-palette.ts', 'spec-layout.ts', 'spec-load.ts', 'spec-coactivation.ts', 'spec-depth.ts']) visit(join(root, 'src/render', f));
   assert.ok(seen.size >= 6, [...seen].join(' '));
 });

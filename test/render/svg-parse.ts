@@ -34,17 +34,21 @@ interface Node {
 function walk(svg: string): Node[] {
   const out: Node[] = [];
   const stack: string[] = [];
-  const re = /<g\b[^>]*\/>|<g\b([^>]*)>|<\/g>|<text\b([^>]*)>([^<]*)<\/text>|<path\b([^>]*?)\/?>/g;
+  // a <text> as vega writes it, or as plot writes it (its glyphs as a path, the words in aria-label)
+  const re = /<g\b[^>]*\/>|<g\b([^>]*)>|<\/g>|<text\b([^>]*)>([^<]*)<\/text>|<path class="glyphs"([^>]*)>(?:<title>[^<]*<\/title>)?<\/path>|<path\b([^>]*?)\/?>/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(svg))) {
     if (m[0].startsWith('<g') && m[0].endsWith('/>')) continue; // empty group
     if (m[0].startsWith('</g')) stack.pop();
     else if (m[0].startsWith('<g')) stack.push(m[1]);
     else if (m[0].startsWith('<text')) out.push({ tag: 'text', attrs: m[2], text: m[3], ancestors: [...stack] });
-    else out.push({ tag: 'path', attrs: m[4], text: '', ancestors: [...stack] });
+    else if (m[4] !== undefined) out.push({ tag: 'text', attrs: m[4], text: unescape(/aria-label="([^"]*)"/.exec(m[4])?.[1] ?? ''), ancestors: [...stack] });
+    else out.push({ tag: 'path', attrs: m[5], text: '', ancestors: [...stack] });
   }
   return out;
 }
+
+const unescape = (s: string) => s.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&amp;/g, '&');
 
 const has = (n: Node, s: string) => n.ancestors.some((a) => a.includes(s));
 const translate = (attrs: string) => {

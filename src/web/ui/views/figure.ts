@@ -169,7 +169,7 @@ export function figureView(ctx: Context): View {
       fig.dataset.kind = ctx.loadOnly ? 'load' : 'groups';
       if (!performance.getEntriesByName('moescope:figure-drawn').length) requestAnimationFrame(() => performance.mark('moescope:figure-drawn'));
       const data = figureData(countsOfLayers(counts, panels.filter((l) => counts.layers.includes(l))), normalize, sort);
-      const cell = new Map(data.rows.map((r) => [`${r.layer}/${r.expert}/${r.modality}`, r]));
+      const cell = new Map(data.rows.map((r) => [`${r.layer}/${r.expert}/${r.group}`, r]));
       clear(table, h('table', {},
         h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Layer'), h('th', { scope: 'col' }, 'Expert'),
           counts.modalities.flatMap((m) => [h('th', { scope: 'col' }, `${m} %`), h('th', { scope: 'col' }, `${m} count`)]), h('th', { scope: 'col' }, ''))),
