@@ -16,7 +16,8 @@ let snapshot: Record<string, string> = {};
 
 /** The bytes and mtimes of a folder's files, to show that a failed run left it alone. */
 function snap(d: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(d).sort().map((f) => [f, readFileSync(join(d, f)).toString('base64') + '@' + statSync(join(d, f)).mtimeMs]));
+  return Object.fromEntries(readdirSync(d, { recursive: true, encoding: 'utf8' }).sort().filter((f) => statSync(join(d, f)).isFile())
+    .map((f) => [f, readFileSync(join(d, f)).toString('base64') + '@' + statSync(join(d, f)).mtimeMs]));
 }
 
 before(async () => {
