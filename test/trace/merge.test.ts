@@ -45,7 +45,7 @@ test('a merge of 8 shards equals the trace captured in one piece (counts and met
   // routing shards are linked, not rewritten
   assert.equal(statSync(join(out, 'routing', parts[0])).ino, statSync(join(shards[0], 'routing.parquet')).ino);
   const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8'));
-  assert.ok(meta.files['agg/counts.parquet'] && meta.files[`routing/${parts[0]}`]);
+  assert.ok(meta.files['agg-counts.parquet'] && meta.files[`routing/${parts[0]}`]);
   for (const opts of [{}, { count: 'gate' as const }, { count: 'top1' as const }, { by: 'domain' }, { by: 'domain', groups: ['code', 'web'] }]) {
     const want = await analyzeTrace(whole, opts);
     const got = await analyzeTrace(out, opts);
@@ -83,7 +83,7 @@ test('index stores the aggregates of a hand-written trace; the analysis is the s
   const before = metricsDocument(await analyzeTrace(hand, { by: 'domain' }));
   const r = cli(['index', hand]);
   assert.equal(r.status, 0, r.stderr);
-  assert.ok(existsSync(join(hand, 'agg', 'counts.parquet')));
+  assert.ok(existsSync(join(hand, 'agg-counts.parquet')));
   const meta = JSON.parse(readFileSync(join(hand, 'meta.json'), 'utf8'));
   assert.equal(meta.files['routing.parquet'].bytes, statSync(join(hand, 'routing.parquet')).size);
   const after = metricsDocument(await analyzeTrace(hand, { by: 'domain' }));
