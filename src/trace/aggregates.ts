@@ -22,7 +22,7 @@ export type AggTable = (typeof AGG_TABLES)[number];
  * addition of values rounded to 1e-15), so that the same rows give the same bytes.
  */
 export const exactSum = (expr: string, filter?: string) =>
-  `sum(CASE WHEN ${filter ? `(${filter}) AND ` : ''}(${expr}) IS NOT NULL AND NOT isnan(${expr}) THEN (${expr})::DECIMAL(38, 15) END)::DOUBLE`;
+  `sum(CASE WHEN ${filter ? `(${filter}) AND ` : ''}(${expr}) IS NOT NULL AND NOT isnan(${expr}) THEN (${expr})::DOUBLE::DECIMAL(38, 15) END)::DOUBLE`;
 /** Flat in the trace folder (no subfolder: tools that list a trace's files see them beside the rows). */
 export const aggFile = (table: AggTable) => `agg-${table}.parquet`;
 
