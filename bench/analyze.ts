@@ -25,7 +25,7 @@ const dirFor = (tokens: number) => join(root, 'bench-out', `analyze-flat-${token
 
 async function makeTrace(conn: DuckDBConnection, tokens: number): Promise<string> {
   const dir = dirFor(tokens);
-  if (existsSync(join(dir, 'agg', 'token.parquet')) && existsSync(join(dir, 'meta.json'))) return dir;
+  if (existsSync(join(dir, 'agg-token.parquet')) && existsSync(join(dir, 'meta.json'))) return dir;
   process.stderr.write(`bench analyze: generating ${tokens} routing rows in ${dir} and indexing them (once) ...\n`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

@@ -7,7 +7,7 @@ import { firstLine, type TraceHandle } from './trace.js';
 
 /**
  * The aggregates of a trace under a grouping, as SQL relations with the group in column `g`
- * (and `prev_g` in `repeat`): read from the stored agg/*.parquet when the trace has them and the
+ * (and `prev_g` in `repeat`): read from the stored agg-*.parquet when the trace has them and the
  * grouping is one they hold, otherwise computed once from the rows into temporary tables.
  */
 export interface AggRelations {

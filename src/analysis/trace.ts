@@ -120,7 +120,7 @@ export async function openTraces(conn: DuckDBConnection, dirs: readonly string[]
     }
   }
   const meta = combineMeta(metas, [...dirs]);
-  const routingSql = `read_parquet(${parquetList(routingFiles)}${hive ? ', hive_partitioning = true' : ''}, union_by_name = true)`;
+  const routingSql = `read_parquet(${parquetList(routingFiles)}${hive ? ', hive_partitioning = true, hive_types_autocast = false' : ''}, union_by_name = true)`;
   const columns = await describe(conn, routingSql, routingPath);
   for (const [name, { re, want }] of Object.entries(REQUIRED)) {
     const got = columns.get(name);

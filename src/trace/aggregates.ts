@@ -1,10 +1,9 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 
 /**
  * Aggregates (SPEC §2): the sums every §3 metric needs, per (layer, modality, domain, phase),
- * stored beside the rows as small Parquet files under `agg/`. They merge by summation (shards,
+ * stored beside the rows as small Parquet files `agg-<table>.parquet`. They merge by summation (shards,
  * `moescope merge`), and `analyze`, `plot` and the dashboard's first views read only them.
  *
  * - counts:  per expert: n_all (each of the k choices 1), n_top1 (first = highest-gate slot),
@@ -17,15 +16,15 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 export const AGG_TABLES = ['counts', 'tokens', 'repeat', 'coact', 'token'] as const;
 export type AggTable = (typeof AGG_TABLES)[number];
 
-export const AGG_DIR = 'agg';
 
 /**
  * A float sum whose result does not depend on the order DuckDB's threads add in (exact DECIMAL
  * addition of values rounded to 1e-15), so that the same rows give the same bytes.
  */
 export const exactSum = (expr: string, filter?: string) =>
-  `sum(CASE WHEN ${filter ? `(${filter}) AND ` : ''}(${expr}) IS NOT NULL AND NOT isnan(${expr}) THEN (${expr})::DECIMAL(38, 15) END)::DOUBLE`;
-export const aggFile = (table: AggTable) => `${AGG_DIR}/${table}.parquet`;
+  `sum(CASE WHEN ${filter ? `(${filter}) AND ` : ''}(${expr}) IS NOT NULL AND NOT isnan(${expr}) THEN (${expr})::DOUBLE::DECIMAL(38, 15) END)::DOUBLE`;
+/** Flat in the trace folder (no subfolder: tools that list a trace's files see them beside the rows). */
+export const aggFile = (table: AggTable) => `agg-${table}.parquet`;
 
 /** The keys of every aggregate (SPEC §2 group columns), plus an ad-hoc `--by` column when computed from rows. */
 export const AGG_KEYS = ['layer', 'modality', 'domain', 'phase'] as const;
@@ -142,9 +141,8 @@ export function baseRelation(routing: string, samples: string | null, cols: Base
   return `(SELECT ${select.join(', ')} FROM ${routing} r${join})`;
 }
 
-/** Write every aggregate of a base relation as agg/*.parquet into `dir` (the writer, index, merge). */
+/** Write every aggregate of a base relation as agg-*.parquet into `dir` (the writer, index, merge). */
 export async function writeAggregates(conn: DuckDBConnection, base: string, dir: string, opts: AggSqlOptions): Promise<void> {
-  mkdirSync(join(dir, AGG_DIR), { recursive: true });
   const queries = aggregateQueries(base, opts);
   for (const t of AGG_TABLES) {
     // sorted, and floats summed exactly (exactSum), so that the same rows give the same bytes

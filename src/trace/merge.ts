@@ -85,7 +85,6 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
       await conn.run(`COPY (SELECT * FROM ${combined.samplesSql} ORDER BY sample) TO ${q(join(dir, 'samples.parquet'))} (FORMAT parquet, COMPRESSION zstd)`);
     }
     if (handles.every((h) => h.agg)) {
-      mkdirSync(join(dir, 'agg'), { recursive: true });
       for (const t of AGG_TABLES) {
         await conn.run(`COPY (SELECT * FROM (${mergeAggregateSql(t, handles.map((h) => h.agg![t][0]))}) ORDER BY ALL) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
       }

@@ -89,10 +89,17 @@ export function parseTraceMeta(raw: unknown, where: string): TraceMeta {
   return { ...o, files } as TraceMeta;
 }
 
-/** Whether the trace's gates are the router's weights (absent `gates` key: the gate column decides). */
+/**
+ * Whether the trace's gates are the router's weights (absent `gates` key: undefined, the gate
+ * column decides). SPEC: `router` when they are, otherwise why they are missing; descriptions such
+ * as "router probabilities ..." or "the gate module's top-k weights" count as present, and any
+ * value saying uniform, mixed, none, missing, not, no, unknown or 1/K as missing.
+ */
 export function gatesRecorded(meta: TraceMeta): boolean | undefined {
   if (meta.gates === undefined) return undefined;
-  return /^router\b/.test(meta.gates);
+  const g = meta.gates.trim();
+  if (/^router\b/i.test(g)) return true;
+  return !(/^(uniform|mixed|none|missing|not|no|unknown)\b/i.test(g) || /1\/K/.test(g) || g === '');
 }
 
 /** Read and check `<dir>/meta.json` (Node only: imports node:fs lazily so this file stays browser-safe to import types from). */

@@ -1,7 +1,7 @@
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { baseRelation, writeAggregates, AGG_DIR } from './aggregates.js';
+import { AGG_TABLES, aggFile, baseRelation, writeAggregates } from './aggregates.js';
 import { recordFiles } from './files.js';
 import type { TraceMeta } from './meta.js';
 
@@ -14,7 +14,7 @@ export interface RowSource {
   meta: TraceMeta;
 }
 
-/** Compute the aggregates of a trace from its rows into `<outDir>/agg/` (index, merge of shards without aggregates). */
+/** Compute the aggregates of a trace from its rows into `<outDir>/agg-*.parquet` (index, merge of shards without aggregates). */
 export async function aggregatesFromRows(conn: DuckDBConnection, src: RowSource, outDir: string): Promise<void> {
   const base = baseRelation(src.routingSql, src.samplesSql, {
     domain: src.routingColumns.has('domain') ? 'routing' : src.samplesSql && src.sampleColumns.get('domain') === 'VARCHAR' ? 'samples' : null,
@@ -26,19 +26,16 @@ export async function aggregatesFromRows(conn: DuckDBConnection, src: RowSource,
 
 /**
  * `moescope index TRACE`: store the aggregates and meta.json `files` of a trace that has none
- * (hand-written, or from another tool). The new agg/ folder is built under a temporary name and
- * swapped in; meta.json is replaced by rename, so a failed run leaves the trace as it was.
+ * (hand-written, or from another tool). The new aggregate files are built in a temporary folder and
+ * renamed into place; meta.json is replaced by rename, so a failed run leaves the trace as it was.
  */
 export async function indexTrace(conn: DuckDBConnection, dir: string, src: RowSource): Promise<TraceMeta> {
   const tmp = join(dir, `.agg.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
   try {
     await aggregatesFromRows(conn, src, tmp);
-    const agg = join(dir, AGG_DIR);
-    const old = join(dir, `.agg.old-${process.pid}`);
-    if (existsSync(agg)) renameSync(agg, old);
-    renameSync(join(tmp, AGG_DIR), agg);
-    rmSync(old, { recursive: true, force: true });
+    for (const t of AGG_TABLES) renameSync(join(tmp, aggFile(t)), join(dir, aggFile(t)));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

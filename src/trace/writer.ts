@@ -335,7 +335,7 @@ export class TraceWriter {
         prob: this.opts.fullProbs,
       });
       // pairing consecutive positions groups every row once: DuckDB spills it, but needs a little room for 2 threads
-      await this.conn.run(`SET memory_limit = '${AGG_MEMORY}'`);
+      if (!this.opts.memoryLimit) await this.conn.run(`SET memory_limit = '${AGG_MEMORY}'`);
       await writeAggregates(this.conn, base, this.dir, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets

@@ -20,7 +20,7 @@ test('capture through the CLI: SPEC types, rows per token per layer, routing of 
     const n = 9, seed = 3, L = 3, E = 4, K = 2;
     const r = runCli(['capture', '--model', model, '--data', `shapes:${n}:${seed}`, '--out', out, '--full-probs', '--batch', '4']);
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(readdirSync(out).sort(), ['agg', 'meta.json', 'routing.parquet', 'samples.parquet']);
+    assert.deepEqual(readdirSync(out).sort(), ['agg-coact.parquet', 'agg-counts.parquet', 'agg-repeat.parquet', 'agg-token.parquet', 'agg-tokens.parquet', 'meta.json', 'routing.parquet', 'samples.parquet']);
     assert.deepEqual(readdirSync(dir).sort(), ['model', 'trace']); // no temporary folders left
 
     const rp = sqlPath(join(out, 'routing.parquet')), sp = sqlPath(join(out, 'samples.parquet'));

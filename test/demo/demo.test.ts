@@ -16,7 +16,7 @@ function moescope(args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const FILES = ['agg', 'allocation.csv', 'figure.png', 'figure.svg', 'figure.vl.json', 'meta.json', 'metrics.json', 'routing.parquet', 'samples.parquet'];
+const FILES = ['agg-coact.parquet', 'agg-counts.parquet', 'agg-repeat.parquet', 'agg-token.parquet', 'agg-tokens.parquet', 'allocation.csv', 'figure.png', 'figure.svg', 'figure.vl.json', 'meta.json', 'metrics.json', 'routing.parquet', 'samples.parquet'];
 
 test('demo: bundled model + shapes -> every SPEC file, consistent with the trace, deterministic for a seed', async () => {
   const r = moescope(['demo', '--out', 'd1', '--samples', '6', '--seed', '5']);

@@ -25,9 +25,9 @@ test('a damaged trace is an error naming the file: bit flip, truncation, missing
   const good = await writeDesign(join(tmp, 'good'), { numLayers: 1, numExperts: 4, topK: 1, rows });
   assert.equal(cli(['analyze', good]).status, 0);
   const meta = JSON.parse(readFileSync(join(good, 'meta.json'), 'utf8'));
-  assert.ok(meta.files['routing.parquet'].sha256.length === 64 && meta.files['samples.parquet'] && meta.files['agg/tokens.parquet']);
+  assert.ok(meta.files['routing.parquet'].sha256.length === 64 && meta.files['samples.parquet'] && meta.files['agg-tokens.parquet']);
 
-  for (const [name, file] of [['flip-routing', 'routing.parquet'], ['flip-agg', 'agg/counts.parquet']] as const) {
+  for (const [name, file] of [['flip-routing', 'routing.parquet'], ['flip-agg', 'agg-counts.parquet']] as const) {
     const d = join(tmp, name);
     cpSync(good, d, { recursive: true });
     const p = join(d, file);

@@ -45,7 +45,7 @@ test('a merge of 8 shards equals the trace captured in one piece (counts and met
   // routing shards are linked, not rewritten
   assert.equal(statSync(join(out, 'routing', parts[0])).ino, statSync(join(shards[0], 'routing.parquet')).ino);
   const meta = JSON.parse(readFileSync(join(out, 'meta.json'), 'utf8'));
-  assert.ok(meta.files['agg/counts.parquet'] && meta.files[`routing/${parts[0]}`]);
+  assert.ok(meta.files['agg-counts.parquet'] && meta.files[`routing/${parts[0]}`]);
   for (const opts of [{}, { count: 'gate' as const }, { count: 'top1' as const }, { by: 'domain' }, { by: 'domain', groups: ['code', 'web'] }]) {
     const want = await analyzeTrace(whole, opts);
     const got = await analyzeTrace(out, opts);
@@ -83,7 +83,7 @@ test('index stores the aggregates of a hand-written trace; the analysis is the s
   const before = metricsDocument(await analyzeTrace(hand, { by: 'domain' }));
   const r = cli(['index', hand]);
   assert.equal(r.status, 0, r.stderr);
-  assert.ok(existsSync(join(hand, 'agg', 'counts.parquet')));
+  assert.ok(existsSync(join(hand, 'agg-counts.parquet')));
   const meta = JSON.parse(readFileSync(join(hand, 'meta.json'), 'utf8'));
   assert.equal(meta.files['routing.parquet'].bytes, statSync(join(hand, 'routing.parquet')).size);
   const after = metricsDocument(await analyzeTrace(hand, { by: 'domain' }));
@@ -92,4 +92,25 @@ test('index stores the aggregates of a hand-written trace; the analysis is the s
   const written = metricsDocument(await analyzeTrace(await writeDesign(join(tmp, 'hand-w'), d), { by: 'domain' }));
   const strip = (x: Record<string, unknown>) => JSON.parse(JSON.stringify({ ...x, trace: null }), (_, v) => (typeof v === 'number' ? Number(v.toPrecision(6)) : v));
   assert.deepEqual(strip(written), strip(after));
+});
+
+test('hive-style shard folders (routing/rank=K/part-*.parquet) read as one trace; the key is a --by column', async () => {
+  const { cpSync, mkdirSync, writeFileSync } = await import('node:fs');
+  const dir = join(tmp, 'hive');
+  const parts: string[] = [];
+  for (let k = 0; k < 4; k++) parts.push(await writeDesign(join(tmp, `hive-src${k}`), design(all.filter((s) => s % 4 === k))));
+  for (let k = 0; k < 4; k++) {
+    mkdirSync(join(dir, 'routing', `rank=${k}`), { recursive: true });
+    cpSync(join(parts[k], 'routing.parquet'), join(dir, 'routing', `rank=${k}`, 'part-0.parquet'));
+  }
+  const meta = JSON.parse(readFileSync(join(parts[0], 'meta.json'), 'utf8'));
+  delete meta.files; // written by another tool: no aggregates, no file records
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta));
+  const want = await analyzeTrace(join(tmp, 'whole'));
+  const got = await analyzeTrace(dir);
+  assert.deepEqual([...got.counts.n], [...want.counts.n]);
+  const byRank = await analyzeTrace(dir, { by: 'rank' });
+  assert.deepEqual(byRank.counts.modalities, ['0', '1', '2', '3']);
+  const every = await analyzeTrace(join(tmp, 'whole'), { groups: ['special', 'text', 'image'] });
+  assert.equal(byRank.counts.n.reduce((x, y) => x + y, 0), every.counts.n.reduce((x, y) => x + y, 0));
 });

@@ -47,7 +47,7 @@ test('trace files have the SPEC column names and types, and round-trip values', 
       await w.appendSample({ sample: 1, text: '', images: [], source: 'x:2' });
       await w.finish({ num_layers: 24, router_scoring: 'softmax', data: 'test' });
     });
-    assert.deepEqual(readdirSync(out).sort(), ['agg', 'meta.json', 'routing.parquet', 'samples.parquet']);
+    assert.deepEqual(readdirSync(out).sort(), ['agg-coact.parquet', 'agg-counts.parquet', 'agg-repeat.parquet', 'agg-token.parquet', 'agg-tokens.parquet', 'meta.json', 'routing.parquet', 'samples.parquet']);
     const r = join(out, 'routing.parquet').replace(/'/g, "''");
     const desc = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${r}')`);
     assert.deepEqual(desc, [
@@ -117,7 +117,7 @@ test('without full probs there is no prob column; extra columns and modality cod
     const meta = await w.finish({ num_layers: 4, router_scoring: 'sigmoid', data: { format: 'test' } });
     assert.deepEqual(meta.layers, [3]);
     assert.deepEqual(meta.tokens, { image: 3, special: 4, text: 3 });
-    assert.deepEqual(readdirSync(dir).sort(), ['agg', 'meta.json', 'routing.parquet', 'samples.parquet']);
+    assert.deepEqual(readdirSync(dir).sort(), ['agg-coact.parquet', 'agg-counts.parquet', 'agg-repeat.parquet', 'agg-token.parquet', 'agg-tokens.parquet', 'meta.json', 'routing.parquet', 'samples.parquet']);
     const r = join(dir, 'routing.parquet').replace(/'/g, "''");
     const desc = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${r}')`);
     assert.deepEqual(desc.map((x) => x[0]), ['sample', 'pos', 'modality', 'token', 'layer', 'expert', 'gate', 'phase', 'request']);

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 export function register(program: Command): void {
   program
     .command('index')
-    .description('store a trace\'s aggregates (agg/*.parquet) and file sizes + SHA-256 in meta.json, for traces written by hand or other tools')
+    .description('store a trace\'s aggregates (agg-*.parquet) and file sizes + SHA-256 in meta.json, for traces written by hand or other tools')
     .argument('<trace>', 'trace folder')
     .action(async (trace: string) => {
       const { openDuck } = await import('../../analysis/db.js');
