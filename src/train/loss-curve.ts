@@ -12,6 +12,10 @@ export interface TrainLogRow {
   text_targets: number;
   tokens_per_s: number;
   elapsed_s: number;
+  // the router's state over this batch, per layer band (absent in logs of older runs)
+  router_bands?: string[]; // e.g. ["0-7", "8-15", "16-23"]
+  gate_top1?: number[]; // mean top-1 gate per band (1/E = a tie, 1 = decided)
+  router_entropy?: number[]; // mean router entropy per band, bits (log2 E = a tie)
 }
 
 /** A held-out evaluation, logged in the same file. */

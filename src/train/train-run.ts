@@ -13,6 +13,7 @@ import { type LogRow, type TrainLogRow, type EvalLogRow, lossCurveSpec } from '.
 import { specToSvg, svgToPng } from '../render/figure.js';
 import { shapesTokenizer, trainBatchSamples, buildEvalSet, encodeSamples } from './batches.js';
 import { EfmoeGradientSource } from './efmoe-source.js';
+import { layerBands } from '../model/router-stats.js';
 import { evaluate, type EvalReport } from './evaluate.js';
 
 export interface TrainRunOptions {
@@ -73,6 +74,17 @@ function ensureWritableDir(out: string): void {
   }
 }
 
+/** The router's state for the log: mean top-1 gate and entropy (bits) per layer band, over the batch's positions. */
+function routerBandsOf(gateSum: number[], entropySum: number[], tokens: number): Pick<TrainLogRow, 'router_bands' | 'gate_top1' | 'router_entropy'> {
+  const bands = layerBands(gateSum.length);
+  const mean = (xs: number[], b: { from: number; to: number }) => {
+    let s = 0;
+    for (let l = b.from; l <= b.to; l++) s += xs[l];
+    return Number((s / ((b.to - b.from + 1) * Math.max(1, tokens))).toFixed(4));
+  };
+  return { router_bands: bands.map((b) => b.label), gate_top1: bands.map((b) => mean(gateSum, b)), router_entropy: bands.map((b) => mean(entropySum, b)) };
+}
+
 function readLog(path: string): LogRow[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
@@ -101,7 +113,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   ensureWritableDir(out);
 
   // parameters and optimizer: fresh, or exactly where the checkpoint left them
-  const source = new EfmoeGradientSource(cfg.model, initParams(cfg.model, cfg.train.seed), (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
+  const source = new EfmoeGradientSource(cfg.model, initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std), (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
   const params = source.params;
   let trainer: Trainer;
   if (opts.resume) {
@@ -169,6 +181,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
         const row: TrainLogRow = {
           kind: 'train', step: r.step, loss: r.loss, ce: r.ce, aux: r.aux, z: r.z, lr: r.lr, grad_norm: r.gradNorm,
           tokens: r.tokens, text_targets: r.targets, tokens_per_s: Math.round(tps), elapsed_s: (Date.now() - t0) / 1000,
+          ...routerBandsOf(r.gateSum, r.entropySum, r.tokens),
         };
         logRow(row);
       }
