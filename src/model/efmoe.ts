@@ -36,7 +36,7 @@ import { InputError } from '../util/errors.js';
 import { MODALITY_TEXT, type EncodedSequence } from './sequence.js';
 import { type ModelConfig, dims } from './config.js';
 import type { Params, LayerParams } from './params.js';
-import { matmulForward, matmulBackward } from './kernels/matmul.js';
+import { matmulForward, matmulForwardShared, matmulBackward } from './kernels/matmul.js';
 import { rmsnormForward, rmsnormBackward } from './kernels/rmsnorm.js';
 import { ropeTable, ropeForward, ropeBackward, type RopeTable } from './kernels/rope.js';
 import { attentionForward, attentionBackward } from './kernels/attention.js';
@@ -216,16 +216,14 @@ function layerActs(buf: Buffers, tag: string, N: number, attSize: number, d: Ret
 function layerForward(
   xin: Float32Array, h: Float32Array, xout: Float32Array, lp: LayerParams, a: LayerActs,
   seqs: EncodedSequence[], lay: Layout, rope: RopeTable, config: ModelConfig, d: ReturnType<typeof dims>,
-  keepAtt: boolean, // training keeps every sequence's attention probs; inference reuses one [H,maxT,maxT] buffer
+  keepAtt: boolean, // training keeps every sequence's attention probs; inference keeps none
 ): void {
   const { C, H, hd, E, K, F } = d;
   const { N } = lay;
   const eps = config.rms_norm_eps;
   // attention
   rmsnormForward(a.ln1, a.rstd1, xin, lp.inputNorm, N, C, eps); // ln1 = RMSNorm(x)
-  matmulForward(a.qPre, a.ln1, lp.wq, null, N, C, C); // q = Wq ln1
-  matmulForward(a.kPre, a.ln1, lp.wk, null, N, C, C); // k = Wk ln1
-  matmulForward(a.v, a.ln1, lp.wv, null, N, C, C); // v = Wv ln1
+  matmulForwardShared([a.qPre, a.kPre, a.v], a.ln1, [lp.wq, lp.wk, lp.wv], N, C, C); // q, k, v = Wq ln1, Wk ln1, Wv ln1
   if (config.qk_norm) {
     rmsnormForward(a.q, a.qRstd, a.qPre, lp.qNorm, N * H, hd, eps); // q = RMSNorm_head(q)
     rmsnormForward(a.k, a.kRstd, a.kPre, lp.kNorm, N * H, hd, eps); // k = RMSNorm_head(k)
@@ -238,7 +236,7 @@ function layerForward(
   for (let b = 0; b < lay.B; b++) {
     const r0 = lay.rowStart[b] * C, r1 = lay.rowStart[b + 1] * C, T = seqs[b].T;
     attentionForward(
-      a.attOut.subarray(r0, r1), keepAtt ? a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]) : a.att,
+      a.attOut.subarray(r0, r1), keepAtt ? a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]) : null,
       a.q.subarray(r0, r1), a.k.subarray(r0, r1), a.v.subarray(r0, r1), seqs[b].imagePart, T, H, hd,
     ); // attOut = softmax(mask(q k^T / sqrt(hd))) v, per sequence
   }
@@ -299,7 +297,7 @@ export function forwardInference(
   const rope = ropeFor(config, ws);
   const x = buf.f('x', N * C);
   embedForward(x, buf.f('patchOut', lay.Np * C), params, lay.rowIds, lay.patches, lay.patchRows, N, lay.Np, C, patchDim); // x = embed(ids, patches)
-  const a = layerActs(buf, '', N, d.H * lay.maxT * lay.maxT, d, false);
+  const a = layerActs(buf, '', N, 0, d, false);
   const layers: RoutingLayer[] = [];
   for (let l = 0; l < L; l++) {
     layerForward(x, x, x, params.layers[l], a, seqs, lay, rope, config, d, false);

@@ -10,7 +10,7 @@
  * Backwards ACCUMULATE into parameter gradients and overwrite the activation gradients they produce
  * unless said otherwise.
  */
-import { matmulForward, matmulBackward } from './kernels/matmul.js';
+import { matmulForward, matmulForwardShared, matmulBackward } from './kernels/matmul.js';
 import { swigluForward, swigluBackward } from './kernels/swiglu.js';
 
 /**
@@ -60,8 +60,7 @@ export function expertsForward(
     if (ne === 0) continue;
     const rc = [s0 * C, (s0 + ne) * C] as const, rf = [s0 * F, (s0 + ne) * F] as const;
     const xee = xe.subarray(...rc), ge = g.subarray(...rf), ue = u.subarray(...rf), se = s.subarray(...rf);
-    matmulForward(ge, xee, w.w1[e], null, ne, C, F); // g = W1_e xe
-    matmulForward(ue, xee, w.w3[e], null, ne, C, F); // u = W3_e xe
+    matmulForwardShared([ge, ue], xee, [w.w1[e], w.w3[e]], ne, C, F); // g = W1_e xe, u = W3_e xe
     swigluForward(se, ge, ue, ne, F); // s = silu(g) * u
     matmulForward(ye.subarray(...rc), se, w.w2[e], null, ne, F, C); // ye = W2_e s
   }

@@ -213,7 +213,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     writeFileAtomic(join(out, 'eval.json'), JSON.stringify(evalReport, null, 2) + '\n');
   }
   const rows = readLog(logPath);
-  const svg = await specToSvg(lossCurveSpec(rows, { title: `Training loss: ${basename(out)} (${numParams(cfg.model).toLocaleString('en')} parameters)` }));
+  const svg = await specToSvg(lossCurveSpec(rows, { title: `Training loss: ${basename(out)} (${numParams(cfg.model).toLocaleString('en')} parameters)`, experts: cfg.model.num_local_experts }));
   writeFileAtomic(join(out, 'loss-curve.svg'), svg);
   writeFileAtomic(join(out, 'loss-curve.png'), svgToPng(svg));
   const secs = (Date.now() - t0) / 1000;
