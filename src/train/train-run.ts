@@ -1,10 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, accessSync, constants, statSync, appendFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { Progress, formatSeconds } from '../util/progress.js';
-import { initParams, numParams } from '../model/params.js';
-import { saveCheckpoint } from '../io/checkpoint-files.js';
+import { type Params, createParams, initParams, numParams } from '../model/params.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint-files.js';
 import { type TrainConfig, parseTrainConfig, trainConfigToJson } from './train-config.js';
 import { decayRanges } from './adamw.js';
 import { Trainer } from './trainer.js';
@@ -22,6 +23,7 @@ export interface TrainRunOptions {
   steps?: number; // override `steps`
   seed?: number; // override `seed` and `train_seed`
   resume?: boolean;
+  init?: string; // start from this checkpoint's weights (routers re-drawn when the config sets router_init_std)
   stopAt?: number; // stop (with a checkpoint) after this many updates, to resume later
   workers?: number;
   log?: (line: string) => void; // summary lines (stdout)
@@ -85,6 +87,27 @@ function routerBandsOf(gateSum: number[], entropySum: number[], tokens: number):
   return { router_bands: bands.map((b) => b.label), gate_top1: bands.map((b) => mean(gateSum, b)), router_entropy: bands.map((b) => mean(entropySum, b)) };
 }
 
+/**
+ * --init: the weights of an existing checkpoint whose model config equals the run's (the same keys and
+ * values); when the config sets router_init_std the routers are re-drawn N(0, router_init_std) with
+ * the run's seed, so a trained model can be given routers that start decided (issue 14).
+ */
+function initFromCheckpoint(dir: string, cfg: TrainConfig, say: (l: string) => void): Params {
+  const ck = loadCheckpoint(dir);
+  // the router loss coefficients only steer training: a run may change them
+  const diff = Object.keys({ ...cfg.model, ...ck.config }).filter((k) => k !== 'router_aux_loss_coef' && k !== 'router_z_loss_coef').filter(
+    (k) => JSON.stringify((cfg.model as unknown as Record<string, unknown>)[k]) !== JSON.stringify((ck.config as unknown as Record<string, unknown>)[k]),
+  );
+  if (diff.length) throw new InputError(`--init ${dir}: its config.json differs from the training config in ${diff.join(', ')}`);
+  const params = createParams(cfg.model, ck.params.flat.slice());
+  if (cfg.train.router_init_std !== undefined) {
+    const fresh = initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std);
+    params.layers.forEach((l, i) => l.router.set(fresh.layers[i].router));
+    say(`train: weights from ${dir}, routers re-drawn with std ${cfg.train.router_init_std}`);
+  } else say(`train: weights from ${dir}`);
+  return params;
+}
+
 function readLog(path: string): LogRow[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, 'utf8')
@@ -110,10 +133,17 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   } else if (existsSync(statePath)) {
     throw new InputError(`${opts.out}: already holds a training run; pass --resume to continue it or choose another --out`);
   }
+  // parameters: random, or a checkpoint's weights with --init (checked before anything is written)
+  const initial = opts.init !== undefined && !opts.resume ? initFromCheckpoint(opts.init, cfg, say) : initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std);
   ensureWritableDir(out);
 
-  // parameters and optimizer: fresh, or exactly where the checkpoint left them
-  const source = new EfmoeGradientSource(cfg.model, initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std), (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
+  // parameters and optimizer: fresh (random, or a checkpoint's weights with --init), or exactly where the run's checkpoint left them
+  if (opts.init !== undefined && !opts.resume) {
+    // provenance of a warm start: which weights the run began from
+    const bytes = readFileSync(join(opts.init, 'model.safetensors'));
+    writeFileAtomic(join(out, 'init.json'), JSON.stringify({ init: resolve(opts.init), model_safetensors_sha256: createHash('sha256').update(bytes).digest('hex'), router_init_std: cfg.train.router_init_std ?? null }, null, 2) + '\n');
+  }
+  const source = new EfmoeGradientSource(cfg.model, initial, (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
   const params = source.params;
   let trainer: Trainer;
   if (opts.resume) {

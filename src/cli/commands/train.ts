@@ -18,14 +18,16 @@ export function register(program: Command): void {
     .option('--steps <n>', 'total optimizer steps (overrides the config)', nonNegInt('--steps'))
     .option('--seed <s>', 'seed of the weights and the training data order (overrides seed and train_seed)', nonNegInt('--seed'))
     .option('--resume', 'continue the run in --out from its last checkpoint, bit for bit')
+    .option('--init <dir>', 'start from the weights of checkpoint DIR (same model config) instead of random ones; routers re-drawn when the config sets router_init_std')
     .option('--stop-at <n>', 'stop after this many steps (checkpointed; continue later with --resume)', nonNegInt('--stop-at'))
     .option('--workers <n>', 'threads that share each batch: 1 or 2, the result is the same (default: 2 on two or more cores)', nonNegInt('--workers'))
-    .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; stopAt?: number; workers?: number }) => {
+    .action(async (o: { config: string; out: string; steps?: number; seed?: number; resume?: boolean; init?: string; stopAt?: number; workers?: number }) => {
       const { trainRun } = await import('../../train/train-run.js');
       if (o.steps === 0) throw new InputError('--steps: must be at least 1');
+      if (o.init !== undefined && o.resume) throw new InputError('--init: a resumed run continues from its own checkpoint; drop --init or --resume');
       if (o.workers !== undefined && o.workers !== 1 && o.workers !== 2) throw new InputError(`--workers: must be 1 or 2, got ${o.workers}`);
       await trainRun({
-        config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, stopAt: o.stopAt,
+        config: o.config, out: o.out, steps: o.steps, seed: o.seed, resume: o.resume === true, init: o.init, stopAt: o.stopAt,
         workers: o.workers ?? Math.min(2, availableParallelism()), log: (l) => process.stdout.write(l + '\n'),
       });
     });
