@@ -101,3 +101,22 @@ test('train logs the router per band, evaluates it, and --init starts from a che
   }
   assert.ok(JSON.parse(readFileSync(join(second, 'init.json'), 'utf8')).model_safetensors_sha256.match(/^[0-9a-f]{64}$/));
 });
+
+test('top-1 with norm_topk_prob: the gate is always 1 and the LM loss sends the router no gradient', async () => {
+  const { routerForward, routerBackward } = await import('../../src/model/kernels/router.js');
+  const N = 3, E = 4, K = 1;
+  const logits = Float32Array.from([0.3, -1, 2, 0.1, 1, 1.5, -0.2, 0, -3, 0.5, 0.4, 2]);
+  const experts = new Int32Array(N * K), gates = new Float32Array(N * K), probs = new Float32Array(N * E);
+  for (const norm of [true, false]) {
+    routerForward(experts, gates, probs, logits, N, E, K, norm);
+    const dlogits = new Float32Array(N * E);
+    routerBackward(dlogits, Float32Array.from([0.7, -1.2, 0.4]), probs, experts, N, E, K, norm);
+    if (norm) {
+      assert.deepEqual([...gates], [1, 1, 1]);
+      assert.ok(dlogits.every((x) => x === 0), 'normalised top-1: no gradient reaches the router');
+    } else {
+      assert.ok(gates.every((g) => g > 0.25 && g < 1));
+      assert.ok(dlogits.some((x) => Math.abs(x) > 1e-3), 'raw top-1 gate: the router gets the gate gradient');
+    }
+  }
+});
