@@ -54,7 +54,7 @@ async function main(argv: string[]): Promise<void> {
   try {
     const checkpoints: { step: number; dir: string }[] = [];
     const init = join(tmp, 'step-0');
-    await saveCheckpoint(init, { config: cfg.model, tokenizer: shapesTokenizer(), params: initParams(cfg.model, cfg.train.seed) });
+    await saveCheckpoint(init, { config: cfg.model, tokenizer: shapesTokenizer(), params: initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std) });
     checkpoints.push({ step: 0, dir: init });
     const snaps = join(run, 'snapshots');
     if (existsSync(snaps)) {

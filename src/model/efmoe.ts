@@ -33,16 +33,18 @@
  * (fixtures: scripts/make-model-fixture.py -> test/fixtures/efmoe-*, checked by test/model/).
  */
 import { InputError } from '../util/errors.js';
-import { MODALITY_TEXT, type EncodedSequence } from '../data/sample.js';
+import { MODALITY_TEXT, type EncodedSequence } from './sequence.js';
 import { type ModelConfig, dims } from './config.js';
 import type { Params, LayerParams } from './params.js';
-import { matmulForward, matmulBackward } from './kernels/matmul.js';
+import { matmulForward, matmulForwardShared, matmulBackward } from './kernels/matmul.js';
 import { rmsnormForward, rmsnormBackward } from './kernels/rmsnorm.js';
 import { ropeTable, ropeForward, ropeBackward, type RopeTable } from './kernels/rope.js';
 import { attentionForward, attentionBackward } from './kernels/attention.js';
-import { swigluForward, swigluBackward } from './kernels/swiglu.js';
-import { softmaxForward, crossEntropyForward, crossEntropySoftmaxBackward } from './kernels/softmax.js';
 import { routerForward, routerBackward } from './kernels/router.js';
+import { moeDispatch, moeGatherForward, moeGatherBackward, expertsForward, expertsBackward, moeCombineForward, moeCombineBackward } from './moe.js';
+import { embedForward, embedBackward } from './embedding.js';
+import { type LmHeadActs, lmHeadForward, lmHeadBackward } from './lm-head.js';
+import { routerStatsSums } from './router-stats.js';
 import { loadBalanceForward, loadBalanceBackward, zLossForward, zLossBackward } from './losses.js';
 
 export interface EfmoeModel {
@@ -71,6 +73,8 @@ export interface TrainLoss {
   auxRaw: number;
   zRaw: number;
   targets: number;
+  gateSum: number[]; // per layer: sum over rows of the top-1 gate (router-stats.ts)
+  entropySum: number[]; // per layer: sum over rows of the router entropy in bits
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -109,6 +113,8 @@ interface Layout {
   attOffset: Int32Array; // [B+1] offset of each sequence's [H,T,T] attention probs
   patchRows: Int32Array; // [Np] row of each image patch, in order
   Np: number;
+  rowIds: Int32Array; // [N] token id of each row, -1 for an image patch
+  patches: Float32Array; // [Np, patchDim] the patch vectors, in row order
 }
 
 function layoutBatch(config: ModelConfig, seqs: EncodedSequence[], buf: Buffers): Layout {
@@ -140,17 +146,22 @@ function layoutBatch(config: ModelConfig, seqs: EncodedSequence[], buf: Buffers)
   rowStart[B] = N;
   attOffset[B] = att;
   const pos = buf.i('pos', N);
+  const rowIds = buf.i('rowIds', N);
   const patchRows = buf.i('patchRows', Np);
-  let p = 0;
+  const patches = buf.f('patches', Np * patchDim);
+  let p = 0, o = 0;
   for (let b = 0; b < B; b++) {
     const s = seqs[b];
     const r0 = rowStart[b];
+    rowIds.set(s.ids, r0);
+    patches.set(s.patches, o);
+    o += s.patches.length;
     for (let t = 0; t < s.T; t++) {
       pos[r0 + t] = t;
       if (s.ids[t] < 0) patchRows[p++] = r0 + t;
     }
   }
-  return { B, N, rowStart, pos, maxT, attOffset, patchRows, Np };
+  return { B, N, rowStart, pos, maxT, attOffset, patchRows, Np, rowIds, patches };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -169,6 +180,7 @@ interface LayerActs {
   experts: Int32Array; gates: Float32Array; // [N*K]
   expertStart: Int32Array; // [E+1] assignments of expert e are sorted slots expertStart[e]..expertStart[e+1]-1
   slotAssign: Int32Array; // [N*K] sorted slot -> assignment index n*K+k
+  fill: Int32Array; // [E] scratch of the dispatch
   xe: Float32Array; // [N*K,C] rows gathered per expert
   g: Float32Array; u: Float32Array; s: Float32Array; // [N*K,F]
   ye: Float32Array; // [N*K,C] expert outputs (before the gate)
@@ -187,7 +199,7 @@ function layerActs(buf: Buffers, tag: string, N: number, attSize: number, d: Ret
     ln2: buf.f(tag + 'ln2', N * C), rstd2: buf.f(tag + 'rstd2', N),
     rlogits: buf.f(tag + 'rlogits', N * E), probs: buf.f(tag + 'probs', N * E),
     experts: buf.i(tag + 'experts', N * K), gates: buf.f(tag + 'gates', N * K),
-    expertStart: buf.i(tag + 'expertStart', E + 1), slotAssign: buf.i(tag + 'slotAssign', N * K),
+    expertStart: buf.i(tag + 'expertStart', E + 1), slotAssign: buf.i(tag + 'slotAssign', N * K), fill: buf.i(tag + 'fill', E),
     xe: buf.f(tag + 'xe', N * K * C),
     g: buf.f(tag + 'g', N * K * F), u: buf.f(tag + 'u', N * K * F), s: buf.f(tag + 's', N * K * F),
     ye: buf.f(tag + 'ye', N * K * C),
@@ -197,28 +209,6 @@ function layerActs(buf: Buffers, tag: string, N: number, attSize: number, d: Ret
 // ------------------------------------------------------------------------------------------------
 // forward pieces
 
-/** x[row] = embed_tokens[id] for text rows, patch_embed(patch) for image rows. */
-function embedForward(x: Float32Array, p: Params, seqs: EncodedSequence[], lay: Layout, C: number, patchDim: number, buf: Buffers): void {
-  for (let b = 0; b < lay.B; b++) {
-    const s = seqs[b];
-    const r0 = lay.rowStart[b];
-    for (let t = 0; t < s.T; t++) {
-      const id = s.ids[t];
-      if (id >= 0) x.set(p.embedTokens.subarray(id * C, id * C + C), (r0 + t) * C); // x = embed_tokens[id]
-    }
-  }
-  if (lay.Np === 0) return;
-  const patches = buf.f('patches', lay.Np * patchDim);
-  let o = 0;
-  for (const s of seqs) {
-    patches.set(s.patches, o);
-    o += s.patches.length;
-  }
-  const pe = buf.f('patchOut', lay.Np * C);
-  matmulForward(pe, patches, p.patchW, p.patchB, lay.Np, patchDim, C); // pe = patch_embed.weight @ patch + bias
-  for (let i = 0; i < lay.Np; i++) x.set(pe.subarray(i * C, i * C + C), lay.patchRows[i] * C);
-}
-
 /**
  * One block: h = xin + Attn(RMSNorm(xin)); xout = h + MoE(RMSNorm(h)). h and xout may alias xin
  * (inference runs in place). Fills `a` with what the backward pass needs.
@@ -226,16 +216,14 @@ function embedForward(x: Float32Array, p: Params, seqs: EncodedSequence[], lay: 
 function layerForward(
   xin: Float32Array, h: Float32Array, xout: Float32Array, lp: LayerParams, a: LayerActs,
   seqs: EncodedSequence[], lay: Layout, rope: RopeTable, config: ModelConfig, d: ReturnType<typeof dims>,
-  keepAtt: boolean, // training keeps every sequence's attention probs; inference reuses one [H,maxT,maxT] buffer
+  keepAtt: boolean, // training keeps every sequence's attention probs; inference keeps none
 ): void {
   const { C, H, hd, E, K, F } = d;
   const { N } = lay;
   const eps = config.rms_norm_eps;
   // attention
   rmsnormForward(a.ln1, a.rstd1, xin, lp.inputNorm, N, C, eps); // ln1 = RMSNorm(x)
-  matmulForward(a.qPre, a.ln1, lp.wq, null, N, C, C); // q = Wq ln1
-  matmulForward(a.kPre, a.ln1, lp.wk, null, N, C, C); // k = Wk ln1
-  matmulForward(a.v, a.ln1, lp.wv, null, N, C, C); // v = Wv ln1
+  matmulForwardShared([a.qPre, a.kPre, a.v], a.ln1, [lp.wq, lp.wk, lp.wv], N, C, C); // q, k, v = Wq ln1, Wk ln1, Wv ln1
   if (config.qk_norm) {
     rmsnormForward(a.q, a.qRstd, a.qPre, lp.qNorm, N * H, hd, eps); // q = RMSNorm_head(q)
     rmsnormForward(a.k, a.kRstd, a.kPre, lp.kNorm, N * H, hd, eps); // k = RMSNorm_head(k)
@@ -248,7 +236,7 @@ function layerForward(
   for (let b = 0; b < lay.B; b++) {
     const r0 = lay.rowStart[b] * C, r1 = lay.rowStart[b + 1] * C, T = seqs[b].T;
     attentionForward(
-      a.attOut.subarray(r0, r1), keepAtt ? a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]) : a.att,
+      a.attOut.subarray(r0, r1), keepAtt ? a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]) : null,
       a.q.subarray(r0, r1), a.k.subarray(r0, r1), a.v.subarray(r0, r1), seqs[b].imagePart, T, H, hd,
     ); // attOut = softmax(mask(q k^T / sqrt(hd))) v, per sequence
   }
@@ -259,39 +247,11 @@ function layerForward(
   rmsnormForward(a.ln2, a.rstd2, h, lp.postNorm, N, C, eps); // ln2 = RMSNorm(h)
   matmulForward(a.rlogits, a.ln2, lp.router, null, N, C, E); // rlogits = Wr ln2
   routerForward(a.experts, a.gates, a.probs, a.rlogits, N, E, K, config.norm_topk_prob); // probs, top-k experts, gates
-  // dispatch: counting sort of the N*K assignments by expert, rows gathered contiguously per expert
-  const start = a.expertStart;
-  start.fill(0);
   const NK = N * K;
-  for (let j = 0; j < NK; j++) start[a.experts[j] + 1]++;
-  for (let e = 0; e < E; e++) start[e + 1] += start[e];
-  const fill = new Int32Array(E); // E ints per layer: negligible next to the matmuls
-  const xeAll = a.xe, ln2 = a.ln2;
-  for (let j = 0; j < NK; j++) {
-    const e = a.experts[j];
-    const slot = start[e] + fill[e]++;
-    a.slotAssign[slot] = j;
-    const src = ((j / K) | 0) * C, dst = slot * C;
-    for (let i = 0; i < C; i++) xeAll[dst + i] = ln2[src + i]; // xe[slot] = ln2[row]
-  }
-  for (let e = 0; e < E; e++) {
-    const s0 = start[e], ne = start[e + 1] - s0;
-    if (ne === 0) continue;
-    const xe = a.xe.subarray(s0 * C, (s0 + ne) * C);
-    const g = a.g.subarray(s0 * F, (s0 + ne) * F), u = a.u.subarray(s0 * F, (s0 + ne) * F), sw = a.s.subarray(s0 * F, (s0 + ne) * F);
-    matmulForward(g, xe, lp.w1[e], null, ne, C, F); // g = W1_e xe
-    matmulForward(u, xe, lp.w3[e], null, ne, C, F); // u = W3_e xe
-    swigluForward(sw, g, u, ne, F); // s = silu(g) * u
-    matmulForward(a.ye.subarray(s0 * C, (s0 + ne) * C), sw, lp.w2[e], null, ne, F, C); // ye = W2_e s
-  }
-  const ye = a.ye;
-  if (xout !== h) xout.set(h.subarray(0, N * C));
-  for (let slot = 0; slot < NK; slot++) {
-    const j = a.slotAssign[slot];
-    const gate = a.gates[j];
-    const xo = ((j / K) | 0) * C, yo = slot * C;
-    for (let i = 0; i < C; i++) xout[xo + i] += gate * ye[yo + i]; // out = h + sum_k gate_k * ye_k
-  }
+  moeDispatch(a.expertStart, a.slotAssign, a.fill, a.experts, NK, E); // slots of each expert's assignments
+  moeGatherForward(a.xe, a.ln2, a.slotAssign, NK, K, C); // xe[slot] = ln2[row]
+  expertsForward(a.ye, a.g, a.u, a.s, a.xe, lp, a.expertStart, E, C, F); // ye = W2_e(silu(W1_e xe) * W3_e xe)
+  moeCombineForward(xout, h, a.ye, a.gates, a.slotAssign, N, NK, K, C); // out = h + sum_k gate_k * ye_k
 }
 
 function ropeFor(config: ModelConfig, cache: { rope?: RopeTable; ropeKey?: string }): RopeTable {
@@ -336,8 +296,8 @@ export function forwardInference(
   const { N } = lay;
   const rope = ropeFor(config, ws);
   const x = buf.f('x', N * C);
-  embedForward(x, params, seqs, lay, C, patchDim, buf);
-  const a = layerActs(buf, '', N, d.H * lay.maxT * lay.maxT, d, false);
+  embedForward(x, buf.f('patchOut', lay.Np * C), params, lay.rowIds, lay.patches, lay.patchRows, N, lay.Np, C, patchDim); // x = embed(ids, patches)
+  const a = layerActs(buf, '', N, 0, d, false);
   const layers: RoutingLayer[] = [];
   for (let l = 0; l < L; l++) {
     layerForward(x, x, x, params.layers[l], a, seqs, lay, rope, config, d, false);
@@ -350,7 +310,7 @@ export function forwardInference(
   const result: InferenceResult = { N, rowStart: lay.rowStart.slice(0, lay.B + 1), layers };
   if (opts.logits) {
     const xf = buf.f('lnf', N * C);
-    rmsnormForward(xf, buf.f('rstdf', N), x, params.norm, N, C, config.rms_norm_eps); // xf = RMSNorm(x; norm)
+    rmsnormForward(xf, buf.f('rstdf', N), x, params.norm, N, C, config.rms_norm_eps); // xf = RMSNorm(x; norm) (all rows, unlike lmHeadForward)
     const logits = new Float32Array(N * V);
     matmulForward(logits, xf, params.lmHead, null, N, C, V); // logits = lm_head xf
     result.logits = logits;
@@ -375,8 +335,7 @@ export class TrainState {
   auxF: Float64Array[] = []; // L f_e of the aux loss [E]
   targets?: Int32Array; // [Nt] target ids of the target rows
   targetRows?: Int32Array; // [Nt] row of each target
-  lnf?: Float32Array; rstdf?: Float32Array;
-  lnfT?: Float32Array; probsT?: Float32Array; // [Nt,C], [Nt,V]
+  head?: LmHeadActs;
   constructor(readonly config: ModelConfig, readonly maxRows: number) {}
 }
 
@@ -417,176 +376,127 @@ export function forwardTrain(model: EfmoeModel, seqs: EncodedSequence[], state: 
   state.lse = [];
   state.auxF = [];
   for (let l = 0; l <= L; l++) state.resid.push(buf.f(`resid${l}`, N * C));
-  embedForward(state.resid[0], params, seqs, lay, C, patchDim, buf);
+  embedForward(state.resid[0], buf.f('patchOut', lay.Np * C), params, lay.rowIds, lay.patches, lay.patchRows, N, lay.Np, C, patchDim); // x = embed(ids, patches)
   let auxRaw = 0, zRaw = 0;
+  const gateSum: number[] = [], entropySum: number[] = [];
   for (let l = 0; l < L; l++) {
     const a = layerActs(buf, `L${l}.`, N, lay.attOffset[lay.B], d, true);
     const h = buf.f(`h${l}`, N * C);
-    layerForward(state.resid[l], h, state.resid[l + 1], params.layers[l], a, seqs, lay, rope, config, d, true);
+    layerForward(state.resid[l], h, state.resid[l + 1], params.layers[l], a, seqs, lay, rope, config, d, true); // x = block_l(x)
     state.acts.push(a);
     state.hs.push(h);
     const f = new Float64Array(E);
-    auxRaw += loadBalanceForward(f, a.probs, a.experts, N, E, K); // E * sum_e f_e * P_e
+    auxRaw += loadBalanceForward(f, a.probs, a.experts, N, E, K); // aux_l = E * sum_e f_e * P_e
     state.auxF.push(f);
     const lse = buf.f(`lse${l}`, N);
-    zRaw += zLossForward(lse, a.rlogits, N, E); // mean_n logsumexp(rlogits)^2
+    zRaw += zLossForward(lse, a.rlogits, N, E); // z_l = mean_n logsumexp(rlogits)^2
     state.lse.push(lse);
+    const rs = routerStatsSums(a.probs, a.gates, N, E, K); // how decided the router is (not part of the loss)
+    gateSum.push(rs.gate);
+    entropySum.push(rs.entropy);
   }
-  // LM head on the target rows only
   const { rows, ids } = collectTargets(seqs, lay, buf);
   const Nt = rows.length;
   state.targets = ids;
   state.targetRows = rows;
-  const lnf = (state.lnf = buf.f('lnf', N * C));
-  const rstdf = (state.rstdf = buf.f('rstdf', N));
-  rmsnormForward(lnf, rstdf, state.resid[L], params.norm, N, C, config.rms_norm_eps); // lnf = RMSNorm(x; norm)
-  const lnfT = (state.lnfT = buf.f('lnfT', Nt * C));
-  for (let i = 0; i < Nt; i++) lnfT.set(lnf.subarray(rows[i] * C, rows[i] * C + C), i * C); // lnfT = lnf[target rows]
-  const logits = buf.f('logitsT', Nt * V);
-  matmulForward(logits, lnfT, params.lmHead, null, Nt, C, V); // logits = lm_head lnfT
-  const probsT = (state.probsT = buf.f('probsT', Nt * V));
-  softmaxForward(probsT, logits, Nt, V); // probs = softmax(logits)
-  const losses = buf.f('losses', Nt);
-  crossEntropyForward(losses, probsT, ids, Nt, V); // losses = -log probs[target]
-  let ce = 0;
-  for (let i = 0; i < Nt; i++) ce += losses[i];
-  ce = Nt > 0 ? ce / Nt : 0; // ce = mean(losses)
+  const head: LmHeadActs = (state.head = {
+    lnf: buf.f('lnf', N * C), rstdf: buf.f('rstdf', N), lnfT: buf.f('lnfT', Nt * C), probsT: buf.f('probsT', Nt * V),
+    logitsT: buf.f('logitsT', Nt * V), losses: buf.f('losses', Nt),
+  });
+  const ce = lmHeadForward(head, state.resid[L], params, rows, ids, N, Nt, C, V, config.rms_norm_eps); // ce = mean CE(lm_head RMSNorm(x))
   const aux = config.router_aux_loss_coef * auxRaw;
   const z = config.router_z_loss_coef * zRaw;
-  return { loss: ce + aux + z, ce, aux, z, auxRaw, zRaw, targets: Nt };
+  return { loss: ce + aux + z, ce, aux, z, auxRaw, zRaw, targets: Nt, gateSum, entropySum }; // loss = ce + aux + z
+}
+
+/** Scratch of layerBackward, shared by all layers. */
+interface LayerGradScratch {
+  dh: Float32Array; dln: Float32Array; // [N,C]
+  dye: Float32Array; dxe: Float32Array; // [NK,C]
+  ds: Float32Array; dg: Float32Array; du: Float32Array; // [NK,F]
+  dgates: Float32Array; // [NK]
+  drl: Float32Array; dprobs: Float32Array; // [N,E]
+  dq: Float32Array; dk: Float32Array; dv: Float32Array; dqPre: Float32Array; dkPre: Float32Array; dattOut: Float32Array; // [N,C]
+}
+
+/**
+ * Undoes layerForward: on entry dx holds d loss / d xout; on exit d loss / d xin (in place). Also takes
+ * this layer's aux and z terms (their gradients enter at the router logits). Accumulates into gp.
+ */
+function layerBackward(
+  dx: Float32Array, gp: LayerParams, sc: LayerGradScratch, xin: Float32Array, h: Float32Array, lp: LayerParams, a: LayerActs,
+  auxF: Float64Array, lse: Float32Array, seqs: EncodedSequence[], lay: Layout, rope: RopeTable, config: ModelConfig, d: ReturnType<typeof dims>,
+): void {
+  const { C, H, hd, E, K, F } = d;
+  const { N } = lay;
+  const NK = N * K;
+  // MoE, last line first
+  moeCombineBackward(sc.dh, sc.dye, sc.dgates, dx, a.ye, a.gates, a.slotAssign, NK, K, C); // undoes out = h + sum_k gate_k * ye_k
+  expertsBackward(sc.dxe, sc.ds, sc.dg, sc.du, gp, sc.dye, a.xe, a.g, a.u, a.s, lp, a.expertStart, E, C, F); // undoes ye = W2_e(silu(W1_e xe) * W3_e xe)
+  sc.dln.fill(0);
+  moeGatherBackward(sc.dln, sc.dxe, a.slotAssign, NK, K, C); // undoes xe[slot] = ln2[row]
+  sc.drl.fill(0);
+  routerBackward(sc.drl, sc.dgates, a.probs, a.experts, N, E, K, config.norm_topk_prob); // undoes probs, top-k experts, gates
+  loadBalanceBackward(sc.drl, sc.dprobs, config.router_aux_loss_coef, auxF, a.probs, N, E); // undoes aux_l (forwardTrain)
+  zLossBackward(sc.drl, config.router_z_loss_coef, lse, a.probs, N, E); // undoes z_l (forwardTrain)
+  matmulBackward(sc.dln, gp.router, null, sc.drl, a.ln2, lp.router, N, C, E); // undoes rlogits = Wr ln2
+  rmsnormBackward(sc.dh, gp.postNorm, sc.dln, h, lp.postNorm, a.rstd2, N, C); // undoes ln2 = RMSNorm(h)
+  // attention
+  dx.set(sc.dh); // undoes h = x + oOut (w.r.t. x)
+  sc.dattOut.fill(0);
+  matmulBackward(sc.dattOut, gp.wo, null, sc.dh, a.attOut, lp.wo, N, C, C); // undoes oOut = Wo attOut
+  sc.dq.fill(0);
+  sc.dk.fill(0);
+  sc.dv.fill(0);
+  for (let b = 0; b < lay.B; b++) {
+    const r0 = lay.rowStart[b] * C, r1 = lay.rowStart[b + 1] * C, T = seqs[b].T;
+    attentionBackward(
+      sc.dq.subarray(r0, r1), sc.dk.subarray(r0, r1), sc.dv.subarray(r0, r1), sc.dattOut.subarray(r0, r1),
+      a.q.subarray(r0, r1), a.k.subarray(r0, r1), a.v.subarray(r0, r1),
+      a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]), seqs[b].imagePart, T, H, hd,
+    ); // undoes attOut = softmax(mask(q k^T / sqrt(hd))) v, per sequence
+  }
+  ropeBackward(sc.dq, sc.dq, lay.pos, rope, N, H, hd); // undoes q = rope(q)
+  ropeBackward(sc.dk, sc.dk, lay.pos, rope, N, H, hd); // undoes k = rope(k)
+  let dqIn = sc.dq, dkIn = sc.dk;
+  if (config.qk_norm) {
+    sc.dqPre.fill(0);
+    sc.dkPre.fill(0);
+    rmsnormBackward(sc.dqPre, gp.qNorm, sc.dq, a.qPre, lp.qNorm, a.qRstd, N * H, hd); // undoes q = RMSNorm_head(q)
+    rmsnormBackward(sc.dkPre, gp.kNorm, sc.dk, a.kPre, lp.kNorm, a.kRstd, N * H, hd); // undoes k = RMSNorm_head(k)
+    dqIn = sc.dqPre;
+    dkIn = sc.dkPre;
+  }
+  sc.dln.fill(0);
+  matmulBackward(sc.dln, gp.wq, null, dqIn, a.ln1, lp.wq, N, C, C); // undoes q = Wq ln1
+  matmulBackward(sc.dln, gp.wk, null, dkIn, a.ln1, lp.wk, N, C, C); // undoes k = Wk ln1
+  matmulBackward(sc.dln, gp.wv, null, sc.dv, a.ln1, lp.wv, N, C, C); // undoes v = Wv ln1
+  rmsnormBackward(dx, gp.inputNorm, sc.dln, xin, lp.inputNorm, a.rstd1, N, C); // undoes ln1 = RMSNorm(x)
 }
 
 export function backwardTrain(model: EfmoeModel, seqs: EncodedSequence[], state: TrainState, grads: Params): void {
   const { config, params } = model;
   const lay = state.lay;
-  if (!lay || state.acts.length !== config.num_hidden_layers) throw new Error('backwardTrain: call forwardTrain first');
+  if (!lay || !state.head || state.acts.length !== config.num_hidden_layers) throw new Error('backwardTrain: call forwardTrain first');
   const d = dims(config);
-  const { L, C, H, hd, E, K, F, V, patchDim } = d;
+  const { L, C, E, K, F, V, patchDim } = d;
   const { N } = lay;
   const buf = state.buf;
-  const rope = state.rope!;
   const NK = N * K;
-  // --- loss head: undoes ce = mean(-log softmax(lm_head RMSNorm(x))[target])
   const Nt = state.targets!.length;
-  const rows = state.targetRows!;
-  const dresid = buf.f('dresid', N * C);
-  dresid.fill(0);
-  if (Nt > 0) {
-    const dlosses = buf.f('dlosses', Nt);
-    dlosses.fill(1 / Nt); // undoes ce = mean(losses)
-    const dlogits = buf.f('dlogitsT', Nt * V);
-    dlogits.fill(0);
-    crossEntropySoftmaxBackward(dlogits, dlosses, state.probsT!, state.targets!, Nt, V); // undoes losses = -log softmax(logits)[t]
-    const dlnfT = buf.f('dlnfT', Nt * C);
-    dlnfT.fill(0);
-    matmulBackward(dlnfT, grads.lmHead, null, dlogits, state.lnfT!, params.lmHead, Nt, C, V); // undoes logits = lm_head lnfT
-    const dlnf = buf.f('dlnf', N * C);
-    dlnf.fill(0);
-    for (let i = 0; i < Nt; i++) {
-      const r = rows[i] * C, o = i * C;
-      for (let c = 0; c < C; c++) dlnf[r + c] += dlnfT[o + c]; // undoes lnfT = lnf[target rows]
-    }
-    rmsnormBackward(dresid, grads.norm, dlnf, state.resid[L], params.norm, state.rstdf!, N, C); // undoes lnf = RMSNorm(x; norm)
-  }
-  // --- layers, last to first; dresid holds d loss / d (layer output)
-  const dh = buf.f('dh', N * C);
-  const dln = buf.f('dln', N * C);
-  const dye = buf.f('dye', NK * C);
-  const ds = buf.f('ds', NK * F), dg = buf.f('dg', NK * F), du = buf.f('du', NK * F);
-  const dxe = buf.f('dxe', NK * C);
-  const dgates = buf.f('dgates', NK);
-  const drl = buf.f('drlogits', N * E);
-  const dprobs = buf.f('dprobs', N * E);
-  const dq = buf.f('dq', N * C), dk = buf.f('dk', N * C), dv = buf.f('dv', N * C);
-  const dqPre = buf.f('dqPre', N * C), dkPre = buf.f('dkPre', N * C);
-  const dattOut = buf.f('dattOut', N * C);
+  const dx = buf.f('dresid', N * C);
+  lmHeadBackward(
+    dx, grads, { dlosses: buf.f('dlosses', Nt), dlogitsT: buf.f('dlogitsT', Nt * V), dlnfT: buf.f('dlnfT', Nt * C), dlnf: buf.f('dlnf', N * C) },
+    state.head, state.resid[L], params, state.targetRows!, state.targets!, N, Nt, C, V,
+  ); // undoes ce = mean CE(lm_head RMSNorm(x))
+  const sc: LayerGradScratch = {
+    dh: buf.f('dh', N * C), dln: buf.f('dln', N * C), dye: buf.f('dye', NK * C), dxe: buf.f('dxe', NK * C),
+    ds: buf.f('ds', NK * F), dg: buf.f('dg', NK * F), du: buf.f('du', NK * F), dgates: buf.f('dgates', NK),
+    drl: buf.f('drlogits', N * E), dprobs: buf.f('dprobs', N * E),
+    dq: buf.f('dq', N * C), dk: buf.f('dk', N * C), dv: buf.f('dv', N * C), dqPre: buf.f('dqPre', N * C), dkPre: buf.f('dkPre', N * C), dattOut: buf.f('dattOut', N * C),
+  };
   for (let l = L - 1; l >= 0; l--) {
-    const a = state.acts[l], lp = params.layers[l], gp = grads.layers[l];
-    const h = state.hs[l], xin = state.resid[l];
-    // MoE: undoes out = h + sum_k gate_k * ye_k
-    dh.set(dresid); // (w.r.t. h)
-    const ye = a.ye;
-    for (let slot = 0; slot < NK; slot++) {
-      const j = a.slotAssign[slot];
-      const xo = ((j / K) | 0) * C, yo = slot * C;
-      const gate = a.gates[j];
-      let dot = 0;
-      for (let i = 0; i < C; i++) {
-        dot += dresid[xo + i] * ye[yo + i];
-        dye[yo + i] = gate * dresid[xo + i]; // (w.r.t. ye)
-      }
-      dgates[j] = dot; // (w.r.t. gate)
-    }
-    ds.fill(0);
-    dg.fill(0);
-    du.fill(0);
-    dxe.fill(0);
-    for (let e = 0; e < E; e++) {
-      const s0 = a.expertStart[e], ne = a.expertStart[e + 1] - s0;
-      if (ne === 0) continue;
-      const fC = [s0 * C, (s0 + ne) * C] as const, fF = [s0 * F, (s0 + ne) * F] as const;
-      matmulBackward(ds.subarray(...fF), gp.w2[e], null, dye.subarray(...fC), a.s.subarray(...fF), lp.w2[e], ne, F, C); // undoes ye = W2_e s
-      swigluBackward(dg.subarray(...fF), du.subarray(...fF), ds.subarray(...fF), a.g.subarray(...fF), a.u.subarray(...fF), ne, F); // undoes s = silu(g) * u
-      matmulBackward(dxe.subarray(...fC), gp.w3[e], null, du.subarray(...fF), a.xe.subarray(...fC), lp.w3[e], ne, C, F); // undoes u = W3_e xe
-      matmulBackward(dxe.subarray(...fC), gp.w1[e], null, dg.subarray(...fF), a.xe.subarray(...fC), lp.w1[e], ne, C, F); // undoes g = W1_e xe
-    }
-    dln.fill(0);
-    for (let slot = 0; slot < NK; slot++) {
-      const xo = ((a.slotAssign[slot] / K) | 0) * C, yo = slot * C;
-      for (let i = 0; i < C; i++) dln[xo + i] += dxe[yo + i]; // undoes xe[slot] = ln2[row]
-    }
-    drl.fill(0);
-    routerBackward(drl, dgates, a.probs, a.experts, N, E, K, config.norm_topk_prob); // undoes gates = topk(softmax(rlogits))
-    loadBalanceBackward(drl, dprobs, config.router_aux_loss_coef, state.auxF[l], a.probs, N, E); // undoes aux
-    zLossBackward(drl, config.router_z_loss_coef, state.lse[l], a.probs, N, E); // undoes z
-    matmulBackward(dln, gp.router, null, drl, a.ln2, lp.router, N, C, E); // undoes rlogits = Wr ln2
-    rmsnormBackward(dh, gp.postNorm, dln, h, lp.postNorm, a.rstd2, N, C); // undoes ln2 = RMSNorm(h)
-    // attention: undoes h = x + oOut
-    dresid.set(dh); // (w.r.t. x)
-    dattOut.fill(0);
-    matmulBackward(dattOut, gp.wo, null, dh, a.attOut, lp.wo, N, C, C); // undoes oOut = Wo attOut
-    dq.fill(0);
-    dk.fill(0);
-    dv.fill(0);
-    for (let b = 0; b < lay.B; b++) {
-      const r0 = lay.rowStart[b] * C, r1 = lay.rowStart[b + 1] * C, T = seqs[b].T;
-      attentionBackward(
-        dq.subarray(r0, r1), dk.subarray(r0, r1), dv.subarray(r0, r1), dattOut.subarray(r0, r1),
-        a.q.subarray(r0, r1), a.k.subarray(r0, r1), a.v.subarray(r0, r1),
-        a.att.subarray(lay.attOffset[b], lay.attOffset[b + 1]), seqs[b].imagePart, T, H, hd,
-      ); // undoes attOut = attention(q, k, v), per sequence
-    }
-    ropeBackward(dq, dq, lay.pos, rope, N, H, hd); // undoes q = rope(q)
-    ropeBackward(dk, dk, lay.pos, rope, N, H, hd); // undoes k = rope(k)
-    let dqIn = dq, dkIn = dk;
-    if (config.qk_norm) {
-      dqPre.fill(0);
-      dkPre.fill(0);
-      rmsnormBackward(dqPre, gp.qNorm, dq, a.qPre, lp.qNorm, a.qRstd, N * H, hd); // undoes q = RMSNorm_head(q)
-      rmsnormBackward(dkPre, gp.kNorm, dk, a.kPre, lp.kNorm, a.kRstd, N * H, hd); // undoes k = RMSNorm_head(k)
-      dqIn = dqPre;
-      dkIn = dkPre;
-    }
-    dln.fill(0);
-    matmulBackward(dln, gp.wq, null, dqIn, a.ln1, lp.wq, N, C, C); // undoes q = Wq ln1
-    matmulBackward(dln, gp.wk, null, dkIn, a.ln1, lp.wk, N, C, C); // undoes k = Wk ln1
-    matmulBackward(dln, gp.wv, null, dv, a.ln1, lp.wv, N, C, C); // undoes v = Wv ln1
-    rmsnormBackward(dresid, gp.inputNorm, dln, xin, lp.inputNorm, a.rstd1, N, C); // undoes ln1 = RMSNorm(x)
+    layerBackward(dx, grads.layers[l], sc, state.resid[l], state.hs[l], params.layers[l], state.acts[l], state.auxF[l], state.lse[l], seqs, lay, state.rope!, config, d); // undoes x = block_l(x)
   }
-  // --- embeddings
-  for (let b = 0; b < lay.B; b++) {
-    const s = seqs[b];
-    const r0 = lay.rowStart[b];
-    for (let t = 0; t < s.T; t++) {
-      const id = s.ids[t];
-      if (id < 0) continue;
-      const ro = (r0 + t) * C, eo = id * C;
-      for (let c = 0; c < C; c++) grads.embedTokens[eo + c] += dresid[ro + c]; // undoes x = embed_tokens[id]
-    }
-  }
-  if (lay.Np > 0) {
-    const dpe = buf.f('dpatchOut', lay.Np * C);
-    for (let i = 0; i < lay.Np; i++) dpe.set(dresid.subarray(lay.patchRows[i] * C, lay.patchRows[i] * C + C), i * C);
-    matmulBackward(null, grads.patchW, grads.patchB, dpe, buf.f('patches', lay.Np * patchDim), params.patchW, lay.Np, patchDim, C); // undoes pe = patch_embed(patch)
-  }
+  embedBackward(grads, buf.f('dpatchOut', lay.Np * C), dx, params, lay.rowIds, lay.patches, lay.patchRows, N, lay.Np, C, patchDim); // undoes x = embed(ids, patches)
 }

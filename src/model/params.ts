@@ -96,9 +96,9 @@ export function createParams(config: ModelConfig, flat?: Float32Array): Params {
 
 /**
  * Deterministic initialisation: norms 1, biases 0, linear weights N(0, 0.02), residual output
- * projections (o_proj, w2) scaled by 1/sqrt(2L) as in GPT-2.
+ * projections (o_proj, w2) scaled by 1/sqrt(2L) as in GPT-2, routers N(0, routerStd) (default 0.02).
  */
-export function initParams(config: ModelConfig, seed: number): Params {
+export function initParams(config: ModelConfig, seed: number, routerStd = 0.02): Params {
   const params = createParams(config);
   const rng = new Rng(seed);
   const { L } = dims(config);
@@ -106,7 +106,7 @@ export function initParams(config: ModelConfig, seed: number): Params {
     if (name.endsWith('norm.weight') || name.endsWith('layernorm.weight')) view.fill(1);
     else if (name.endsWith('.bias')) view.fill(0);
     else {
-      const std = /o_proj|\.w2\./.test(name) ? 0.02 / Math.sqrt(2 * L) : 0.02;
+      const std = /o_proj|\.w2\./.test(name) ? 0.02 / Math.sqrt(2 * L) : /block_sparse_moe\.gate\./.test(name) ? routerStd : 0.02;
       for (let i = 0; i < view.length; i++) view[i] = rng.normal() * std;
     }
   }

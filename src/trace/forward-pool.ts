@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { EncodedSequence } from '../data/sample.js';
+import type { EncodedSequence } from '../model/sequence.js';
 import { forwardInference, type EfmoeModel, type InferenceResult } from '../model/efmoe.js';
 import { InputError } from '../util/errors.js';
 import type { WorkerReply, WorkerRequest } from './forward-worker.js';

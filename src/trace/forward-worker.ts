@@ -6,7 +6,7 @@ import { parentPort } from 'node:worker_threads';
 import type { ModelConfig } from '../model/config.js';
 import { createParams } from '../model/params.js';
 import { forwardInference, type EfmoeModel } from '../model/efmoe.js';
-import type { EncodedSequence } from '../data/sample.js';
+import type { EncodedSequence } from '../model/sequence.js';
 
 export type WorkerRequest =
   | { type: 'init'; config: ModelConfig; flat: Float32Array }

@@ -6,6 +6,7 @@ export interface DecayRange {
   offset: number;
   length: number;
   decay: boolean;
+  router?: boolean; // a router (block_sparse_moe.gate): its own weight decay and learning-rate scale
 }
 
 /**
@@ -20,9 +21,10 @@ export function decayRanges(config: ModelConfig): DecayRange[] {
   for (const s of paramSpecs(config)) {
     const length = s.shape.reduce((a, b) => a * b, 1);
     const decay = !(/norm\.weight$|layernorm\.weight$|\.bias$|^embed_tokens\./.test(s.name));
+    const router = /\.block_sparse_moe\.gate\.weight$/.test(s.name);
     const last = ranges[ranges.length - 1];
-    if (last && last.decay === decay) last.length += length;
-    else ranges.push({ offset, length, decay });
+    if (last && last.decay === decay && !!last.router === router) last.length += length;
+    else ranges.push({ offset, length, decay, router });
     offset += length;
   }
   return ranges;
@@ -33,6 +35,8 @@ export interface AdamWOptions {
   beta2: number;
   eps: number;
   weightDecay: number;
+  routerWeightDecay?: number; // decay of the router matrices (default: weightDecay)
+  routerLrScale?: number; // the routers' learning rate is lr * routerLrScale (default 1)
 }
 
 /** AdamW state: first and second moments and the number of updates taken. */
@@ -55,11 +59,12 @@ export function adamwStep(params: Float32Array, grads: Float32Array, s: AdamWSta
   const { beta1: b1, beta2: b2, eps } = o;
   const bc1 = 1 - Math.pow(b1, s.t);
   const bc2 = 1 - Math.pow(b2, s.t);
-  const stepSize = lr / bc1;
   const sqrtBc2 = Math.sqrt(bc2);
   const { m, v } = s;
   for (const r of ranges) {
-    const shrink = r.decay ? 1 - lr * o.weightDecay : 1;
+    const rlr = r.router ? lr * (o.routerLrScale ?? 1) : lr;
+    const stepSize = rlr / bc1;
+    const shrink = r.decay ? 1 - rlr * (r.router ? (o.routerWeightDecay ?? o.weightDecay) : o.weightDecay) : 1;
     const end = r.offset + r.length;
     for (let i = r.offset; i < end; i++) {
       const g = grads[i];

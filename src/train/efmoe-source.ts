@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../model/config.js';
 import { type Params, createParams } from '../model/params.js';
-import type { EncodedSequence } from '../data/sample.js';
+import type { EncodedSequence } from '../model/sequence.js';
 import { createTrainState, forwardTrain, backwardTrain, type TrainState as ModelTrainState, type EfmoeModel } from '../model/efmoe.js';
 import type { GradientSource, LossParts } from './trainer.js';
 import { GradWorkerPool } from './grad-pool.js';
@@ -34,7 +34,7 @@ export class MicroBatchGrad {
     grads.flat.fill(0);
     const r = forwardTrain(this.model, seqs, this.state);
     backwardTrain(this.model, seqs, this.state, grads);
-    return { loss: r.loss, ce: r.ce, aux: r.aux, z: r.z, targets: r.targets, tokens: rows };
+    return { loss: r.loss, ce: r.ce, aux: r.aux, z: r.z, targets: r.targets, tokens: rows, gateSum: r.gateSum, entropySum: r.entropySum };
   }
 }
 
@@ -87,7 +87,7 @@ export class EfmoeGradientSource implements GradientSource {
       rb = await pending;
     } else {
       ra = this.local.run(a, this.gradParts[0]);
-      rb = b.length ? this.local.run(b, this.gradParts[1]) : { loss: 0, ce: 0, aux: 0, z: 0, targets: 0, tokens: 0 };
+      rb = b.length ? this.local.run(b, this.gradParts[1]) : { loss: 0, ce: 0, aux: 0, z: 0, targets: 0, tokens: 0, gateSum: ra.gateSum.map(() => 0), entropySum: ra.entropySum.map(() => 0) };
     }
     const g = this.grads;
     const g0 = this.gradParts[0].flat;
@@ -98,6 +98,7 @@ export class EfmoeGradientSource implements GradientSource {
     return {
       loss: m * (ra.loss + rb.loss), ce: m * (ra.ce + rb.ce), aux: m * (ra.aux + rb.aux), z: m * (ra.z + rb.z),
       targets: ra.targets + rb.targets, tokens: ra.tokens + rb.tokens,
+      gateSum: ra.gateSum.map((v, l) => v + rb.gateSum[l]), entropySum: ra.entropySum.map((v, l) => v + rb.entropySum[l]),
     };
   }
 

@@ -1,6 +1,7 @@
 import type { ModelConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
-import { type EncodedSequence, MODALITY_TEXT } from '../data/sample.js';
+import { type EncodedSequence, MODALITY_TEXT, MODALITY_IMAGE } from '../model/sequence.js';
+import { routerStatsSums } from '../model/router-stats.js';
 import { type EfmoeModel, type TrainState, createTrainState, forwardTrain, forwardInference } from '../model/efmoe.js';
 
 /** A class of words whose prediction needs the image (colour names, shape names). */
@@ -39,6 +40,59 @@ export interface EvalReport {
   caption_ce?: number; // CE of the image+caption samples with their own image
   caption_ce_swapped_image?: number; // ... with another sample's image
   words?: WordAccuracy[];
+  router?: RouterReport;
+}
+
+/** How decided the routers are on the held-out samples, per layer (all positions). */
+export interface RouterReport {
+  gate_top1: number[]; // mean top-1 gate (1/E = a tie)
+  entropy_bits: number[]; // mean router entropy (log2 E = a tie)
+  S: number[]; // text/image specialisation of the top-1 choices (SPEC §3), special tokens left out
+  layers_gate_over_2x_uniform: number; // layers whose mean top-1 gate is at least 2/E
+  mean_entropy_bits: number;
+}
+
+/** Router statistics of the held-out set: the numbers issue 14 asks for, computed from the probs. */
+export function routerReport(model: EfmoeModel, seqs: EncodedSequence[]): RouterReport {
+  const { num_hidden_layers: L, num_local_experts: E, num_experts_per_tok: K } = model.config;
+  const gate = new Array<number>(L).fill(0), ent = new Array<number>(L).fill(0);
+  const counts = Array.from({ length: L }, () => new Float64Array(E * 2)); // [e][text, image] of the top-1 choice
+  let rows = 0;
+  for (const c of chunks(seqs, CHUNK)) {
+    const r = forwardInference(model, c, { probs: true });
+    rows += r.N;
+    r.layers.forEach((ly, l) => {
+      const st = routerStatsSums(ly.probs!, ly.gates, r.N, E, K);
+      gate[l] += st.gate;
+      ent[l] += st.entropy;
+    });
+    c.forEach((s, b) => {
+      for (let t = 0; t < s.T; t++) {
+        const g = s.modality[t] === MODALITY_TEXT ? 0 : s.modality[t] === MODALITY_IMAGE ? 1 : -1;
+        if (g < 0) continue;
+        const row = r.rowStart[b] + t;
+        r.layers.forEach((ly, l) => counts[l][ly.experts[row * K] * 2 + g]++);
+      }
+    });
+  }
+  const S = counts.map((n) => {
+    let sum = 0, used = 0;
+    for (let e = 0; e < E; e++) {
+      const tot = n[2 * e] + n[2 * e + 1];
+      if (tot === 0) continue;
+      let h = 0;
+      for (const x of [n[2 * e], n[2 * e + 1]]) if (x > 0) h -= (x / tot) * Math.log2(x / tot);
+      sum += 1 - h; // 1 - H(share_e) / log2(2 groups)
+      used++;
+    }
+    return used ? sum / used : 0;
+  });
+  const g = gate.map((x) => x / Math.max(1, rows)), h = ent.map((x) => x / Math.max(1, rows));
+  return {
+    gate_top1: g, entropy_bits: h, S,
+    layers_gate_over_2x_uniform: g.filter((x) => x >= 2 / E).length,
+    mean_entropy_bits: h.reduce((a, b) => a + b, 0) / Math.max(1, L),
+  };
 }
 
 const CHUNK = 16;
@@ -107,7 +161,9 @@ export function evaluate(config: ModelConfig, params: Params, set: EvalSet, full
   const st = createTrainState(config, 1);
   const all = heldOutLoss(model, set.seqs, st);
   const report: EvalReport = { samples: set.seqs.length, ce: all.ce, loss: all.loss };
-  if (!full || set.imageSeqs.length === 0) return report;
+  if (!full) return report;
+  report.router = routerReport(model, set.seqs);
+  if (set.imageSeqs.length === 0) return report;
   report.image_samples = set.imageSeqs.length;
   report.caption_ce = heldOutLoss(model, set.imageSeqs, st).ce;
   report.caption_ce_swapped_image = heldOutLoss(model, set.swappedSeqs, st).ce;

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { ModelConfig } from '../model/config.js';
-import type { EncodedSequence } from '../data/sample.js';
+import type { EncodedSequence } from '../model/sequence.js';
 import type { LossParts } from './trainer.js';
 
 /**

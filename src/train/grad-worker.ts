@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ModelConfig } from '../model/config.js';
 import { createParams } from '../model/params.js';
-import type { EncodedSequence } from '../data/sample.js';
+import type { EncodedSequence } from '../model/sequence.js';
 import { MicroBatchGrad } from './efmoe-source.js';
 
 /** Worker side of GradWorkerPool: gradient of the micro-batch it is sent, into the shared buffer. */

@@ -26,16 +26,23 @@ export interface TrainSettings {
   checkpoint_every: number; // steps between resumable checkpoints (0 = only at the end)
   snapshot_every: number; // steps between kept weight snapshots in snapshots/step-N (0 = none)
   log_every: number; // steps between JSONL log lines
+  // optional router knobs (issue 14); absent = the plain recipe (0.02 init, same decay and lr as the rest)
+  router_init_std?: number; // std of the router matrices at initialisation
+  router_weight_decay?: number; // AdamW decay of the router matrices
+  router_lr_scale?: number; // router learning rate = lr * router_lr_scale
 }
 
 type Kind = 'int' | 'posint' | 'num' | 'unit';
-const TRAIN_KEYS: Record<keyof TrainSettings, Kind> = {
+type RequiredKeys = Exclude<keyof TrainSettings, (typeof OPTIONAL_KEYS)[number]>;
+const OPTIONAL_KEYS = ['router_init_std', 'router_weight_decay', 'router_lr_scale'] as const;
+const TRAIN_KEYS: Record<RequiredKeys, Kind> = {
   steps: 'posint', batch: 'posint', lr: 'num', min_lr: 'num', warmup: 'int', weight_decay: 'num',
   beta1: 'unit', beta2: 'unit', adam_eps: 'num', clip: 'num', seed: 'int', train_seed: 'int', eval_seed: 'int',
   text_only_share: 'unit', eval_samples: 'posint', eval_every: 'int', checkpoint_every: 'int',
   snapshot_every: 'int', log_every: 'posint',
 };
 export const TRAIN_CONFIG_KEYS: readonly string[] = Object.keys(TRAIN_KEYS);
+export const OPTIONAL_TRAIN_KEYS: readonly string[] = OPTIONAL_KEYS;
 
 export interface TrainConfig {
   model: ModelConfig;
@@ -46,7 +53,7 @@ export interface TrainConfig {
 export function parseTrainConfig(raw: unknown, where: string): TrainConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InputError(`${where}: expected a JSON object`);
   const o = raw as Record<string, unknown>;
-  const known = new Set([...CONFIG_KEYS, ...TRAIN_CONFIG_KEYS]);
+  const known = new Set([...CONFIG_KEYS, ...TRAIN_CONFIG_KEYS, ...OPTIONAL_KEYS]);
   const unknown = Object.keys(o).filter((k) => !known.has(k));
   if (unknown.length) throw new InputError(`${where}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}`);
   const missing = [...CONFIG_KEYS, ...TRAIN_CONFIG_KEYS].filter((k) => !(k in o));
@@ -63,6 +70,12 @@ export function parseTrainConfig(raw: unknown, where: string): TrainConfig {
       throw new InputError(`${where}: ${k} must be ${want}, got ${JSON.stringify(v)}`);
     }
     train[k] = v as number;
+  }
+  for (const k of OPTIONAL_KEYS) {
+    if (!(k in o)) continue;
+    const v = o[k];
+    if (typeof v !== 'number' || !isFinite(v) || v < 0) throw new InputError(`${where}: ${k} must be a non-negative number, got ${JSON.stringify(v)}`);
+    train[k] = v;
   }
   const t = train as unknown as TrainSettings;
   if (t.beta1 >= 1 || t.beta2 >= 1) throw new InputError(`${where}: beta1 and beta2 must be below 1`);

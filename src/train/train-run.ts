@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, accessSync, constants, statSync, appendFileSync, rmSync, lstatSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
 import { InputError } from '../util/errors.js';
 import { checkWritableParent, writeFileAtomic } from '../util/atomic.js';
 import { readInputText } from '../util/input-file.js';
@@ -7,8 +8,8 @@ import { parseJson } from '../util/json.js';
 import { LIMITS, checkInt } from '../util/limits.js';
 import { classifyOutput, guardOutput } from '../util/output-guard.js';
 import { Progress, formatSeconds } from '../util/progress.js';
-import { initParams, numParams } from '../model/params.js';
-import { saveCheckpoint } from '../io/checkpoint-files.js';
+import { type Params, createParams, initParams, numParams } from '../model/params.js';
+import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint-files.js';
 import { type TrainConfig, parseTrainConfig, trainConfigToJson } from './train-config.js';
 import { decayRanges } from './adamw.js';
 import { Trainer } from './trainer.js';
@@ -17,6 +18,7 @@ import { type LogRow, type TrainLogRow, type EvalLogRow, lossCurveSpec } from '.
 import { specToSvg, svgToPng } from '../render/figure.js';
 import { shapesTokenizer, trainBatchSamples, buildEvalSet, encodeSamples } from './batches.js';
 import { EfmoeGradientSource } from './efmoe-source.js';
+import { layerBands } from '../model/router-stats.js';
 import { evaluate, type EvalReport } from './evaluate.js';
 
 export interface TrainRunOptions {
@@ -25,6 +27,7 @@ export interface TrainRunOptions {
   steps?: number; // override `steps`
   seed?: number; // override `seed` and `train_seed`
   resume?: boolean;
+  init?: string; // start from this checkpoint's weights (routers re-drawn when the config sets router_init_std)
   stopAt?: number; // stop (with a checkpoint) after this many updates, to resume later
   workers?: number;
   log?: (line: string) => void; // summary lines (stdout)
@@ -97,6 +100,38 @@ function ensureWritableDir(out: string): void {
   }
 }
 
+/** The router's state for the log: mean top-1 gate and entropy (bits) per layer band, over the batch's positions. */
+function routerBandsOf(gateSum: number[], entropySum: number[], tokens: number): Pick<TrainLogRow, 'router_bands' | 'gate_top1' | 'router_entropy'> {
+  const bands = layerBands(gateSum.length);
+  const mean = (xs: number[], b: { from: number; to: number }) => {
+    let s = 0;
+    for (let l = b.from; l <= b.to; l++) s += xs[l];
+    return Number((s / ((b.to - b.from + 1) * Math.max(1, tokens))).toFixed(4));
+  };
+  return { router_bands: bands.map((b) => b.label), gate_top1: bands.map((b) => mean(gateSum, b)), router_entropy: bands.map((b) => mean(entropySum, b)) };
+}
+
+/**
+ * --init: the weights of an existing checkpoint whose model config equals the run's (the same keys and
+ * values); when the config sets router_init_std the routers are re-drawn N(0, router_init_std) with
+ * the run's seed, so a trained model can be given routers that start decided (issue 14).
+ */
+function initFromCheckpoint(dir: string, cfg: TrainConfig, say: (l: string) => void): Params {
+  const ck = loadCheckpoint(dir);
+  // the router loss coefficients only steer training: a run may change them
+  const diff = Object.keys({ ...cfg.model, ...ck.config }).filter((k) => k !== 'router_aux_loss_coef' && k !== 'router_z_loss_coef').filter(
+    (k) => JSON.stringify((cfg.model as unknown as Record<string, unknown>)[k]) !== JSON.stringify((ck.config as unknown as Record<string, unknown>)[k]),
+  );
+  if (diff.length) throw new InputError(`--init ${dir}: its config.json differs from the training config in ${diff.join(', ')}`);
+  const params = createParams(cfg.model, ck.params.flat.slice());
+  if (cfg.train.router_init_std !== undefined) {
+    const fresh = initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std);
+    params.layers.forEach((l, i) => l.router.set(fresh.layers[i].router));
+    say(`train: weights from ${dir}, routers re-drawn with std ${cfg.train.router_init_std}`);
+  } else say(`train: weights from ${dir}`);
+  return params;
+}
+
 /** The run's log; a damaged log (a line that is not a JSON object with a numeric step) is bad input. */
 function readLog(path: string): LogRow[] {
   if (!existsSync(path)) return [];
@@ -139,7 +174,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
     throw new InputError(`${opts.config}: vocab_size ${cfg.model.vocab_size} is smaller than the shapes vocabulary (${tokenizer.vocab.length} words)`);
   }
   // SPEC §6: a new, empty or training-run folder; --force replaces another (never an input)
-  guardOutput(opts.out, 'train', { inputs: [opts.config], force: opts.force });
+  guardOutput(opts.out, 'train', { inputs: [opts.config, ...(opts.init !== undefined ? [opts.init] : [])], force: opts.force });
   checkWritableParent(out);
   const existing = classifyOutput(out);
   if (opts.resume && existing.kind !== 'train') throw new InputError(`${opts.out}: nothing to resume (not a training run folder)`);
@@ -148,11 +183,13 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   } else if (existsSync(statePath)) {
     throw new InputError(`${opts.out}: already holds a training run; pass --resume to continue it or choose another --out`);
   }
+  // parameters: random, or a checkpoint's weights with --init (checked before anything is written)
+  const initial = opts.init !== undefined && !opts.resume ? initFromCheckpoint(opts.init, cfg, say) : initParams(cfg.model, cfg.train.seed, cfg.train.router_init_std);
   if (opts.force && existing.kind !== 'train' && existing.kind !== 'missing' && existing.kind !== 'empty') rmSync(out, { recursive: true, force: true });
   const created = firstMissing(out);
   ensureWritableDir(out);
   try {
-    return await trainIn(opts, cfg, out, statePath, cfgJson, tokenizer, say);
+    return await trainIn(opts, cfg, out, statePath, cfgJson, tokenizer, say, initial);
   } catch (e) {
     // a run that failed before its first checkpoint leaves nothing: not even the folder it created
     if (created && !existsSync(statePath)) rmSync(created, { recursive: true, force: true });
@@ -160,10 +197,15 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainRunResult> {
   }
 }
 
-async function trainIn(opts: TrainRunOptions, cfg: TrainConfig, out: string, statePath: string, cfgJson: Record<string, unknown>, tokenizer: ReturnType<typeof shapesTokenizer>, say: (l: string) => void): Promise<TrainRunResult> {
+async function trainIn(opts: TrainRunOptions, cfg: TrainConfig, out: string, statePath: string, cfgJson: Record<string, unknown>, tokenizer: ReturnType<typeof shapesTokenizer>, say: (l: string) => void, initial: Params): Promise<TrainRunResult> {
 
-  // parameters and optimizer: fresh, or exactly where the checkpoint left them
-  const source = new EfmoeGradientSource(cfg.model, initParams(cfg.model, cfg.train.seed), (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
+  // parameters and optimizer: fresh (random, or a checkpoint's weights with --init), or exactly where the run's checkpoint left them
+  if (opts.init !== undefined && !opts.resume) {
+    // provenance of a warm start: which weights the run began from
+    const bytes = readFileSync(join(opts.init, 'model.safetensors'));
+    writeFileAtomic(join(out, 'init.json'), JSON.stringify({ init: resolve(opts.init), model_safetensors_sha256: createHash('sha256').update(bytes).digest('hex'), router_init_std: cfg.train.router_init_std ?? null }, null, 2) + '\n');
+  }
+  const source = new EfmoeGradientSource(cfg.model, initial, (step) => encodeSamples(trainBatchSamples(cfg.train, step), tokenizer, cfg.model), opts.workers ?? 1);
   const params = source.params;
   let trainer: Trainer;
   if (opts.resume) {
@@ -231,6 +273,7 @@ async function trainIn(opts: TrainRunOptions, cfg: TrainConfig, out: string, sta
         const row: TrainLogRow = {
           kind: 'train', step: r.step, loss: r.loss, ce: r.ce, aux: r.aux, z: r.z, lr: r.lr, grad_norm: r.gradNorm,
           tokens: r.tokens, text_targets: r.targets, tokens_per_s: Math.round(tps), elapsed_s: (Date.now() - t0) / 1000,
+          ...routerBandsOf(r.gateSum, r.entropySum, r.tokens),
         };
         logRow(row);
       }
@@ -262,7 +305,7 @@ async function trainIn(opts: TrainRunOptions, cfg: TrainConfig, out: string, sta
     writeFileAtomic(join(out, 'eval.json'), JSON.stringify(evalReport, null, 2) + '\n');
   }
   const rows = readLog(logPath);
-  const svg = await specToSvg(lossCurveSpec(rows, { title: `Training loss: ${basename(out)} (${numParams(cfg.model).toLocaleString('en')} parameters)` }));
+  const svg = await specToSvg(lossCurveSpec(rows, { title: `Training loss: ${basename(out)} (${numParams(cfg.model).toLocaleString('en')} parameters)`, experts: cfg.model.num_local_experts }));
   writeFileAtomic(join(out, 'loss-curve.svg'), svg);
   writeFileAtomic(join(out, 'loss-curve.png'), svgToPng(svg));
   const secs = (Date.now() - t0) / 1000;

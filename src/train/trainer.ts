@@ -10,6 +10,8 @@ export interface LossParts {
   z: number;
   targets: number; // text positions with a next-token target
   tokens: number; // all positions of the batch
+  gateSum: number[]; // per layer: sum over the batch's positions of the top-1 gate
+  entropySum: number[]; // per layer: sum over the batch's positions of the router entropy (bits)
 }
 
 /**
@@ -57,7 +59,7 @@ export class Trainer {
     const parts = await this.source.lossAndGrad(index);
     const gradNorm = clipGradNorm(this.source.grads, s.clip);
     const lr = learningRate(index, s);
-    adamwStep(this.source.flatParams, this.source.grads, this.opt, lr, { beta1: s.beta1, beta2: s.beta2, eps: s.adam_eps, weightDecay: s.weight_decay }, this.ranges);
+    adamwStep(this.source.flatParams, this.source.grads, this.opt, lr, { beta1: s.beta1, beta2: s.beta2, eps: s.adam_eps, weightDecay: s.weight_decay, routerWeightDecay: s.router_weight_decay, routerLrScale: s.router_lr_scale }, this.ranges);
     return { ...parts, step: this.opt.t, lr, gradNorm };
   }
 }

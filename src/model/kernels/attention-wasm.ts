@@ -25,7 +25,7 @@ function rowEnds(imagePart: Int32Array, T: number): Int32Array {
 
 export function attentionForwardWasm(
   out: Float32Array,
-  att: Float32Array,
+  att: Float32Array | null, // null: do not keep the probabilities (inference)
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
@@ -71,11 +71,10 @@ export function attentionForwardWasm(
     w.softmaxRows(sOff * 4, Tc * 4, lOff * 4, T, scale); // att = softmax(mask(scores) / sqrt(hd))
     for (let t = 0; t < T; t++) {
       const row = sOff + t * Tc, ar = h * T * T + t * T, hi = his[t];
-      for (let s = 0; s < hi; s++) att[ar + s] = mem[row + s];
-      for (let s = hi; s < T; s++) {
-        mem[row + s] = 0; // masked: no weight in att @ V_h
-        att[ar + s] = 0;
-      }
+      if (hi < T) mem.fill(0, row + hi, row + T); // masked: no weight in att @ V_h
+      if (att === null) continue; // inference: the probabilities are not kept
+      att.set(mem.subarray(row, row + hi), ar);
+      if (hi < T) att.fill(0, ar + hi, ar + T);
     }
     for (let t = T; t < Tr; t++) mem.fill(0, sOff + t * Tc, sOff + t * Tc + T); // padded rows: finite
     w.gemm(sOff * 4, Tc * 4, 4, (vOff + h * hd) * 4, C * 4, oOff * 4, hdc * 4, Tr, T, hdc, 0); // out_h = att V_h

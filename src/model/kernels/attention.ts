@@ -91,7 +91,7 @@ function weightedRowSum(out: Float64Array, w: Float64Array, rows: Float64Array, 
 /** WASM SIMD below (attention-wasm.ts) when available; the JS loops are the fallback and the reference. */
 export function attentionForward(
   out: Float32Array,
-  att: Float32Array,
+  att: Float32Array | null, // [H,T,T] probabilities for the backward; null in inference (not kept)
   q: Float32Array,
   k: Float32Array,
   v: Float32Array,
@@ -101,7 +101,13 @@ export function attentionForward(
   hd: number,
 ): void {
   if (useWasm && T > 1) attentionForwardWasm(out, att, q, k, v, imagePart, T, H, hd);
-  else attentionForwardJs(out, att, q, k, v, imagePart, T, H, hd);
+  else attentionForwardJs(out, att ?? scratchAtt(H * T * T), q, k, v, imagePart, T, H, hd);
+}
+
+let attScratch = new Float32Array(0);
+function scratchAtt(n: number): Float32Array {
+  if (attScratch.length < n) attScratch = new Float32Array(Math.max(n, 2 * attScratch.length));
+  return attScratch.subarray(0, n);
 }
 
 export function attentionForwardJs(

@@ -14,6 +14,8 @@ export interface MatmulBackend {
   nt(out: Float32Array, A: Float32Array, Bt: Float32Array, M: number, K: number, P: number, accumulate: boolean): void;
   /** out[M,P] (+)= At[K,M]^T @ B[K,P] */
   tn(out: Float32Array, At: Float32Array, B: Float32Array, M: number, K: number, P: number, accumulate: boolean): void;
+  /** outs[i][M,P] = A[M,K] @ Bts[i][P,K]^T for several weights of one shape (A moved once); optional. */
+  ntShared?(outs: Float32Array[], A: Float32Array, Bts: Float32Array[], M: number, K: number, P: number): void;
 }
 
 export function gemmJs(

@@ -78,6 +78,20 @@ function backend(w: WasmKernel): MatmulBackend {
       w.pack4(aOff * 4, K * 4, Mp, K, pOff * 4);
       run(mem, out, pOff, 4 * K, 4, bOff, cOff, M, K, P, accumulate);
     },
+    /** nt for several weights of one shape: A is copied and packed once (q/k/v, an expert's W1/W3); same bits as nt each. */
+    ntShared(outs, A, Bts, M, K, P) {
+      const { mem, Mp, Pp, aOff, pOff, bOff, cOff, xOff } = layout(M, K, P, P * K);
+      mem.set(A.subarray(0, M * K), aOff);
+      const packed = P > PACK_MIN_P;
+      if (packed) w.pack4(aOff * 4, K * 4, Mp, K, pOff * 4);
+      for (let i = 0; i < Bts.length; i++) {
+        mem.set(Bts[i].subarray(0, P * K), xOff);
+        w.transpose(xOff * 4, K * 4, P, K, bOff * 4, Pp * 4); // B[k][p] = Bt[p][k]
+        if (Pp > P) for (let k = 0; k < K; k++) mem.fill(0, bOff + k * Pp + P, bOff + k * Pp + Pp);
+        if (packed) run(mem, outs[i], pOff, 4 * K, 4, bOff, cOff, M, K, P, false);
+        else run(mem, outs[i], aOff, K, 1, bOff, cOff, M, K, P, false, false);
+      }
+    },
     /** out[M,P] (+)= At[K,M]^T @ B[K,P]   (the weight gradient: At is dout, B is inp) */
     tn(out, At, B, M, K, P, accumulate) {
       const Mp = up(M, ROWS), Pp = up(P, COLS);

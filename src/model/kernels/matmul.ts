@@ -56,6 +56,25 @@ export function matmulForward(
   }
 }
 
+/**
+ * outs[i] = inp @ weights[i]^T for several weights of one shape [OC,C] and no bias (q/k/v, an expert's
+ * W1/W3): the same numbers as one matmulForward per weight, with the input moved into WASM once.
+ */
+export function matmulForwardShared(outs: Float32Array[], inp: Float32Array, weights: Float32Array[], N: number, C: number, OC: number): void {
+  need('inp', inp, N * C);
+  outs.forEach((o, i) => (need('out', o, N * OC), need('weight', weights[i], OC * C)));
+  const be = forced ?? (wasmBackend !== null && N * C * OC >= WASM_MIN_WORK ? wasmBackend : jsBackend);
+  if (be.ntShared) {
+    try {
+      be.ntShared(outs, inp, weights, N, C, OC);
+      return;
+    } catch (e) {
+      if (!(e instanceof WasmOutOfMemory)) throw e; // thrown before any out is touched
+    }
+  }
+  for (let i = 0; i < outs.length; i++) product('nt', outs[i], inp, weights[i], N, C, OC, false);
+}
+
 export function matmulBackward(
   dinp: Float32Array | null,
   dweight: Float32Array | null,
