@@ -190,17 +190,15 @@ export class TraceQueries {
   }
 
   /**
-   * n[layer][expert][group] of every layer and group of `by` under a counting mode: one scan, cached.
-   * `modality` is the analysis' own count; another grouping runs the same counting query over the
-   * rows with the group in place of the modality (the figure and metrics then read groups as modalities).
+   * n[layer][expert][group] of every layer and group of `by` under a counting mode, from the
+   * analysis (src/analysis/counts.ts), cached.
    */
   allCounts(mode: CountMode, by = 'modality'): Promise<Counts> {
     const key = `${mode}/${by}`;
     let p = this.counts.get(key);
     if (!p) {
-      p = by === 'modality'
-        ? loadCounts(this.conn, this.trace.handle, mode)
-        : loadCounts(this.conn, { ...this.trace.handle, routingSql: `(SELECT layer, grp AS modality, expert, gate FROM ${this.groupedRelation(by)})` }, mode);
+      // the analysis' own counts (aggregates when the trace has them, else one scan of the rows) for any grouping
+      p = loadCounts(this.conn, this.trace.handle, mode, by);
       p.catch(() => this.counts.delete(key));
       this.counts.set(key, p);
     }

@@ -49,7 +49,7 @@ export async function openTrace(conn: DuckDBConnection, dirArg: string, name: st
   const handle = await openRouting(conn, existsSync(dir) ? dir : dirArg);
   let rows: number;
   try {
-    rows = Number((await queryRows(conn, `SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata(${sqlString(handle.routingPath)})`))[0].n);
+    rows = Number((await queryRows(conn, `SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata([${handle.routingFiles.map(sqlString).join(', ')}])`))[0].n);
   } catch (e) {
     throw new InputError(`${handle.routingPath}: cannot read the Parquet footer (${firstLine(e)})`);
   }
