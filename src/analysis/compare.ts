@@ -47,10 +47,7 @@ async function compareWith(conn: DuckDBConnection, dirs: readonly string[], opts
   for (let i = 1; i < traces.length; i++) {
     if (!matchable[i]) continue;
     const B = traces[i];
-    const sql = `SELECT b.layer, sum(len(list_intersect(a.expert, b.expert)))::DOUBLE, sum(len(b.expert))::DOUBLE, count(*)::DOUBLE,
-        count(*) FILTER (WHERE a.token <> b.token OR a.modality <> b.modality)::DOUBLE
-      FROM ${B.trace.routingSql} b JOIN ${A.trace.routingSql} a ON a.sample = b.sample AND a.pos = b.pos AND a.layer = b.layer
-      WHERE b.layer IN (${layers.join(', ')}) GROUP BY b.layer`;
+    const sql = saturationSql(A.trace.routingSql, B.trace.routingSql, layers);
     let rows: unknown[][];
     try {
       rows = (await conn.runAndReadAll(sql)).getRowsJS() as unknown[][];
@@ -99,4 +96,16 @@ export function comparisonTable(c: Comparison): string {
   const line = (r: string[]) => r.map((x, i) => (i === 0 ? x.padEnd(w[i]) : x.padStart(w[i]))).join('  ');
   const legend = c.traces.map((t, i) => `${names[i]} = ${t.trace.dir}`).join(', ');
   return [legend, line(head), ...rows.map(line)].join('\n') + '\n';
+}
+
+/**
+ * OLMoE's router saturation of trace B against trace A, per layer: the shared top-k choices of the
+ * same (sample, pos), B's choices, the joined rows, and the rows whose token differs (which makes
+ * the comparison meaningless: the traces must hold the same tokens).
+ */
+export function saturationSql(relA: string, relB: string, layers?: readonly number[]): string {
+  return `SELECT b.layer, sum(len(list_intersect(a.expert, b.expert)))::DOUBLE, sum(len(b.expert))::DOUBLE, count(*)::DOUBLE,
+      count(*) FILTER (WHERE a.token <> b.token OR a.modality <> b.modality)::DOUBLE
+    FROM ${relB} b JOIN ${relA} a ON a.sample = b.sample AND a.pos = b.pos AND a.layer = b.layer
+    ${layers ? `WHERE b.layer IN (${layers.join(', ')}) ` : ''}GROUP BY b.layer`;
 }

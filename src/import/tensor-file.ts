@@ -1,4 +1,4 @@
-import { decode as decodeHalf } from '../model/safetensors.js';
+import { decode as decodeHalf, parseSafetensorsHeader, safetensorsHeaderLength } from '../model/safetensors.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
 import { checkBigInt } from '../util/limits.js';
@@ -37,48 +37,18 @@ export class TensorFile {
     const fd = openOrFail(path);
     try {
       const size = fstatSync(fd).size;
-      const fail = (what: string): never => {
-        throw new InputError(`${path}: ${what}`);
-      };
-      if (size < 8) fail(`truncated: ${size} bytes, shorter than the 8-byte header length`);
       const lenBuf = Buffer.alloc(8);
-      readSync(fd, lenBuf, 0, 8, 0);
-      const n = Number(lenBuf.readBigUInt64LE(0));
-      if (n > size - 8 || n > 100_000_000) fail(`truncated or not safetensors: header says ${n} bytes of JSON but the file has ${size - 8} after the length`);
+      readSync(fd, lenBuf, 0, Math.min(8, size), 0);
+      const n = safetensorsHeaderLength(lenBuf, size, path);
       const head = Buffer.alloc(n);
       readSync(fd, head, 0, n, 8);
-      let header: unknown;
-      try {
-        header = JSON.parse(head.toString('utf8'));
-      } catch {
-        fail('corrupt header: not valid JSON');
-      }
-      if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('corrupt header: not a JSON object');
       const dataStart = 8 + n;
-      const dataLen = size - dataStart;
+      const parsed = parseSafetensorsHeader(head, size - dataStart, path, BYTES);
       const tensors = new Map<string, TensorInfo>();
-      const metadata: Record<string, string> = {};
-      for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-        if (name === '__metadata__') {
-          if (raw && typeof raw === 'object') for (const [k, v] of Object.entries(raw)) metadata[k] = String(v);
-          continue;
-        }
-        const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-        const where = `${path}: tensor ${name}`;
-        if (!t || typeof t !== 'object') throw new InputError(`${where}: entry is not an object`);
-        if (typeof t.dtype !== 'string' || !(t.dtype in BYTES)) throw new InputError(`${where}: dtype ${JSON.stringify(t.dtype)} is not supported`);
-        const dtype = t.dtype as TensorDtype;
-        if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new InputError(`${where}: bad shape ${JSON.stringify(t.shape)}`);
-        const off = t.data_offsets;
-        if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isInteger(x) && x >= 0) || off[1] < off[0]) {
-          throw new InputError(`${where}: bad data_offsets ${JSON.stringify(off)}`);
-        }
-        const shape = t.shape as number[];
-        const need = shape.reduce((a, b) => a * b, 1) * BYTES[dtype];
-        if (off[1] - off[0] !== need) throw new InputError(`${where}: shape [${shape.join(', ')}] ${dtype} needs ${need} bytes but data_offsets give ${off[1] - off[0]}`);
-        if (off[1] > dataLen) throw new InputError(`${where}: data runs past the end of the file (${dataLen} data bytes; file truncated?)`);
-        tensors.set(name, { name, dtype, shape, offset: dataStart + off[0], where });
+      for (const e of parsed.entries) {
+        tensors.set(e.name, { name: e.name, dtype: e.dtype as TensorDtype, shape: e.shape, offset: dataStart + e.begin, where: `${path}: tensor ${e.name}` });
       }
+      const metadata = parsed.metadata;
       return new TensorFile(path, fd, tensors, metadata);
     } catch (e) {
       closeSync(fd);

@@ -19,27 +19,46 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes: number = LIMITS.headerBytes): SafetensorsFile {
+/** One tensor as the header describes it; begin/end are offsets in the data after the header. */
+export interface HeaderEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * The JSON header length from a file's first 8 bytes (u64 little-endian), checked against the
+ * limit and the file size before any allocation. One header parser for the model and the importers.
+ */
+export function safetensorsHeaderLength(first8: Uint8Array, fileSize: number, where: string, maxHeaderBytes: number = LIMITS.headerBytes): number {
+  if (fileSize < 8 || first8.length < 8) throw new InputError(`${where}: truncated: ${fileSize} bytes, shorter than the 8-byte header length`);
+  const n64 = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(maxHeaderBytes)) throw new InputError(`${where}: header length ${n64} is above the limit of ${maxHeaderBytes} bytes`);
+  const n = Number(n64);
+  if (n > fileSize - 8) throw new InputError(`${where}: truncated or corrupt: header says ${n} bytes of JSON but the file has ${fileSize - 8} after the length`);
+  return n;
+}
+
+/**
+ * The header's tensors and metadata, each checked: a dtype of `dtypeBytes`, a shape of safe
+ * non-negative integers, data_offsets inside the `dataLen` bytes of data and exactly the bytes the
+ * shape needs.
+ */
+export function parseSafetensorsHeader(json: Uint8Array, dataLen: number, where: string, dtypeBytes: Readonly<Record<string, number>>): { entries: HeaderEntry[]; metadata: Record<string, string> } {
   const fail = (what: string): never => {
     throw new InputError(`${where}: ${what}`);
   };
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, shorter than the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = view.getBigUint64(0, true);
-  if (n64 > BigInt(maxHeaderBytes)) fail(`header length ${n64} is above the limit of ${maxHeaderBytes} bytes`);
-  const n = Number(n64);
-  if (n > bytes.length - 8) fail(`truncated or corrupt: header says ${n} bytes of JSON but the file has ${bytes.length - 8} after the length`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(json));
   } catch {
     return fail('corrupt header: not valid JSON');
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('corrupt header: not a JSON object');
-  const dataStart = 8 + n;
-  const dataLen = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: Dtype; shape: number[]; begin: number; end: number }[] = [];
+  const entries: HeaderEntry[] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (info && typeof info === 'object') for (const [k, v] of Object.entries(info)) metadata[k] = String(v);
@@ -47,8 +66,8 @@ export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes
     }
     const t = info as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!t || typeof t !== 'object') fail(`tensor ${name}: entry is not an object`);
-    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') fail(`tensor ${name}: dtype ${JSON.stringify(t.dtype)} is not supported (F32, F16, BF16)`);
-    const dtype = t.dtype as Dtype;
+    if (typeof t.dtype !== 'string' || !Object.hasOwn(dtypeBytes, t.dtype)) fail(`tensor ${name}: dtype ${JSON.stringify(t.dtype)} is not supported (${Object.keys(dtypeBytes).join(', ')})`);
+    const dtype = t.dtype as string;
     if (!Array.isArray(t.shape) || t.shape.length > 8 || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor ${name}: bad shape ${JSON.stringify(t.shape)}`);
     const shape = t.shape as number[];
     const off = t.data_offsets;
@@ -57,21 +76,30 @@ export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes
     if (end < begin) fail(`tensor ${name}: data_offsets [${begin}, ${end}] end before they begin`);
     if (end > dataLen) fail(`tensor ${name}: data_offsets [${begin}, ${end}] run past the end of the data (${dataLen} bytes; file truncated or header wrong)`);
     // a product of huge dims is no longer exact, so compare with the bytes there are before trusting it
-    const count = shape.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(count * BYTES[dtype]) || count * BYTES[dtype] !== end - begin) fail(`tensor ${name}: shape [${shape.join(', ')}] ${dtype} needs ${count * BYTES[dtype]} bytes but data_offsets give ${end - begin}`);
+    const need = shape.reduce((a, b) => a * b, 1) * dtypeBytes[dtype];
+    if (!Number.isSafeInteger(need) || need !== end - begin) fail(`tensor ${name}: shape [${shape.join(', ')}] ${dtype} needs ${need} bytes but data_offsets give ${end - begin}`);
     entries.push({ name, dtype, shape, begin, end });
   }
+  return { entries, metadata };
+}
+
+export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes: number = LIMITS.headerBytes): SafetensorsFile {
+  const n = safetensorsHeaderLength(bytes.subarray(0, 8), bytes.length, where, maxHeaderBytes);
+  const dataStart = 8 + n;
+  const dataLen = bytes.length - dataStart;
+  const { entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, dataStart), dataLen, where, BYTES);
+  // a checkpoint's header describes the whole file: tensors back to back, no holes, nothing after
   entries.sort((a, b) => a.begin - b.begin);
   let cursor = 0;
   for (const e of entries) {
-    if (e.begin < cursor) fail(`tensor ${e.name}: data_offsets overlap the previous tensor`);
-    if (e.begin > cursor) fail(`tensor ${e.name}: hole in the data before offset ${e.begin}`);
+    if (e.begin < cursor) throw new InputError(`${where}: tensor ${e.name}: data_offsets overlap the previous tensor`);
+    if (e.begin > cursor) throw new InputError(`${where}: tensor ${e.name}: hole in the data before offset ${e.begin}`);
     cursor = e.end;
   }
-  if (cursor !== dataLen) fail(`${dataLen - cursor} bytes of data after the last tensor (header does not describe the file)`);
+  if (cursor !== dataLen) throw new InputError(`${where}: ${dataLen - cursor} bytes of data after the last tensor (header does not describe the file)`);
   const tensors = new Map<string, Tensor>();
   for (const e of entries) {
-    tensors.set(e.name, { shape: e.shape, data: decode(bytes, dataStart + e.begin, e.end - e.begin, e.dtype) });
+    tensors.set(e.name, { shape: e.shape, data: decode(bytes, dataStart + e.begin, e.end - e.begin, e.dtype as Dtype) });
   }
   return { tensors, metadata };
 }

@@ -102,5 +102,5 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
     meta.files = recordFiles(dir);
     writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
     return meta;
-  });
+  }, 'trace');
 }

@@ -3,7 +3,7 @@
  * (src/web/server) and the page (src/web/ui). Pure types, safe in the browser.
  * New per-layer metrics use the JSON key names of SPEC §3 (`router`, `repeat_rate`, ...).
  */
-import type { Counts, LayerMetrics } from '../analysis/types.js';
+import type { Counts, LayerMetrics, RouterMetrics } from '../analysis/types.js';
 
 /** Every error body: the reason, shown in the page as is. */
 export interface ApiErrorBody {
@@ -89,12 +89,8 @@ export interface MetricsJson {
 }
 
 /** SPEC §3 `router`: router confidence of one layer. */
-export interface RouterConfidence {
-  gate_top1_mean: number | null;
-  margin_mean: number | null;
-  entropy_mean: number | null;
-  near_uniform: boolean;
-}
+/** Router confidence of a layer (SPEC §3 `router`), as the analysis computes it. */
+export type RouterConfidence = RouterMetrics;
 
 /** Per-layer routing statistics that need the rows (SPEC §3 names), over the analysed tokens. */
 export interface LayerStats {

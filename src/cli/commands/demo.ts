@@ -1,3 +1,4 @@
+import { routerWarnings } from '../../analysis/format.js';
 import { readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -66,7 +67,8 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
       '',
       'Specialisation S per layer (S0 = no specialisation; 1 = each expert sees one modality):',
       ...sparkRows(a.metrics.map((m) => [m.layer, m.S, m.S0])),
-      headline(a.metrics.map((m) => ({ layer: m.layer, specialization: m.S, routerEntropy: m.router.entropy_mean }))),
+      headline(a.metrics.map((m) => ({ layer: m.layer, specialization: m.S, routerEntropy: m.router.entropy_mean, nearUniform: m.router.near_uniform === true }))),
+      ...routerWarnings(a.metrics, a.counts.numExperts),
       '',
       `wrote ${opts.out}/: routing.parquet samples.parquet meta.json figure.svg figure.png figure.vl.json allocation.csv metrics.json`,
     ];
@@ -74,15 +76,20 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   }, 'demo');
 }
 
-/** One line: mean S, the most specialised layer, and mean router entropy when known. */
-function headline(ms: { layer: number; specialization: number | null; routerEntropy: number | null }[]): string {
+/**
+ * One line: mean S, the most specialised layer among those whose router decides (a near-uniform
+ * router's split is where near-ties fall, not specialisation), and mean router entropy when known.
+ */
+function headline(ms: { layer: number; specialization: number | null; routerEntropy: number | null; nearUniform: boolean }[]): string {
   const withS = ms.filter((m) => m.specialization !== null);
   if (!withS.length) return '';
   const mean = withS.reduce((s, m) => s + m.specialization!, 0) / withS.length;
-  const top = withS.reduce((b, m) => (m.specialization! > b.specialization! ? m : b));
+  const decided = withS.filter((m) => !m.nearUniform);
+  const top = decided.length ? decided.reduce((b, m) => (m.specialization! > b.specialization! ? m : b)) : null;
+  const best = top ? `, highest in layer ${top.layer} (${top.specialization!.toFixed(3)})${decided.length < withS.length ? ' among layers whose router decides' : ''}` : ', every router near-uniform';
   const hs = ms.filter((m) => m.routerEntropy !== null);
   const h = hs.length ? `; mean router entropy ${(hs.reduce((s, m) => s + m.routerEntropy!, 0) / hs.length).toFixed(2)} bits` : '';
-  return `mean S ${mean.toFixed(3)}, highest in layer ${top.layer} (${top.specialization!.toFixed(3)})${h}`;
+  return `mean S ${mean.toFixed(3)}${best}${h}`;
 }
 
 /** S per layer as rows of `layer S (S0)`, a few per line, with a small bar. */

@@ -117,7 +117,9 @@ export function register(program: Command): void {
       const { analyzeTrace, metricsDocument } = await import('../../analysis/analyze.js');
       const { writeFigure } = await import('../../render/figure.js');
       const depthKind = ['depth', 'specialisation', 'router', 'router-entropy', 'repeat', 'load-map'].includes(o.kind);
-      const analyzeOpts = { layers: o.layers, defaultLayers: depthKind ? 'all' : 'figure', count: o.count, modalities: groups, by } as Parameters<typeof analyzeTrace>[1];
+      const ciNormalize = o.normalize === 'expert' ? 'expert' : o.normalize === 'balanced' ? null : 'group';
+      if (ci !== undefined && ciNormalize === null) throw new InputError('--ci: intervals are drawn for --normalize expert or group, not balanced');
+      const analyzeOpts = { layers: o.layers, defaultLayers: depthKind ? 'all' : 'figure', count: o.count, modalities: groups, by, ...(ci !== undefined && o.kind === 'share' ? { ci, ciNormalize } : {}) } as Parameters<typeof analyzeTrace>[1];
       const a = await analyzeTrace(trace, analyzeOpts);
       const counts = a.counts as typeof a.counts & { groups?: string[]; by?: string };
       // an analysis that does not know --by returns modality counts without a `groups` list: refuse rather than mislabel
@@ -156,7 +158,12 @@ async function kindBuilder(o: PlotOpts, a: Analysis, doc: Record<string, unknown
   };
   switch (o.kind) {
     case 'share': {
-      const bounds = (a as { bounds?: unknown }).bounds;
+      // the analysis' bootstrap intervals (fractions per layer, [expert][group]) as the figure's bounds in %
+      const names0 = counts.groups ?? counts.modalities;
+      const bounds = a.metrics.some((m) => m.share_ci) ? a.metrics.flatMap((m) => (m.share_ci ? m.share_ci.lo.flatMap((row, expert) => row.flatMap((lo, gi) => {
+        const hi = m.share_ci!.hi[expert][gi];
+        return lo === null || hi === null ? [] : [{ layer: m.layer, expert, group: names0[gi], lo: 100 * lo, hi: 100 * hi }];
+      })) : [])) : undefined;
       if (size.ci !== undefined && !Array.isArray(bounds)) throw new InputError(`--ci ${size.ci}: this build's analysis gives no bootstrap intervals of the shares`);
       const names = counts.groups ?? counts.modalities;
       const sort = o.sort ?? (names.includes('text') ? 'text' : names[0]);

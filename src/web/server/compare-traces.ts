@@ -3,7 +3,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { CountMode } from '../../analysis/types.js';
 import type { CompareJson } from '../api-types.js';
 import { queryRows } from './trace-source.js';
-import { saturation } from './routing-stats.js';
+import { saturation } from './saturation.js';
 import type { TraceQueries } from './trace-queries.js';
 
 /** The model of a trace, as far as meta.json says: its architecture config without the folder path. */
@@ -51,7 +51,7 @@ export async function compareTraces(conn: DuckDBConnection, traces: readonly Tra
   const unlike = traces.filter((t) => t.trace.rows !== A.trace.rows);
   const sat = await Promise.all(traces.map((t, i) => (i === 0 || models === 'different' || t.trace.rows !== A.trace.rows
     ? null
-    : saturation((sql) => queryRows(conn, sql), A.trace.routing, t.trace.routing))));
+    : saturation(async (sql) => (await conn.runAndReadAll(sql)).getRowsJS() as unknown[][], A.trace.routing, t.trace.routing))));
   const notes = [warning, unlike.length ? `${unlike.map((t) => basename(t.trace.dir)).join(', ')}: not the same tokens as ${basename(A.trace.dir)} (different row counts), so no saturation.` : null].filter((x): x is string => x !== null);
   const layers = A.layers.map((layer) => ({
     layer,

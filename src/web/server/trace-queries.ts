@@ -1,15 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
-import { loadCounts, selectCounts } from '../../analysis/counts.js';
+import { aggregatesFor } from '../../analysis/agg-source.js';
+import { choiceOrder, loadCounts, selectCounts } from '../../analysis/counts.js';
+import { layerExtras } from '../../analysis/extras.js';
 import { sqlString } from '../../analysis/db.js';
 import { allLayerMetrics } from '../../analysis/metrics.js';
-import { routerEntropy } from '../../analysis/router-entropy.js';
 import type { CountMode, Counts, LayerMetrics } from '../../analysis/types.js';
 import type { CoactivationJson, CountsJson, ExpertPage, FlowJson, GroupingInfo, LayerStatsJson, SampleDetail, SampleList, TokenRouting, WordLift } from '../api-types.js';
 import { InputError } from '../../util/errors.js';
 import { ApiError } from './api-error.js';
-import { coactivation, layerStats, type StatsQuery } from './routing-stats.js';
 import { queryRows, type Trace } from './trace-source.js';
 
 /** The group of a row whose grouping column is NULL (shown as such, never guessed). */
@@ -39,7 +39,6 @@ export class TraceQueries {
   private vocab: string[] | null | undefined;
   private alignedWords: Promise<Map<number, string>> | undefined;
   private readonly counts = new Map<string, Promise<Counts>>();
-  private readonly entropy = new Map<string, Promise<Map<number, number | null>>>();
   private readonly expertCache = new Map<string, Promise<Record<string, unknown>[]>>();
   private readonly cache = new Map<string, Promise<unknown>>();
 
@@ -145,27 +144,42 @@ export class TraceQueries {
     return `(SELECT * FROM ${this.groupedRelation(by)} WHERE grp IN (${groups.map(sqlString).join(', ')}))`;
   }
 
-  private statsQuery(by: string, groups: readonly string[]): StatsQuery {
-    return { rel: this.analysedRelation(by, groups), numExperts: this.numExperts, topK: this.trace.meta.top_k, routerScoring: this.trace.meta.router_scoring, hasProb: this.trace.handle.hasProb };
-  }
-
-  /** Router confidence, repeat rate and token specialisation of every layer (SPEC §3 names). */
+  /** Router confidence, repeat rate and token specialisation of every layer (SPEC §3 names, from the analysis). */
   layerStats(by: string, groups: readonly string[]): Promise<LayerStatsJson> {
     return this.once(`stats/${by}/${groups.join(',')}`, async () => {
-      const q = this.statsQuery(by, groups);
-      const layers = await layerStats((sql) => this.all(sql), q);
+      const metrics = await this.metrics('all', groups, by);
+      const { num_experts: E, top_k: K, router_scoring: scoring } = this.trace.meta;
+      const hasProb = this.trace.handle.hasProb;
       const notes = [
-        `Router: mean top-1 gate${q.hasProb ? ', margin and entropy from the full router distribution (prob)' : q.topK >= 2 ? ', margin = top-1 minus top-2 gate (no prob column: no entropy)' : ' (top-1 and no prob column: no margin or entropy)'}. Near-uniform: a softmax router whose mean top-1 gate is within 10% of 1/E.`,
+        `Router: mean top-1 gate${hasProb ? ', margin and entropy from the full router distribution (prob)' : K >= 2 ? ', margin = top-1 minus top-2 gate (no prob column: no entropy)' : ' (top-1 and no prob column: no margin or entropy)'}. Near-uniform: a softmax router whose mean top-1 gate is within 10% of 1/E.`,
         'Repeat rate: consecutive positions of one sample (both analysed) with the same top-1 expert; chance = sum of squared top-1 shares.',
-        'Token specialisation: over token ids with at least 8 routings at the layer (image patches excluded), the routing-weighted mean of the largest share of one top-1 expert; chance = the same after shuffling top-1 experts among the layer\u2019s routings.',
+        'Token specialisation: over token ids with at least 8 routings at the layer, the routing-weighted mean of the largest share of one top-1 expert, with its chance level.',
       ];
-      return { by, groups: [...groups], numExperts: q.numExperts, topK: q.topK, routerScoring: q.routerScoring, uniformGate: 1 / q.numExperts, notes, layers };
+      const layers = metrics.map((m) => ({
+        layer: m.layer, tokens: Object.values(m.tokens).reduce((a, b) => a + b, 0), router: m.router,
+        repeat_rate: m.repeat_rate, repeat_rate_chance: m.repeat_rate_chance,
+        token_specialisation: m.token_specialisation, token_specialisation_chance: m.token_specialisation_chance, token_specialisation_ids: m.token_specialisation_ids,
+      }));
+      return { by, groups: [...groups], numExperts: E, topK: K, routerScoring: scoring, uniformGate: 1 / E, notes, layers };
     });
   }
 
+  /** SPEC §3 `coactivation` of one layer, from the analysis; `chosen` are the diagonal counts. */
   coactivation(layer: number, by: string, groups: readonly string[]): Promise<CoactivationJson> {
     this.checkLayer(layer);
-    return this.once(`coact/${layer}/${by}/${groups.join(',')}`, () => coactivation((sql) => this.all(sql), this.statsQuery(by, groups), layer));
+    return this.once(`coact/${layer}/${by}/${groups.join(',')}`, async () => {
+      const [metrics, c] = await Promise.all([this.metrics('all', groups, by), this.countsFor('all', groups, by)]);
+      const E = c.numExperts, G = c.modalities.length, li = c.layers.indexOf(layer);
+      const m = metrics.find((x) => x.layer === layer);
+      const chosen = Array.from({ length: E }, (_, e) => {
+        let n = 0;
+        for (let g = 0; g < G; g++) n += li < 0 ? 0 : c.n[(li * E + e) * G + g];
+        return n;
+      });
+      const rows = m?.coactivation ?? null;
+      const matrix = Array.from({ length: E * E }, (_, k) => (rows ? rows[Math.floor(k / E)][k % E] : null));
+      return { layer, numExperts: E, topK: c.topK, chosen, matrix };
+    });
   }
 
   checkGroups(by: string, groups: readonly string[]): void {
@@ -216,19 +230,17 @@ export class TraceQueries {
     return { mode: c.mode, numExperts: c.numExperts, topK: c.topK, layers: c.layers, modalities: c.modalities, by, n: Array.from(c.n), tokens: Array.from(c.tokens) };
   }
 
-  /** SPEC §3 metrics of every layer (and the router entropy when the trace has `prob`, for modality groups). */
-  async metrics(mode: CountMode, groups: readonly string[], by = 'modality'): Promise<LayerMetrics[]> {
-    const c = await this.countsFor(mode, groups, by);
-    let ent: Promise<Map<number, number | null>> | undefined;
-    if (this.trace.handle.hasProb && by === 'modality') {
-      const key = groups.join(',');
-      ent = this.entropy.get(key);
-      if (!ent) {
-        ent = routerEntropy(this.conn, this.trace.handle, c.layers, groups);
-        this.entropy.set(key, ent);
-      }
-    }
-    return allLayerMetrics(c, ent ? await ent : undefined);
+  /** SPEC §3 metrics of every layer, as `moescope analyze` computes them (aggregates when the trace has them). */
+  metrics(mode: CountMode, groups: readonly string[], by = 'modality'): Promise<LayerMetrics[]> {
+    return this.once(`metrics/${mode}/${by}/${groups.join(',')}`, async () => {
+      const c = await this.countsFor(mode, groups, by);
+      const handle = this.trace.handle;
+      const agg = await aggregatesFor(this.conn, handle, by);
+      const extras = await layerExtras(this.conn, agg, c.layers, groups, {
+        numExperts: handle.meta.num_experts, topK: handle.meta.top_k, routerScoring: handle.meta.router_scoring, order: await choiceOrder(this.conn, handle, agg),
+      });
+      return allLayerMetrics(c, extras);
+    });
   }
 
   private requireSamples(): string {
