@@ -148,6 +148,8 @@ export interface SampleDetail {
   domain: string | null;
   /** Image parts with a stored PNG; an image part without one is drawn as its patch grid alone. */
   images: number;
+  /** Per image part its grid of image tokens [t, h, w] (samples `image_grids`: Qwen2/3-VL's merged, non-square grids), when the trace records it. */
+  imageGrids: number[][] | null;
   layers: number[];
   tokens: TokenRouting[];
 }

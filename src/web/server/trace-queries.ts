@@ -321,8 +321,9 @@ export class TraceQueries {
   async sample(id: number): Promise<SampleDetail> {
     const sid = Math.trunc(id);
     const hasTokens = this.trace.sampleColumns.get('tokens') === 'VARCHAR[]';
+    const hasGrids = this.trace.sampleColumns.get('image_grids') === 'INTEGER[][]';
     const meta = this.trace.samples
-      ? await this.all(`SELECT text, ${this.imagesLen} AS images, ${this.sampleCol('source')} AS source, ${this.sampleCol('domain')} AS domain${hasTokens ? ', tokens' : ''}
+      ? await this.all(`SELECT text, ${this.imagesLen} AS images, ${this.sampleCol('source')} AS source, ${this.sampleCol('domain')} AS domain${hasTokens ? ', tokens' : ''}${hasGrids ? ', image_grids' : ''}
           FROM ${this.trace.samples} WHERE sample = ${sid}`)
       : [];
     const rows = await this.all(`SELECT pos, any_value(modality) AS modality, any_value(token) AS token,
@@ -367,7 +368,9 @@ export class TraceQueries {
     return {
       sample: id, text, source: meta.length && meta[0].source !== null ? String(meta[0].source) : null,
       domain: meta.length && meta[0].domain !== null ? String(meta[0].domain) : null,
-      images: meta.length ? num(meta[0].images) : 0, layers: this.layers, tokens,
+      images: meta.length ? num(meta[0].images) : 0,
+      imageGrids: meta.length && Array.isArray(meta[0].image_grids) ? (meta[0].image_grids as unknown[]).map((g) => nums(g)) : null,
+      layers: this.layers, tokens,
     };
   }
 

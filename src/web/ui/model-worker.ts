@@ -56,7 +56,7 @@ function route(image: RGBImage | null, caption: string): { detail: SampleDetail;
     });
   }
   return {
-    detail: { sample: 0, text: caption, source: 'playground', domain: null, images: images.length, layers: Array.from({ length: L }, (_, l) => l), tokens },
+    detail: { sample: 0, text: caption, source: 'playground', domain: null, images: images.length, imageGrids: null, layers: Array.from({ length: L }, (_, l) => l), tokens },
     modelImage: images[0] ?? null,
   };
 }

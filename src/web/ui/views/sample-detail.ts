@@ -153,8 +153,11 @@ export function sampleDetailPanel(o: SampleDetailOptions): { el: HTMLElement; se
     for (const [k, tokens] of [...byImage.entries()].sort((a, b) => a[0] - b[0])) {
       const n = Math.max(1, ...tokens.map((t) => t.token + 1));
       const sq = Math.round(Math.sqrt(n));
-      // The grid: the trace's own (meta/config), a square for a square count, else one row (never a guessed shape).
-      const [rows, cols] = o.patchGrid && o.patchGrid[0] * o.patchGrid[1] >= n ? o.patchGrid : sq * sq === n ? [sq, sq] : [1, n];
+      // The grid: this image's own (samples image_grids [t, h, w], frames stacked), the trace's (meta/config),
+      // a square for a square count, else one row (never a guessed shape).
+      const own = o.detail.imageGrids?.[k];
+      const [rows, cols] = own && own.length === 3 && own[0] * own[1] * own[2] >= n ? [own[0] * own[1], own[2]]
+        : o.patchGrid && o.patchGrid[0] * o.patchGrid[1] >= n ? o.patchGrid : sq * sq === n ? [sq, sq] : [1, n];
       let img: Canvas['img'] = null;
       let why = '';
       const pending = o.image(k);
