@@ -32,6 +32,11 @@ export interface CaptureOptions {
   batchSize?: number;
   /** Forward passes run in this many worker threads (default: 2, or 1 on a one-core machine); 1 = inline. */
   threads?: number;
+  /**
+   * Id of the first sample (default 0): captures of one model on several ranks or machines use
+   * disjoint ranges, so that `moescope merge` combines them into one trace.
+   */
+  firstSample?: number;
   /** Called after each batch. */
   onProgress?: (done: number, total: number) => void;
   /** Progress bar on stderr for long runs (default true). */
@@ -98,6 +103,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
 
 
   let samples = 0, tokens = 0;
+  const first = opts.firstSample ?? 0;
   // Ctrl-C / kill: stop after the current batch and let writeDirAtomic remove the partial folder
   let interrupted: string | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -120,10 +126,10 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
             throw new InputError(`${join(modelDir, 'model.safetensors')}: the router of layer ${l} gives non-finite gates (weights too large?); nothing written`);
           }
         });
-        await writer.appendRouting(batchRows(p.seqs, samples, res, K, E, fullProbs));
+        await writer.appendRouting(batchRows(p.seqs, first + samples, res, K, E, fullProbs));
         for (let b = 0; b < p.batch.length; b++) {
           const s = p.batch[b];
-          await writer.appendSample({ sample: samples + b, text: sampleText(s), images: p.images[b].map(encodePngRgb), source: s.source });
+          await writer.appendSample({ sample: first + samples + b, text: sampleText(s), images: p.images[b].map(encodePngRgb), source: s.source });
         }
         samples += p.batch.length;
         tokens += res.N;

@@ -62,7 +62,7 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
   const order = ranges.map((r, i) => ({ r, i })).sort((a, b) => a.r[0] - b.r[0]);
   for (let j = 1; j < order.length; j++) {
     const p = order[j - 1], c = order[j];
-    if (c.r[0] <= p.r[1]) throw new InputError(`${shards[c.i]}: samples ${c.r[0]}..${c.r[1]} overlap ${shards[p.i]} (${p.r[0]}..${p.r[1]}); shards must hold disjoint sample ids`);
+    if (c.r[0] <= p.r[1]) throw new InputError(`${shards[c.i]}: samples ${c.r[0]}..${c.r[1]} overlap ${shards[p.i]} (${p.r[0]}..${p.r[1]}); shards must hold disjoint sample ids (capture each with its own --first-sample range)`);
   }
   const combined = await openTraces(conn, shards, { noVerify: true }); // checks done above; combines meta
   return writeDirAtomic(out, async (dir) => {
