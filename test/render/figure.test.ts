@@ -7,6 +7,7 @@ import { figureData } from '../../src/render/spec-data.js';
 import { allocationFigure } from '../../src/render/spec.js';
 import { specToSvg, svgToPng } from '../../src/render/figure.js';
 import { hue, legendLabels, parsePanels } from './svg-parse.js';
+import { darkPixels } from './helpers.js';
 
 /** Counts from a table [layer][expert] = [text, image]. */
 function counts(layers: number[], table: number[][][], modalities = ['text', 'image']): Counts {
@@ -130,20 +131,6 @@ test('the Vega-Lite spec compiles, carries its data inline and survives JSON', (
   assert.equal(back.config.font, 'DejaVu Sans');
 });
 
-/** Pixels darker than a mid grey, per region. */
-function darkPixels(png: Uint8Array, region: (x: number, y: number, w: number, h: number) => boolean): number {
-  const img = decode(png);
-  const ch = img.channels;
-  let n = 0;
-  for (let y = 0; y < img.height; y++)
-    for (let x = 0; x < img.width; x++) {
-      if (!region(x, y, img.width, img.height)) continue;
-      const i = (y * img.width + x) * ch;
-      const lum = 0.3 * img.data[i] + 0.59 * img.data[i + 1] + 0.11 * img.data[i + 2];
-      if (lum < 100) n++;
-    }
-  return n;
-}
 
 test('the PNG shows its text with the bundled font (titles and axis titles are not blank)', async () => {
   const svg = await specToSvg(allocationFigure(figureData(SEEDLIKE)));
