@@ -97,18 +97,7 @@ export function layerMetrics(counts: Counts, li: number, extras: LayerExtras = e
   };
 }
 
-/**
- * Metrics of every layer of `counts`. `extras` per layer (extras.ts); a bare number is a router
- * entropy alone (the dashboard's older call with router-entropy.ts).
- */
-export function allLayerMetrics(counts: Counts, extras?: Map<number, LayerExtras | number | null>): LayerMetrics[] {
-  return counts.layers.map((l, li) => {
-    const x = extras?.get(l);
-    if (x === undefined || x === null || typeof x === 'number') {
-      const e = emptyExtras();
-      if (typeof x === 'number') e.router.entropy_mean = x;
-      return layerMetrics(counts, li, e);
-    }
-    return layerMetrics(counts, li, x);
-  });
+/** Metrics of every layer of `counts`, with each layer's `extras` (extras.ts) when known. */
+export function allLayerMetrics(counts: Counts, extras?: Map<number, LayerExtras>): LayerMetrics[] {
+  return counts.layers.map((l, li) => layerMetrics(counts, li, extras?.get(l) ?? emptyExtras()));
 }

@@ -1,15 +1,16 @@
+import { MODALITIES } from '../analysis/groups.js';
 import { InputError } from '../util/errors.js';
 
 /**
  * Which modality each routed token has, and its trace `token` value (SPEC §2): the token id for
  * text/special tokens, the patch index within its image (frame, clip) for image/video/audio tokens.
  */
+// codes index MODALITIES (src/analysis/groups.ts), the one list of modalities
 export const MOD_SPECIAL = 0;
 export const MOD_TEXT = 1;
 export const MOD_IMAGE = 2;
 export const MOD_VIDEO = 3;
 export const MOD_AUDIO = 4;
-export const MOD_NAMES = ['special', 'text', 'image', 'video', 'audio'] as const;
 const MOD_CHARS: Record<string, number> = { s: MOD_SPECIAL, t: MOD_TEXT, i: MOD_IMAGE, v: MOD_VIDEO, a: MOD_AUDIO };
 
 /** How to tell image tokens from text tokens when the input has token ids (CLI flags). */
@@ -131,8 +132,8 @@ export function parseModalityValue(where: string, v: unknown): Uint8Array {
     const out = new Uint8Array(v.length);
     for (let i = 0; i < v.length; i++) {
       const x = v[i];
-      const c = typeof x === 'string' ? (MOD_NAMES as readonly string[]).indexOf(x) : -1;
-      if (c < 0) throw new InputError(`${where}: modality[${i}] = ${JSON.stringify(x)} is not one of ${MOD_NAMES.join(', ')}`);
+      const c = typeof x === 'string' ? (MODALITIES as readonly string[]).indexOf(x) : -1;
+      if (c < 0) throw new InputError(`${where}: modality[${i}] = ${JSON.stringify(x)} is not one of ${MODALITIES.join(', ')}`);
       out[i] = c;
     }
     return out;

@@ -1,7 +1,7 @@
 import { InputError } from '../util/errors.js';
 import { TraceWriter, type SampleRow } from '../trace/writer.js';
 import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
-import { MOD_NAMES } from './modality.js';
+import { MODALITIES } from '../analysis/groups.js';
 import type { Routed } from './routing.js';
 
 /** What a sample may carry besides its text (SPEC §2 samples.parquet `images`, `tokens`, `image_grids`). */
@@ -191,7 +191,7 @@ export class ImportSink {
       if (phase) for (let i = 0; i < m; i++) phase[o + i] = r.phase?.[i] ?? '';
       o += m;
     }
-    const modality = codesOnly ? modCodes : Array.from(modCodes, (c) => MOD_NAMES[c]);
+    const modality = codesOnly ? modCodes : Array.from(modCodes, (c) => MODALITIES[c]);
     await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra: phase ? { phase } : undefined });
     this.buf = [];
     this.bufRows = 0;

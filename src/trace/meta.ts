@@ -1,9 +1,6 @@
 import { InputError } from '../util/errors.js';
 import { LIMITS, checkInt } from '../util/limits.js';
-import { MODALITIES } from '../analysis/groups.js';
 
-/** The modalities a trace may hold (one definition: src/analysis/groups.ts). */
-export const TRACE_MODALITIES = MODALITIES;
 
 /** meta.json of a trace folder (SPEC §2). Writers may add keys; readers ignore the ones they do not know. */
 export interface TraceMetaCore {

@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { InputError } from '../../util/errors.js';
 import { LIMITS, checkBigInt } from '../../util/limits.js';
-import { MOD_NAMES } from '../modality.js';
+import { MODALITIES } from '../../analysis/groups.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord } from '../records.js';
 
@@ -189,8 +189,8 @@ class SampleRows {
     if (pos > this.maxPos) this.maxPos = pos;
     if (tokenV !== null && !this.token.has(pos)) this.token.set(pos, int32(where, 'token id', tokenV));
     if (modV !== null && !this.modality.has(pos)) {
-      const m = (MOD_NAMES as readonly string[]).indexOf(String(modV));
-      if (m < 0) throw new InputError(`${where}: modality ${JSON.stringify(modV)} is not one of ${MOD_NAMES.join(', ')}`);
+      const m = (MODALITIES as readonly string[]).indexOf(String(modV));
+      if (m < 0) throw new InputError(`${where}: modality ${JSON.stringify(modV)} is not one of ${MODALITIES.join(', ')}`);
       this.modality.set(pos, m);
     }
     if (domV !== null && this.domain === null) this.domain = String(domV);
