@@ -174,6 +174,7 @@ export class ImportDriver {
         this.gateKinds.add('router');
         this.orders.add('ranked');
       } else {
+        routed.noGates = true;
         this.gateKinds.add('none');
         this.orders.add(opts.expertOrder ?? r.ids.order);
       }

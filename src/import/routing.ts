@@ -12,6 +12,8 @@ export interface Routed {
   experts: Int32Array; // T*K, descending gate, ties to the lower expert id
   gates: Float32Array; // T*K
   probs?: Float32Array; // T*E router distribution
+  /** the producer saved ids only: `gates` are placeholders (the trace's gate column is NULL) */
+  noGates?: boolean;
 }
 
 /**

@@ -77,6 +77,7 @@ export class ImportSink {
   /** The producer saved no gate weights: the trace's gate column is NULL. */
   dropGates(): void {
     this.gates = false;
+    this.writer?.dropGates();
   }
 
   /** Record a sample (samples.parquet) and return its index. */
@@ -124,10 +125,12 @@ export class ImportSink {
         numExperts: this.E ?? Math.max(UNKNOWN_E, this.K),
         fullProbs: this.opts.fullProbs,
         extraColumns: this.opts.extraColumns,
-        memoryLimit: '64MB', // the writer spills beyond it: an import's memory does not grow with its input
       });
+      if (!this.gates) this.writer.dropGates();
       await this.flushSamples();
     }
+    // ids without gates: tell the writer before rows go out, so the gate column is written NULL once
+    if (r.routed.noGates && this.gates) this.dropGates();
     this.buf.push(r);
     this.bufRows += n;
     this.rows += n;

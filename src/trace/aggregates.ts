@@ -141,12 +141,21 @@ export function baseRelation(routing: string, samples: string | null, cols: Base
   return `(SELECT ${select.join(', ')} FROM ${routing} r${join})`;
 }
 
-/** Write every aggregate of a base relation as agg-*.parquet into `dir` (the writer, index, merge). */
+/** Write every aggregate of a base relation as agg-*.parquet into `dir` (index, merge). */
 export async function writeAggregates(conn: DuckDBConnection, base: string, dir: string, opts: AggSqlOptions): Promise<void> {
-  const queries = aggregateQueries(base, opts);
+  await writeAggregateQueries(conn, aggregateQueries(base, opts), dir);
+}
+
+/** An aggregate's query; `ordered` when it already sorts as ORDER BY ALL would (cheaper on integer codes). */
+export type AggQuery = string | { ordered: string };
+
+/** Write one query per aggregate table as agg-*.parquet into `dir`. */
+export async function writeAggregateQueries(conn: DuckDBConnection, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
   for (const t of AGG_TABLES) {
-    // sorted, and floats summed exactly (exactSum), so that the same rows give the same bytes
-    await conn.run(`COPY (SELECT * FROM (${queries[t]}) ORDER BY ALL) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
+    // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
+    const qt = queries[t];
+    const sql = typeof qt === 'string' ? `SELECT * FROM (${qt}) ORDER BY ALL` : qt.ordered;
+    await conn.run(`COPY (${sql}) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
   }
 }
 

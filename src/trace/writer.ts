@@ -1,4 +1,4 @@
-import { rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import duckdb from '@duckdb/node-bindings';
 import {
@@ -9,7 +9,8 @@ import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
 import { MODALITIES } from '../analysis/groups.js';
-import { baseRelation, writeAggregates } from './aggregates.js';
+import { aggregateQueries, baseRelation, writeAggregateQueries, type AggQuery, type AggTable } from './aggregates.js';
+import { AggregateAccumulator } from './agg-accumulator.js';
 import { recordFiles } from './files.js';
 
 /**
@@ -47,15 +48,22 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing (default 32MB); the temporary table spills to disk beyond it. */
+  /** DuckDB memory limit while writing (default 256MB: two row buffers, a Parquet writer, the token counts). */
   memoryLimit?: string;
+  /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
+  bufferRows?: number;
 }
 
 const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
-const TMP_DB = '.trace-tmp.duckdb';
-const AGG_MEMORY = '128MB';
-const CHECKPOINT_ROWS = 1 << 18;
+const TMP_PREFIX = '.trace-tmp';
+const ROW_GROUP = 122880;
+/** Routing rows held in memory before they go out as one Parquet file (a shard when more follow). */
+const BUFFER_BYTES = 32 << 20;
+const SAMPLE_BUFFER_ROWS = 4096;
+const SAMPLE_BUFFER_BYTES = 16 << 20;
+const MAX_SAMPLE_DOMAINS = 1 << 20;
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
+const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
 
 function sqlString(s: string): string {
   return `'${s.replace(/'/g, "''")}'`;
@@ -85,22 +93,19 @@ class Dictionary {
 }
 
 /**
- * Streams a routing trace to disk: rows go into a DuckDB table in an on-disk temporary database
- * inside the output folder (memory-limited, so it spills rather than grows), and `finish` copies
- * them to routing.parquet / samples.parquet and writes meta.json. The caller makes the folder
- * atomic (src/util/atomic.ts writeDirAtomic).
- *
- * Rows are written as raw data chunks: each column's typed array is copied straight into the
- * DuckDB vector (fixed-size ARRAY columns for expert/gate/prob, cast to LIST when copied out),
- * so the cost per row is a few memcpys, not a call per value.
+ * Streams a routing trace to disk (SPEC §2). Rows are appended to an in-memory DuckDB table as raw
+ * data chunks (each column's typed array copied straight into the DuckDB vector: fixed-size ARRAY
+ * columns for expert/gate/prob, cast to LIST when copied out), so the cost per row is a few
+ * memcpys. When the table holds BUFFER_BYTES it is written out as one Parquet shard
+ * (routing/part-NNNNN.parquet) and dropped: memory stays flat however long the input. A trace
+ * that fits one buffer is a single routing.parquet. The aggregates are counted on the way in
+ * (agg-accumulator.ts), so finishing costs no second pass over the rows.
+ * The caller makes the folder atomic (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
   private rows = 0;
-  private lastCheckpoint = 0;
   private samples = 0;
   private readonly sampleColumns = new Set<string>(); // optional samples columns some sample filled
-  /** A CHECKPOINT still running; awaited before the connection is used again. */
-  private checkpoint: Promise<void> | null = null;
   private closed = false;
   private gatesRecorded = true;
   private readonly modalities = new Dictionary(CODE_NAMES);
@@ -108,32 +113,49 @@ export class TraceWriter {
   private readonly layerModalityCounts = new Map<number, Float64Array>(); // layer -> rows per modality code
   private readonly chunk: DuckDBDataChunk;
   private readonly chunkRows: number;
+  private readonly bufferRows: number;
+  private routingAppender: DuckDBAppender | null = null;
+  private bufRows = 0;
+  private buffer = 0; // which of the two routing tables takes rows (the other may be being written)
+  /** The previous buffer's COPY, running on DuckDB's threads while this thread prepares the next rows. */
+  private copying: Promise<void> | null = null;
+  private shards: string[] = []; // relative paths written so far
+  private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
+  private samplesAppender: DuckDBAppender | null = null;
+  private sampleBufRows = 0;
+  private sampleBufBytes = 0;
+  private sampleParts: string[] = [];
+  // the samples' domains (SPEC §2 samples.domain), for the aggregates' domain key
+  private readonly sampleDomains = new Dictionary();
+  private readonly sampleDomain = new Map<number, number>();
+  private maxSampleWithoutDomain = -1;
+  private readonly acc: AggregateAccumulator;
   // scratch buffers for columns whose in-memory type differs from the input
-  private readonly u8: Uint8Array<ArrayBuffer>;
   private readonly i16: Int16Array<ArrayBuffer>;
   private readonly i16k: Int16Array<ArrayBuffer>;
-  private readonly extraU16: Uint16Array<ArrayBuffer>;
 
   private constructor(
     readonly dir: string,
     readonly opts: TraceWriterOptions,
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
-    private readonly routingAppender: DuckDBAppender,
-    private readonly samplesAppender: DuckDBAppender,
+    private readonly copyConn: DuckDBConnection,
     private readonly routingTypes: DuckDBType[],
+    private readonly routingColumns: string[],
   ) {
     this.chunkRows = duckdb.vector_size();
     this.chunk = DuckDBDataChunk.create(routingTypes);
-    this.u8 = new Uint8Array(this.chunkRows);
     this.i16 = new Int16Array(this.chunkRows);
     this.i16k = new Int16Array(this.chunkRows * opts.topK);
-    this.extraU16 = new Uint16Array(this.chunkRows);
+    const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
+    this.bufferRows = opts.bufferRows ?? Math.max(1, Math.floor(BUFFER_BYTES / rowBytes / ROW_GROUP)) * ROW_GROUP;
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
+    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs });
   }
 
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriter> {
     const { topK, numExperts } = opts;
+    if (opts.bufferRows !== undefined && !(Number.isInteger(opts.bufferRows) && opts.bufferRows >= 1)) throw new Error(`TraceWriter: bad bufferRows ${opts.bufferRows}`);
     if (!Number.isInteger(topK) || topK < 1 || !Number.isInteger(numExperts) || numExperts < 1 || topK > numExperts) {
       throw new Error(`TraceWriter: bad topK ${topK} / numExperts ${numExperts}`);
     }
@@ -143,14 +165,14 @@ export class TraceWriter {
         throw new Error(`TraceWriter: bad extra column name ${JSON.stringify(c.name)}`);
       }
     }
-    const dbPath = join(dir, TMP_DB);
-    const instance = await DuckDBInstance.create(dbPath, {
-      memory_limit: opts.memoryLimit ?? '32MB',
+    const instance = await DuckDBInstance.create(':memory:', {
+      memory_limit: opts.memoryLimit ?? '256MB',
       threads: '2',
-      temp_directory: join(dir, TMP_DB + '.spill'),
+      temp_directory: join(dir, TMP_PREFIX + '.spill'),
       preserve_insertion_order: 'true',
     });
     const conn = await instance.connect();
+    const copyConn = await instance.connect();
     const types: DuckDBType[] = [INTEGER, INTEGER, UTINYINT, INTEGER, SMALLINT, ARRAY(SMALLINT, topK), ARRAY(FLOAT, topK)];
     const cols = ['sample INTEGER', 'pos INTEGER', 'modality UTINYINT', 'token INTEGER', 'layer SMALLINT', `expert SMALLINT[${topK}]`, `gate FLOAT[${topK}]`];
     if (opts.fullProbs) {
@@ -161,11 +183,7 @@ export class TraceWriter {
       types.push(c.type === 'VARCHAR' ? USMALLINT : INTEGER);
       cols.push(`${c.name} ${c.type === 'VARCHAR' ? 'USMALLINT' : 'INTEGER'}`);
     }
-    await conn.run(`CREATE TABLE routing (${cols.join(', ')})`);
-    await conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
-    const ra = await conn.createAppender('routing');
-    const sa = await conn.createAppender('samples');
-    return new TraceWriter(dir, opts, instance, conn, ra, sa, types);
+    return new TraceWriter(dir, opts, instance, conn, copyConn, types, cols);
   }
 
   get rowCount(): number {
@@ -176,9 +194,16 @@ export class TraceWriter {
     return this.samples;
   }
 
+  private async routingBuffer(): Promise<DuckDBAppender> {
+    if (!this.routingAppender) {
+      await this.conn.run(`CREATE TABLE routing_${this.buffer} (${this.routingColumns.join(', ')})`);
+      this.routingAppender = await this.conn.createAppender(`routing_${this.buffer}`);
+    }
+    return this.routingAppender;
+  }
+
   async appendRouting(r: RoutingRows): Promise<void> {
     this.checkOpen();
-    await this.settleCheckpoint();
     const n = r.sample.length;
     const { topK: K, numExperts: E, fullProbs } = this.opts;
     const bad = (what: string) => new Error(`TraceWriter.appendRouting: ${what}`);
@@ -197,8 +222,44 @@ export class TraceWriter {
     for (const c of extraCols) {
       const v = r.extra?.[c.name];
       if (!v || v.length !== n) throw bad(`extra column ${c.name} must have ${n} values`);
+      if (c.type === 'INTEGER' && !(v instanceof Int32Array)) throw bad(`extra column ${c.name} must be an Int32Array`);
+      if (c.type === 'VARCHAR' && v instanceof Int32Array) throw bad(`extra column ${c.name} must be strings`);
+    }
+    // whole-batch codes: modality, VARCHAR extra columns, the aggregates' domain
+    let mod: Uint8Array<ArrayBuffer>;
+    if (r.modality instanceof Uint8Array) {
+      for (let i = 0; i < n; i++) if (r.modality[i] >= CODE_NAMES.length) throw bad(`modality code ${r.modality[i]} is not one of 0..${CODE_NAMES.length - 1}`);
+      mod = r.modality.byteOffset === 0 && r.modality.buffer instanceof ArrayBuffer ? (r.modality as Uint8Array<ArrayBuffer>) : new Uint8Array(r.modality);
+    } else {
+      mod = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const c = this.modalities.code(r.modality[i]);
+        if (c > 255) throw new InputError(`routing: more than 256 distinct modalities`);
+        mod[i] = c;
+      }
+    }
+    const extraCodes = new Map<string, Uint16Array<ArrayBuffer>>();
+    for (const c of extraCols) {
+      if (c.type !== 'VARCHAR') continue;
+      const v = r.extra![c.name] as readonly string[];
+      const d = this.extraDicts.get(c.name)!;
+      const codes = new Uint16Array(n);
+      for (let i = 0; i < n; i++) codes[i] = d.code(v[i]);
+      extraCodes.set(c.name, codes);
+    }
+    let lastLayer = -1;
+    let counts: Float64Array | undefined;
+    for (let i = 0; i < n; i++) {
+      const l = r.layer[i];
+      if (l !== lastLayer) {
+        counts = this.layerModalityCounts.get(l);
+        if (!counts) this.layerModalityCounts.set(l, (counts = new Float64Array(256)));
+        lastLayer = l;
+      }
+      counts![mod[i]]++;
     }
 
+    const appender = await this.routingBuffer();
     const raw = this.chunk.chunk;
     const CH = this.chunkRows;
     for (let start = 0; start < n; start += CH) {
@@ -211,32 +272,7 @@ export class TraceWriter {
       };
       copy(0, r.sample, 4);
       copy(1, r.pos, 4);
-      // modality: codes (given or looked up)
-      if (r.modality instanceof Uint8Array) {
-        for (let i = 0; i < m; i++) {
-          const c = r.modality[start + i];
-          if (c >= CODE_NAMES.length) throw bad(`modality code ${c} is not one of 0..${CODE_NAMES.length - 1}`);
-          this.u8[i] = c;
-        }
-      } else {
-        for (let i = 0; i < m; i++) {
-          const c = this.modalities.code(r.modality[start + i]);
-          if (c > 255) throw new InputError(`routing: more than 256 distinct modalities`);
-          this.u8[i] = c;
-        }
-      }
-      duckdb.copy_data_to_vector(vec(2), 0, this.u8.buffer, 0, m);
-      let lastLayer = -1;
-      let counts: Float64Array | undefined;
-      for (let i = 0; i < m; i++) {
-        const l = r.layer[start + i];
-        if (l !== lastLayer) {
-          counts = this.layerModalityCounts.get(l);
-          if (!counts) this.layerModalityCounts.set(l, (counts = new Float64Array(256)));
-          lastLayer = l;
-        }
-        counts![this.u8[i]]++;
-      }
+      copy(2, mod, 1);
       copy(3, r.token, 4);
       for (let i = 0; i < m; i++) this.i16[i] = r.layer[start + i];
       duckdb.copy_data_to_vector(vec(4), 0, this.i16.buffer, 0, m * 2);
@@ -246,37 +282,104 @@ export class TraceWriter {
       let c = 7;
       if (fullProbs) copy(c++, r.probs!, 4 * E, true);
       for (const col of extraCols) {
-        const v = r.extra![col.name];
-        if (col.type === 'INTEGER') {
-          if (!(v instanceof Int32Array)) throw bad(`extra column ${col.name} must be an Int32Array`);
-          copy(c, v, 4);
-        } else {
-          if (v instanceof Int32Array) throw bad(`extra column ${col.name} must be strings`);
-          const d = this.extraDicts.get(col.name)!;
-          for (let i = 0; i < m; i++) this.extraU16[i] = d.code(v[start + i]);
-          duckdb.copy_data_to_vector(vec(c), 0, this.extraU16.buffer, 0, m * 2);
-        }
+        if (col.type === 'INTEGER') copy(c, r.extra![col.name] as Int32Array, 4);
+        else copy(c, extraCodes.get(col.name)!, 2);
         c++;
       }
       this.chunk.rowCount = m;
-      this.routingAppender.appendDataChunk(this.chunk);
+      appender.appendDataChunk(this.chunk);
     }
+
+    await this.acc.add({
+      n, K, sample: r.sample, pos: r.pos, token: r.token, layer: r.layer, mod,
+      dom: this.domainCodes(r.sample, extraCodes), phase: extraCodes.get('phase') ?? null,
+      experts: r.experts, gates: r.gates, probs: r.probs,
+    });
     this.rows += n;
-    if (this.rows - this.lastCheckpoint >= CHECKPOINT_ROWS) {
-      // move appended rows from the write-ahead log into the database file, so they can leave memory;
-      // the appender is flushed only here (each flush is a commit: flushing every batch cost ~25%)
-      this.routingAppender.flushSync();
-      // not awaited here: the caller prepares its next rows meanwhile (DuckDB works on its own threads)
-      const p = this.conn.run('CHECKPOINT').then(() => undefined);
-      p.catch(() => undefined); // a failure surfaces at the next settleCheckpoint
-      this.checkpoint = p;
-      this.lastCheckpoint = this.rows;
+    this.bufRows += n;
+    if (this.bufRows >= this.bufferRows) await this.flushRouting(false);
+  }
+
+  /**
+   * Per row, the code of its domain for the aggregates: a routing `domain` column, else its
+   * sample's domain. A sample's domain must be known before its rows; when it arrives later, the
+   * aggregates are computed from the written rows instead (see appendSample).
+   */
+  private domainCodes(sample: Int32Array, extraCodes: Map<string, Uint16Array>): Int32Array | null {
+    const fromRouting = extraCodes.get('domain');
+    if (fromRouting) return Int32Array.from(fromRouting);
+    if (this.sampleDomain.size === 0) {
+      for (let i = 0; i < sample.length; i++) if (sample[i] > this.maxSampleWithoutDomain) this.maxSampleWithoutDomain = sample[i];
+      return null;
     }
+    const dom = new Int32Array(sample.length);
+    for (let i = 0; i < sample.length; i++) {
+      const d = this.sampleDomain.get(sample[i]);
+      if (d === undefined) {
+        dom[i] = -1;
+        if (sample[i] > this.maxSampleWithoutDomain) this.maxSampleWithoutDomain = sample[i];
+      } else dom[i] = d;
+    }
+    return dom;
+  }
+
+  /**
+   * Write the buffered rows as a Parquet file. The COPY runs on DuckDB's threads while the caller
+   * fills the other buffer (awaited at the next flush, or now when `last`).
+   */
+  private async flushRouting(last: boolean): Promise<void> {
+    await this.settleCopy();
+    if (!this.routingAppender) return;
+    this.routingAppender.flushSync();
+    this.routingAppender.closeSync();
+    this.routingAppender = null;
+    let rel: string;
+    if (last && this.shards.length === 0) rel = 'routing.parquet';
+    else {
+      if (this.shards.length === 0) mkdirSync(join(this.dir, 'routing'));
+      rel = `routing/part-${String(this.shards.length).padStart(5, '0')}.parquet`;
+    }
+    const table = `routing_${this.buffer}`;
+    const copy = this.copyConn
+      .run(`COPY (SELECT ${this.outputColumns().join(', ')} FROM ${table}) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
+      .then(() => this.copyConn.run(`DROP TABLE ${table}`))
+      .then(() => undefined);
+    copy.catch(() => undefined); // surfaces at settleCopy
+    this.copying = copy;
+    this.buffer ^= 1;
+    this.shards.push(rel);
+    if (this.gatesRecorded) this.shardsWithGates = this.shards.length;
+    this.bufRows = 0;
+    if (last) await this.settleCopy();
+  }
+
+  private async settleCopy(): Promise<void> {
+    const p = this.copying;
+    this.copying = null;
+    const t = performance.now();
+    if (p) await p;
+    if (process.env.MOESCOPE_TIMING) process.stderr.write(`copy wait ${(performance.now() - t).toFixed(0)} ms\n`);
+  }
+
+  /** routing's columns as SPEC §2 names them (codes decoded, arrays as lists). */
+  private outputColumns(): string[] {
+    const select = [
+      'sample', 'pos', `(${this.modalities.sqlList()})[modality + 1] AS modality`, 'token', 'layer',
+      'expert::SMALLINT[] AS expert', this.gatesRecorded ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
+    ];
+    if (this.opts.fullProbs) select.push('prob::FLOAT[] AS prob');
+    for (const c of this.opts.extraColumns ?? []) {
+      select.push(c.type === 'VARCHAR' ? `(${this.extraDicts.get(c.name)!.sqlList()})[${c.name} + 1] AS ${c.name}` : c.name);
+    }
+    return select;
   }
 
   async appendSample(s: SampleRow): Promise<void> {
     this.checkOpen();
-    await this.settleCheckpoint();
+    if (!this.samplesAppender) {
+      await this.conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
+      this.samplesAppender = await this.conn.createAppender('samples');
+    }
     const a = this.samplesAppender;
     a.appendInteger(s.sample);
     a.appendVarchar(s.text);
@@ -286,6 +389,12 @@ export class TraceWriter {
     else {
       a.appendVarchar(s.domain);
       this.sampleColumns.add('domain');
+      if (!(this.opts.extraColumns ?? []).some((c) => c.name === 'domain')) {
+        // rows of this sample already counted without its domain, or too many to remember: the
+        // aggregates come from the written rows instead
+        if (s.sample <= this.maxSampleWithoutDomain || this.sampleDomain.size >= MAX_SAMPLE_DOMAINS) this.acc.giveUp();
+        else this.sampleDomain.set(s.sample, this.sampleDomains.code(s.domain));
+      }
     }
     if (s.tokens) {
       a.appendList(listValue(s.tokens), LIST(VARCHAR));
@@ -297,46 +406,49 @@ export class TraceWriter {
     } else a.appendNull();
     a.endRow();
     this.samples++;
-    if (this.samples % 256 === 0) a.flushSync();
+    this.sampleBufRows++;
+    this.sampleBufBytes += 64 + s.text.length + s.images.reduce((t, b) => t + b.length, 0) + (s.tokens?.reduce((t, x) => t + x.length + 16, 0) ?? 0);
+    if (this.sampleBufRows >= SAMPLE_BUFFER_ROWS || this.sampleBufBytes >= SAMPLE_BUFFER_BYTES) await this.flushSamples();
+  }
+
+  /** Move buffered samples to a temporary Parquet part (joined into samples.parquet at the end). */
+  private async flushSamples(): Promise<void> {
+    if (!this.samplesAppender) return;
+    this.samplesAppender.flushSync();
+    this.samplesAppender.closeSync();
+    this.samplesAppender = null;
+    const part = join(this.dir, `${TMP_PREFIX}-samples-${String(this.sampleParts.length).padStart(5, '0')}.parquet`);
+    await this.conn.run(`COPY samples TO ${sqlString(part)} (${PARQUET})`);
+    await this.conn.run('DROP TABLE samples');
+    this.sampleParts.push(part);
+    this.sampleBufRows = 0;
+    this.sampleBufBytes = 0;
   }
 
   /**
-   * Write routing.parquet, samples.parquet and meta.json into the folder and remove the temporary
-   * database. `tokens` (per modality, each token once) is counted from the rows unless given.
+   * Write the last routing rows, samples.parquet, the aggregates and meta.json, and remove the
+   * temporaries. `tokens` (per modality, each token once) is counted from the rows unless given.
    */
   async finish(meta: TraceMetaInput): Promise<TraceMeta> {
     this.checkOpen();
     try {
-      await this.settleCheckpoint();
-      this.routingAppender.flushSync();
-      this.routingAppender.closeSync();
-      this.samplesAppender.flushSync();
-      this.samplesAppender.closeSync();
-      const modality = `(${this.modalities.sqlList()})[modality + 1]`;
-      const select = [
-        'sample', 'pos', `${modality} AS modality`, 'token', 'layer',
-        'expert::SMALLINT[] AS expert', this.gatesRecorded ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
-      ];
-      if (this.opts.fullProbs) select.push('prob::FLOAT[] AS prob');
-      for (const c of this.opts.extraColumns ?? []) {
-        select.push(c.type === 'VARCHAR' ? `(${this.extraDicts.get(c.name)!.sqlList()})[${c.name} + 1] AS ${c.name}` : c.name);
-      }
-      const parquet = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880";
-      await this.conn.run(`COPY (SELECT ${select.join(', ')} FROM routing) TO ${sqlString(join(this.dir, 'routing.parquet'))} (${parquet})`);
+      if (this.rows === 0) await this.routingBuffer(); // an empty trace still has its routing file
+      await this.flushRouting(true);
+      if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
       const sampleCols = ['sample', 'text', 'images', 'source', ...['domain', 'tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
-      await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(join(this.dir, 'samples.parquet'))} (${parquet})`);
-      // aggregates (SPEC §2) from the rows just written: analyze, plot and the dashboard read only these
-      const extra = this.opts.extraColumns ?? [];
-      // read from the temporary table (native storage scans faster than decoding the Parquet just written)
-      const routingRel = `(SELECT ${select.join(', ')} FROM routing)`;
-      const base = baseRelation(routingRel, 'samples', {
-        domain: extra.some((c) => c.name === 'domain' && c.type === 'VARCHAR') ? 'routing' : this.sampleColumns.has('domain') ? 'samples' : null,
-        phase: extra.some((c) => c.name === 'phase' && c.type === 'VARCHAR'),
-        prob: this.opts.fullProbs,
-      });
-      // pairing consecutive positions groups every row once: DuckDB spills it, but needs a little room for 2 threads
-      if (!this.opts.memoryLimit) await this.conn.run(`SET memory_limit = '${AGG_MEMORY}'`);
-      await writeAggregates(this.conn, base, this.dir, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
+      const samplesFile = join(this.dir, 'samples.parquet');
+      if (this.sampleParts.length === 0) {
+        if (!this.samplesAppender) await this.appendNoSamples();
+        this.samplesAppender!.flushSync();
+        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(samplesFile)} (${PARQUET})`);
+      } else {
+        await this.flushSamples();
+        const parts = `read_parquet([${this.sampleParts.map(sqlString).join(', ')}])`;
+        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${PARQUET})`);
+      }
+      const tA = performance.now();
+      await this.writeAggregates();
+      if (process.env.MOESCOPE_TIMING) process.stderr.write(`aggregates ${(performance.now() - tA).toFixed(0)} ms\n`);
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
       let tokens = meta.tokens;
@@ -349,6 +461,7 @@ export class TraceWriter {
         }
         tokens = Object.fromEntries(Object.entries(tokens).sort(([a], [b]) => (a < b ? -1 : 1)));
       }
+      this.close();
       const full: TraceMeta = {
         moescope_version: VERSION,
         ...meta,
@@ -368,36 +481,66 @@ export class TraceWriter {
     }
   }
 
+  private async appendNoSamples(): Promise<void> {
+    await this.conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
+    this.samplesAppender = await this.conn.createAppender('samples');
+  }
+
+  /**
+   * agg-*.parquet: the tables counted on the way in, and (rarely) the ones one pass could not
+   * count, computed with SQL from the files just written.
+   */
+  private async writeAggregates(): Promise<void> {
+    const extra = this.opts.extraColumns ?? [];
+    const hasVarchar = (name: string) => extra.some((c) => c.name === name && c.type === 'VARCHAR');
+    const tq = performance.now();
+    const queries = await this.acc.tables({
+      modality: this.modalities.names,
+      domain: hasVarchar('domain') ? this.extraDicts.get('domain')!.names : this.sampleDomains.names,
+      phase: hasVarchar('phase') ? this.extraDicts.get('phase')!.names : [],
+    }, !this.gatesRecorded);
+    if (process.env.MOESCOPE_TIMING) process.stderr.write(`acc tables ${(performance.now() - tq).toFixed(0)} ms\n`);
+    if (this.acc.sqlTables.size) {
+      const routing = `read_parquet([${this.shards.map((f) => sqlString(join(this.dir, f))).join(', ')}])`;
+      const base = baseRelation(routing, `read_parquet(${sqlString(join(this.dir, 'samples.parquet'))})`, {
+        domain: hasVarchar('domain') ? 'routing' : this.sampleColumns.has('domain') ? 'samples' : null,
+        phase: hasVarchar('phase'),
+        prob: this.opts.fullProbs,
+      });
+      const sql = aggregateQueries(base, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
+      for (const t of this.acc.sqlTables) queries[t] = sql[t];
+    }
+    await writeAggregateQueries(this.conn, queries as Record<AggTable, AggQuery>, this.dir);
+  }
+
   /**
    * The producer recorded no gate weights: routing.gate is written NULL (SPEC §2) whatever was
-   * appended (appended gates are placeholders then).
+   * appended (appended gates are placeholders then). Call before the first rows go out.
    */
   dropGates(): void {
     this.gatesRecorded = false;
   }
 
-  /** Stop and remove the temporary database (the caller's atomic folder removes the rest). */
+  /** Shards written before the writer learnt that gates are placeholders get their gate column NULLed. */
+  private async nullGatesOfEarlyShards(): Promise<void> {
+    for (const rel of this.shards.slice(0, this.shardsWithGates)) {
+      const f = join(this.dir, rel);
+      const tmp = join(this.dir, `${TMP_PREFIX}-regate.parquet`);
+      await this.conn.run(`COPY (SELECT * REPLACE (NULL::FLOAT[] AS gate) FROM read_parquet(${sqlString(f)})) TO ${sqlString(tmp)} (${PARQUET})`);
+      renameSync(tmp, f);
+    }
+    this.shardsWithGates = 0;
+  }
+
+  /** Stop and remove the temporaries (the caller's atomic folder removes the rest). */
   async abort(): Promise<void> {
     if (this.closed) return;
     try {
-      await this.settleCheckpoint();
+      await this.settleCopy();
     } catch {
       // already failing
     }
-    try {
-      this.routingAppender.closeSync();
-      this.samplesAppender.closeSync();
-    } catch {
-      // already failing; the files are removed below
-    }
     this.close();
-  }
-
-  private async settleCheckpoint(): Promise<void> {
-    const p = this.checkpoint;
-    if (!p) return;
-    this.checkpoint = null;
-    await p;
   }
 
   private checkOpen(): void {
@@ -405,13 +548,22 @@ export class TraceWriter {
   }
 
   private close(): void {
+    if (this.closed) return;
     this.closed = true;
     try {
+      for (const a of [this.routingAppender, this.samplesAppender]) {
+        try {
+          a?.closeSync();
+        } catch {
+          // already failing; the files are removed below
+        }
+      }
       this.conn.closeSync();
+      this.copyConn.closeSync();
       this.instance.closeSync();
     } finally {
       for (const f of readdirSync(this.dir)) {
-        if (f.startsWith(TMP_DB)) rmSync(join(this.dir, f), { recursive: true, force: true });
+        if (f.startsWith(TMP_PREFIX)) rmSync(join(this.dir, f), { recursive: true, force: true });
       }
     }
   }

@@ -1,0 +1,429 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { appendColumns } from './duckdb-columns.js';
+import { CountTable } from './count-table.js';
+import type { AggQuery, AggTable } from './aggregates.js';
+
+/**
+ * The aggregates of SPEC §2 (defined in SQL in aggregates.ts), counted while the writer appends
+ * rows, in typed arrays per group. Hand-written rather than SQL over the rows just written because
+ * that second pass cost several times the write itself (co-activation expands every row into
+ * k(k-1) pairs: 7 of 10 s for 262k top-8 rows); here each row costs a few hundred nanoseconds.
+ * `moescope index` computes the same tables with the SQL of aggregates.ts, and
+ * test/trace/agg-accumulator.test.ts checks that both agree on the same rows.
+ *
+ * Where one pass cannot be right, the table is left to that SQL after writing (`sqlTables`):
+ * the repeat rate when a sample's rows of a layer are not contiguous and in position order, every
+ * table when a sample's domain arrives after its rows or there are too many groups.
+ */
+
+/** Per group (layer, modality, domain, phase) sums; codes index the writer's dictionaries (-1 NULL). */
+interface Group {
+  layer: number;
+  mod: number;
+  dom: number;
+  phase: number;
+  cap: number; // expert slots allocated
+  nAll: Float64Array;
+  nTop1: Float64Array;
+  nGate: Float64Array;
+  nBad: Float64Array;
+  tokens: number;
+  gateRows: number;
+  gateSumOne: number;
+  gateTop1: number;
+  gateMargin: number;
+  gateMarginRows: number;
+  probTop1: number;
+  probMargin: number;
+  probEntropy: number;
+  probRows: number;
+  /** i*E + j -> pairs; dense when E is small and known */
+  coact: Float64Array | Map<number, number>;
+}
+
+/** One batch of rows in the writer's column form, with group codes resolved per row. */
+export interface AccRows {
+  n: number;
+  K: number;
+  sample: Int32Array;
+  pos: Int32Array;
+  token: Int32Array;
+  layer: Int32Array;
+  mod: Uint8Array;
+  dom: Int32Array | null; // per row, -1 = NULL; null = all NULL
+  phase: Uint16Array | null;
+  experts: Int32Array;
+  gates: Float32Array;
+  probs?: Float32Array;
+}
+
+const MAX_GROUPS = 20_000;
+const TOKEN_SPILL = 1 << 18; // token-map entries held in JS before they move to DuckDB
+const DENSE_COACT_E = 512;
+
+export class AggregateAccumulator {
+  private readonly groups: Group[] = [];
+  private readonly index = new Map<string, number>();
+  /** per layer, the previous row: whether there is one, sample, pos, top-1, group (repeat pairs) */
+  private readonly prevHas = new Uint8Array(32768);
+  private readonly prevSample = new Int32Array(32768);
+  private readonly prevPos = new Int32Array(32768);
+  private readonly prevTop1 = new Int32Array(32768);
+  private readonly prevGid = new Int32Array(32768);
+  private gs = new Float64Array(0); // per row of a batch: gate sum, and whether the gates are usable
+  private ok = new Uint8Array(0);
+  private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
+  /** (group * 32768 + top-1 expert, token) -> rows; moves to DuckDB when large, so memory stays flat */
+  private readonly token = new CountTable(2 * TOKEN_SPILL);
+  private spills = 0;
+  /** Tables that one pass could not count: computed from the written rows with SQL instead. */
+  readonly sqlTables = new Set<AggTable>();
+  private allSql = false;
+
+  constructor(
+    private readonly conn: DuckDBConnection,
+    private readonly opts: { numExperts: number; hasProb: boolean },
+  ) {}
+
+  /** Everything goes to SQL (a fact about the input found after rows were counted). */
+  giveUp(): void {
+    this.allSql = true;
+    for (const t of ['counts', 'tokens', 'repeat', 'coact', 'token'] as const) this.sqlTables.add(t);
+    this.groups.length = 0;
+    this.index.clear();
+    this.repeat.clear();
+  }
+
+  private group(layer: number, mod: number, dom: number, phase: number): number {
+    const key = `${layer},${mod},${dom},${phase}`;
+    let g = this.index.get(key);
+    if (g === undefined) {
+      if (this.groups.length >= MAX_GROUPS) {
+        this.giveUp();
+        return -1;
+      }
+      g = this.groups.length;
+      const E = this.opts.numExperts;
+      const cap = E <= 4096 ? E : 64;
+      this.groups.push({
+        layer, mod, dom, phase, cap,
+        nAll: new Float64Array(cap), nTop1: new Float64Array(cap), nGate: new Float64Array(cap), nBad: new Float64Array(cap),
+        tokens: 0, gateRows: 0, gateSumOne: 0, gateTop1: 0, gateMargin: 0, gateMarginRows: 0,
+        probTop1: 0, probMargin: 0, probEntropy: 0, probRows: 0,
+        coact: E <= DENSE_COACT_E ? new Float64Array(E * E) : new Map(),
+      });
+      this.index.set(key, g);
+    }
+    return g;
+  }
+
+  private grow(g: Group, e: number): void {
+    let cap = g.cap;
+    while (cap <= e) cap *= 2;
+    const widen = (a: Float64Array) => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    g.nAll = widen(g.nAll);
+    g.nTop1 = widen(g.nTop1);
+    g.nGate = widen(g.nGate);
+    g.nBad = widen(g.nBad);
+    g.cap = cap;
+  }
+
+  async add(r: AccRows): Promise<void> {
+    if (this.allSql) return;
+    const { n, K, experts, gates, probs } = r;
+    const E = this.opts.numExperts;
+    if (this.gs.length < n) {
+      this.gs = new Float64Array(n);
+      this.ok = new Uint8Array(n);
+    }
+    const { gs, ok } = this;
+    // gates usable (SQL: gate not NULL, sum > 0 and not NaN), per row
+    for (let i = 0; i < n; i++) {
+      let t = 0;
+      for (let s = 0; s < K; s++) t += gates[i * K + s];
+      gs[i] = t;
+      ok[i] = t > 0 && !Number.isNaN(t) ? 1 : 0;
+    }
+    // rows come in runs of one group (a layer's tokens of one modality): count a run at a time
+    for (let i0 = 0; i0 < n; ) {
+      const layer = r.layer[i0], mod = r.mod[i0];
+      const dom = r.dom ? r.dom[i0] : -1;
+      const phase = r.phase ? r.phase[i0] : -1;
+      let i1 = i0 + 1;
+      while (i1 < n && r.layer[i1] === layer && r.mod[i1] === mod && (r.dom ? r.dom[i1] : -1) === dom && (r.phase ? r.phase[i1] : -1) === phase) i1++;
+      const gid = this.group(layer, mod, dom, phase);
+      if (gid < 0) return;
+      const G = this.groups[gid];
+      let maxE = 0;
+      for (let x = i0 * K; x < i1 * K; x++) if (experts[x] > maxE) maxE = experts[x];
+      if (maxE >= G.cap) this.grow(G, maxE);
+      const { nAll, nTop1, nGate, nBad } = G;
+      for (let x = i0 * K; x < i1 * K; x++) nAll[experts[x]]++;
+      let gateRows = 0, sumOne = 0, top1Sum = 0, marginSum = 0;
+      for (let i = i0; i < i1; i++) {
+        const o = i * K;
+        nTop1[experts[o]]++;
+        if (ok[i]) {
+          const inv = gs[i];
+          for (let s = 0; s < K; s++) {
+            const w = gates[o + s] / inv;
+            if (w === w) nGate[experts[o + s]] += w;
+            else nBad[experts[o + s]]++;
+          }
+          gateRows++;
+          if (Math.abs(inv - 1) < 1e-3) sumOne++;
+          top1Sum += gates[o];
+          if (K >= 2) marginSum += gates[o] - gates[o + 1];
+        } else for (let s = 0; s < K; s++) nBad[experts[o + s]]++;
+      }
+      G.tokens += i1 - i0;
+      G.gateRows += gateRows;
+      G.gateSumOne += sumOne;
+      G.gateTop1 += top1Sum;
+      if (K >= 2) {
+        G.gateMargin += marginSum;
+        G.gateMarginRows += gateRows;
+      }
+      if (probs) {
+        for (let i = i0; i < i1; i++) {
+          const p0 = i * E;
+          let m1 = -Infinity, m2 = -Infinity, h = 0;
+          for (let e = 0; e < E; e++) {
+            const p = probs[p0 + e];
+            if (p > m1) {
+              m2 = m1;
+              m1 = p;
+            } else if (p > m2) m2 = p;
+            if (p > 0) h -= p * Math.log2(p);
+          }
+          G.probTop1 += m1;
+          if (E >= 2) G.probMargin += m1 - m2;
+          G.probEntropy += h;
+        }
+        G.probRows += i1 - i0;
+      }
+      if (K >= 2) {
+        const c = G.coact;
+        if (c instanceof Float64Array) {
+          // each unordered pair of slots once, as (slot a, slot b > a); written as c[i][j] + c[j][i]
+          // (co-activation is symmetric), without the diagonal (equal ids, which SQL's list_filter drops)
+          for (let o = i0 * K; o < i1 * K; o += K) {
+            for (let a = 0; a < K - 1; a++) {
+              const ea = experts[o + a] * E;
+              for (let b = a + 1; b < K; b++) c[ea + experts[o + b]]++;
+            }
+          }
+        } else {
+          for (let o = i0 * K; o < i1 * K; o += K) {
+            for (let a = 0; a < K - 1; a++) {
+              for (let b = a + 1; b < K; b++) {
+                const key = experts[o + a] * 32768 + experts[o + b];
+                c.set(key, (c.get(key) ?? 0) + 1);
+              }
+            }
+          }
+        }
+      }
+      const gk = gid * 32768;
+      for (let i = i0; i < i1; i++) this.token.add(gk + experts[i * K], r.token[i]);
+      if (!this.sqlTables.has('repeat')) {
+        // consecutive positions of one sample in one layer: one pass is right only when each
+        // (sample, layer) arrives contiguous and in position order, samples ascending
+        let ps = this.prevSample[layer], pp = this.prevPos[layer], pt = this.prevTop1[layer], pg = this.prevGid[layer];
+        let has = this.prevHas[layer] === 1;
+        for (let i = i0; i < i1; i++) {
+          const sample = r.sample[i], pos = r.pos[i], top1 = experts[i * K];
+          if (has) {
+            if (sample < ps || (sample === ps && pos <= pp)) {
+              this.sqlTables.add('repeat');
+              this.repeat.clear();
+              break;
+            }
+            if (sample === ps && pos === pp + 1) {
+              const rk = gid * 2 ** 21 + pg;
+              let v = this.repeat.get(rk);
+              if (!v) this.repeat.set(rk, (v = new Float64Array(2)));
+              v[0]++;
+              if (top1 === pt) v[1]++;
+            }
+          }
+          has = true;
+          ps = sample;
+          pp = pos;
+          pt = top1;
+          pg = gid;
+        }
+        this.prevHas[layer] = 1;
+        this.prevSample[layer] = ps;
+        this.prevPos[layer] = pp;
+        this.prevTop1[layer] = pt;
+        this.prevGid[layer] = pg;
+      }
+      i0 = i1;
+    }
+    if (this.token.size >= TOKEN_SPILL) await this.spillTokens();
+  }
+
+  /** Move the token counts to DuckDB (summed there at the end), so memory stays flat. */
+  private async spillTokens(): Promise<void> {
+    if (this.spills++ === 0) await this.conn.run('CREATE TABLE agg_token_part (gid INTEGER, token INTEGER, expert INTEGER, n DOUBLE)');
+    const m = this.token.size;
+    const gidCol = new Int32Array(m), tokCol = new Int32Array(m), eCol = new Int32Array(m), nCol = new Float64Array(m);
+    let o = 0;
+    this.token.forEach((ge, tok, v) => {
+      gidCol[o] = ge >> 15;
+      eCol[o] = ge & 32767;
+      tokCol[o] = tok;
+      nCol[o++] = v;
+    });
+    this.token.clear();
+    await appendColumns(this.conn, 'agg_token_part', [gidCol, tokCol, eCol, nCol]);
+  }
+
+  /**
+   * Put the aggregates into temporary DuckDB tables and return, per table this accumulator counted,
+   * the query that gives it in the SPEC's columns. `names` decode group codes.
+   */
+  async tables(names: { modality: readonly string[]; domain: readonly string[]; phase: readonly string[] }, gatesDropped: boolean): Promise<Partial<Record<AggTable, AggQuery>>> {
+    if (this.allSql) return {};
+    const c = this.conn;
+    const G = this.groups;
+    const E = this.opts.numExperts;
+    // groups: gid -> key columns
+    await c.run('CREATE TABLE agg_groups (gid INTEGER, layer SMALLINT, modality VARCHAR, domain VARCHAR, phase VARCHAR)');
+    const ga = await c.createAppender('agg_groups');
+    G.forEach((g, gi) => {
+      ga.appendInteger(gi);
+      ga.appendSmallInt(g.layer);
+      ga.appendVarchar(names.modality[g.mod]);
+      if (g.dom < 0) ga.appendNull();
+      else ga.appendVarchar(names.domain[g.dom]);
+      if (g.phase < 0) ga.appendNull();
+      else ga.appendVarchar(names.phase[g.phase]);
+      ga.endRow();
+    });
+    ga.flushSync();
+    ga.closeSync();
+    const keys = 'k.layer, k.modality, k.domain, k.phase';
+    const out: Partial<Record<AggTable, AggQuery>> = {};
+
+    // counts: experts chosen at least once
+    {
+      let m = 0;
+      for (const g of G) for (let e = 0; e < g.cap; e++) if (g.nAll[e] > 0) m++;
+      const gid = new Int32Array(m), ex = new Int32Array(m), all = new Float64Array(m), top1 = new Float64Array(m), gate = new Float64Array(m), bad = new Float64Array(m);
+      let o = 0;
+      G.forEach((g, gi) => {
+        for (let e = 0; e < g.cap; e++) {
+          if (!(g.nAll[e] > 0)) continue;
+          gid[o] = gi;
+          ex[o] = e;
+          all[o] = g.nAll[e];
+          top1[o] = g.nTop1[e];
+          gate[o] = gatesDropped ? 0 : g.nGate[e];
+          bad[o++] = gatesDropped ? g.nAll[e] : g.nBad[e];
+        }
+      });
+      await c.run('CREATE TABLE agg_counts (gid INTEGER, expert INTEGER, n_all DOUBLE, n_top1 DOUBLE, n_gate DOUBLE, n_gate_bad DOUBLE)');
+      await appendColumns(c, 'agg_counts', [gid, ex, all, top1, gate, bad]);
+      out.counts = `SELECT ${keys}, a.expert::SMALLINT AS expert, a.n_all::BIGINT AS n_all, a.n_top1::BIGINT AS n_top1,
+          a.n_gate AS n_gate, a.n_gate_bad::BIGINT AS n_gate_bad FROM agg_counts a JOIN agg_groups k USING (gid)`;
+    }
+    // tokens: one row per group
+    {
+      const m = G.length;
+      const cols = Array.from({ length: 11 }, () => new Float64Array(m));
+      G.forEach((g, gi) => {
+        const v = gatesDropped
+          ? [g.tokens, 0, 0, 0, 0, 0, 0]
+          : [g.tokens, 0, g.gateRows, g.gateSumOne, g.gateTop1, g.gateMargin, g.gateMarginRows];
+        v.push(g.probTop1, g.probMargin, g.probEntropy, g.probRows);
+        v.forEach((x, j) => (cols[j][gi] = x));
+      });
+      const gid = Int32Array.from(G.keys());
+      await c.run(`CREATE TABLE agg_tokens (gid INTEGER, tokens DOUBLE, empty DOUBLE, gate_rows DOUBLE, gate_sum_one DOUBLE,
+        gate_top1_sum DOUBLE, gate_margin_sum DOUBLE, gate_margin_rows DOUBLE, prob_top1_sum DOUBLE, prob_margin_sum DOUBLE, prob_entropy_sum DOUBLE, prob_rows DOUBLE)`);
+      await appendColumns(c, 'agg_tokens', [gid, ...cols]);
+      const p = this.opts.hasProb;
+      const probSum = (col: string, rows: string) => (p ? `CASE WHEN a.${rows} > 0 THEN a.${col} END` : 'NULL::DOUBLE');
+      out.tokens = `SELECT ${keys}, a.tokens::BIGINT AS tokens, a.empty::BIGINT AS empty, a.gate_rows::BIGINT AS gate_rows,
+          a.gate_sum_one::BIGINT AS gate_sum_one, a.gate_top1_sum, a.gate_margin_sum, a.gate_margin_rows::BIGINT AS gate_margin_rows,
+          ${probSum('prob_top1_sum', 'prob_rows')} AS prob_top1_sum,
+          ${p && E >= 2 ? 'CASE WHEN a.prob_rows > 0 THEN a.prob_margin_sum END' : 'NULL::DOUBLE'} AS prob_margin_sum,
+          ${probSum('prob_entropy_sum', 'prob_rows')} AS prob_entropy_sum, ${p ? 'a.prob_rows::BIGINT' : '0::BIGINT'} AS prob_rows
+        FROM agg_tokens a JOIN agg_groups k USING (gid)`;
+    }
+    // repeat
+    if (!this.sqlTables.has('repeat')) {
+      const m = this.repeat.size;
+      const gid = new Int32Array(m), prev = new Int32Array(m), pairs = new Float64Array(m), same = new Float64Array(m);
+      let o = 0;
+      for (const [k, v] of this.repeat) {
+        gid[o] = Math.floor(k / 2 ** 21);
+        prev[o] = k % 2 ** 21;
+        pairs[o] = v[0];
+        same[o++] = v[1];
+      }
+      await c.run('CREATE TABLE agg_repeat (gid INTEGER, prev INTEGER, pairs DOUBLE, same DOUBLE)');
+      await appendColumns(c, 'agg_repeat', [gid, prev, pairs, same]);
+      out.repeat = `SELECT ${keys}, pk.modality AS prev_modality, pk.phase AS prev_phase, sum(a.pairs)::BIGINT AS pairs, sum(a.same)::BIGINT AS same
+        FROM agg_repeat a JOIN agg_groups k USING (gid) JOIN agg_groups pk ON pk.gid = a.prev GROUP BY ALL`;
+    }
+    // coact: symmetrised (i, j) = pairs counted as (i, j) plus as (j, i); counted first, then filled
+    {
+      // per group: unordered pair (i < j) -> pairs
+      const pairs: { i: number; j: number; n: number }[][] = G.map((g) => {
+        const out: { i: number; j: number; n: number }[] = [];
+        const c = g.coact;
+        if (c instanceof Float64Array) {
+          for (let i = 0; i < E; i++) {
+            for (let j = i + 1; j < E; j++) {
+              const v = c[i * E + j] + c[j * E + i];
+              if (v > 0) out.push({ i, j, n: v });
+            }
+          }
+        } else {
+          const sym = new Map<number, number>();
+          for (const [k, v] of c) {
+            const a = Math.floor(k / 32768), b = k % 32768;
+            if (a === b) continue;
+            const key = Math.min(a, b) * 32768 + Math.max(a, b);
+            sym.set(key, (sym.get(key) ?? 0) + v);
+          }
+          for (const [k, v] of sym) out.push({ i: Math.floor(k / 32768), j: k % 32768, n: v });
+        }
+        return out;
+      });
+      const m = 2 * pairs.reduce((t, p) => t + p.length, 0);
+      const gid = new Int32Array(m), ii = new Int32Array(m), jj = new Int32Array(m), nn = new Float64Array(m);
+      let o = 0;
+      pairs.forEach((ps, gi) => {
+        for (const { i, j, n } of ps) {
+          gid[o] = gid[o + 1] = gi;
+          ii[o] = jj[o + 1] = i;
+          jj[o] = ii[o + 1] = j;
+          nn[o] = nn[o + 1] = n;
+          o += 2;
+        }
+      });
+      await c.run('CREATE TABLE agg_coact (gid INTEGER, i INTEGER, j INTEGER, n DOUBLE)');
+      await appendColumns(c, 'agg_coact', [gid, ii, jj, nn]);
+      out.coact = `SELECT ${keys}, a.i::SMALLINT AS i, a.j::SMALLINT AS j, a.n::BIGINT AS n FROM agg_coact a JOIN agg_groups k USING (gid)`;
+    }
+    // token: what is still in JS joins the spilled parts
+    await this.spillTokens();
+    // the largest table (up to vocabulary x experts per group): summed and sorted on integer codes,
+    // groups ranked as ORDER BY ALL would order their keys
+    out.token = {
+      ordered: `SELECT ${keys}, a.token, a.expert::SMALLINT AS expert, a.n::BIGINT AS n
+        FROM (SELECT gid, token, expert, sum(n) AS n FROM agg_token_part GROUP BY ALL) a
+        JOIN (SELECT *, row_number() OVER (ORDER BY layer, modality, domain, phase) AS rank FROM agg_groups) k USING (gid)
+        ORDER BY k.rank, a.token, a.expert`,
+    };
+    return out;
+  }
+}

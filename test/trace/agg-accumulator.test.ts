@@ -1,0 +1,197 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { TraceWriter, type TraceWriterOptions } from '../../src/trace/writer.js';
+import { AGG_TABLES, aggFile, aggregateQueries, baseRelation } from '../../src/trace/aggregates.js';
+import { writeDirAtomic } from '../../src/util/atomic.js';
+
+/**
+ * The writer counts the aggregates on the way in (agg-accumulator.ts); `index` computes them with
+ * the SQL of aggregates.ts. Both must give the same tables for the same rows, including the cases
+ * the one-pass counter hands to SQL (rows out of order, a domain that arrives after its rows).
+ */
+
+const KEYS: Record<string, string[]> = {
+  counts: ['layer', 'modality', 'domain', 'phase', 'expert'],
+  tokens: ['layer', 'modality', 'domain', 'phase'],
+  repeat: ['layer', 'modality', 'domain', 'phase', 'prev_modality', 'prev_phase'],
+  coact: ['layer', 'modality', 'domain', 'phase', 'i', 'j'],
+  token: ['layer', 'modality', 'domain', 'phase', 'token', 'expert'],
+};
+
+let seed = 12345;
+function rnd(): number {
+  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+  return seed / 2 ** 32;
+}
+
+interface Design {
+  K: number;
+  E: number;
+  samples: number;
+  T: number;
+  layers: number[];
+  phase?: boolean;
+  domains?: boolean;
+  probs?: boolean;
+  shuffle?: boolean; // rows not in (sample, layer, pos) order
+  domainLate?: boolean; // samples appended after their rows
+  zeroGates?: boolean; // some rows with unusable gates
+  repeats?: boolean; // some expert lists with an id twice
+}
+
+/** Rows per sample, layer by layer, tokens in order (unless shuffled); random experts and gates. */
+function makeRows(d: Design) {
+  const n = d.samples * d.layers.length * d.T;
+  const { K, E } = d;
+  const sample = new Int32Array(n), pos = new Int32Array(n), token = new Int32Array(n), layer = new Int32Array(n);
+  const modality: string[] = [], phase: string[] = [];
+  const experts = new Int32Array(n * K), gates = new Float32Array(n * K), probs = d.probs ? new Float32Array(n * E) : undefined;
+  let i = 0;
+  for (let s = 0; s < d.samples; s++) {
+    for (const l of d.layers) {
+      for (let t = 0; t < d.T; t++, i++) {
+        sample[i] = s;
+        pos[i] = t;
+        layer[i] = l;
+        token[i] = Math.floor(rnd() * 20) - (t % 7 === 0 ? 5 : 0);
+        modality.push(t < d.T / 3 ? 'text' : t < (2 * d.T) / 3 ? 'image' : t === d.T - 1 ? 'special' : 'text');
+        phase.push(t < d.T / 2 ? 'prefill' : 'decode');
+        const used = new Set<number>();
+        const w: number[] = [];
+        for (let k = 0; k < K; k++) {
+          let e: number;
+          do e = Math.floor(rnd() * E);
+          while (used.has(e) && !(d.repeats && k === 1 && t % 5 === 0));
+          used.add(e);
+          experts[i * K + k] = e;
+          w.push(rnd());
+        }
+        w.sort((a, b) => b - a);
+        for (let k = 0; k < K; k++) gates[i * K + k] = d.zeroGates && t % 4 === 0 ? 0 : w[k];
+        if (probs) {
+          let z = 0;
+          for (let e = 0; e < E; e++) z += probs[i * E + e] = rnd() < 0.1 ? 0 : rnd();
+          for (let e = 0; e < E; e++) probs[i * E + e] /= z;
+        }
+      }
+    }
+  }
+  return { sample, pos, token, layer, modality, phase, experts, gates, probs, n };
+}
+
+async function writeTrace(dir: string, d: Design, extra: Partial<TraceWriterOptions> = {}): Promise<string> {
+  const out = join(dir, 'trace');
+  const r = makeRows(d);
+  const order = Array.from({ length: r.n }, (_, i) => i);
+  if (d.shuffle) for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const pick = <T extends Int32Array | Float32Array>(a: T, w: number): T => {
+    const b = new (a.constructor as new (n: number) => T)(a.length);
+    order.forEach((src, dst) => b.set(a.subarray(src * w, src * w + w), dst * w));
+    return b;
+  };
+  const domain = (s: number) => (d.domains ? ['arxiv', 'code', 'web'][s % 3] : null);
+  await writeDirAtomic(out, async (dir) => {
+    const w = await TraceWriter.open(dir, {
+      topK: d.K, numExperts: d.E, fullProbs: !!d.probs, bufferRows: 100,
+      extraColumns: d.phase ? [{ name: 'phase', type: 'VARCHAR' }] : undefined, ...extra,
+    });
+    const samples = async () => {
+      for (let s = 0; s < d.samples; s++) await w.appendSample({ sample: s, text: `sample ${s}`, images: [], source: 'test', domain: domain(s) });
+    };
+    if (!d.domainLate) await samples();
+    const B = 500; // several batches, several shards
+    for (let o = 0; o < r.n; o += B) {
+      const sl = order.slice(o, o + B);
+      const take = <T extends Int32Array | Float32Array>(a: T, wd: number): T => pick(a, wd).subarray(o * wd, (o + sl.length) * wd) as T;
+      await w.appendRouting({
+        sample: take(r.sample, 1), pos: take(r.pos, 1), token: take(r.token, 1), layer: take(r.layer, 1),
+        modality: sl.map((i) => r.modality[i]), experts: take(r.experts, d.K), gates: take(r.gates, d.K),
+        probs: r.probs && take(r.probs, d.E), extra: d.phase ? { phase: sl.map((i) => r.phase[i]) } : undefined,
+      });
+    }
+    if (d.domainLate) await samples();
+    await w.finish({ num_layers: 8, router_scoring: 'softmax', data: 'test' });
+  });
+  return out;
+}
+
+/** The trace's stored aggregates vs the SQL of aggregates.ts over its rows, summed by visible keys. */
+async function compare(trace: string, d: Design): Promise<void> {
+  const inst = await DuckDBInstance.create(':memory:');
+  const conn = await inst.connect();
+  try {
+    const shards = existsSync(join(trace, 'routing')) ? readdirSync(join(trace, 'routing')).map((f) => join(trace, 'routing', f)) : [join(trace, 'routing.parquet')];
+    const lit = (f: string) => `'${f.replace(/'/g, "''")}'`;
+    const base = baseRelation(`read_parquet([${shards.map(lit).join(', ')}])`, `read_parquet(${lit(join(trace, 'samples.parquet'))})`, {
+      domain: d.domains ? 'samples' : null, phase: !!d.phase, prob: !!d.probs,
+    });
+    const sql = aggregateQueries(base, { hasProb: !!d.probs, numExperts: d.E, topK: d.K });
+    for (const t of AGG_TABLES) {
+      const keys = KEYS[t];
+      const cols = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${lit(join(trace, aggFile(t)))}`)).getRows().map((r) => String(r[0]));
+      const vals = cols.filter((c) => !keys.includes(c));
+      const norm = (src: string) => `(SELECT ${keys.map((k) => `coalesce(${k}::VARCHAR, '~') AS ${k}`).join(', ')}, ${vals.map((v) => `sum(${v})::DOUBLE AS ${v}`).join(', ')} FROM ${src} GROUP BY ALL)`;
+      const got = norm(`read_parquet(${lit(join(trace, aggFile(t)))})`);
+      const want = norm(`(${sql[t]})`);
+      const diff = await conn.runAndReadAll(`SELECT ${keys.join(', ')}, ${vals.map((v) => `a.${v} AS got_${v}, b.${v} AS want_${v}`).join(', ')}
+        FROM ${got} a FULL JOIN ${want} b USING (${keys.join(', ')})
+        WHERE a.${vals[0]} IS NULL OR b.${vals[0]} IS NULL OR ${vals.map((v) => `abs(coalesce(a.${v}, 0) - coalesce(b.${v}, 0)) > 1e-6 * (1 + abs(coalesce(b.${v}, 0)))`).join(' OR ')} LIMIT 3`);
+      assert.deepEqual(diff.getRowObjectsJson(), [], `${t}: stored aggregate differs from SQL`);
+      const n = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${want}`)).getRows()[0][0]);
+      if (t !== 'coact' || d.K >= 2) assert.ok(n > 0, `${t}: the design must produce rows`);
+    }
+  } finally {
+    conn.closeSync();
+    inst.closeSync();
+  }
+}
+
+const cases: [string, Design][] = [
+  ['top-3 of 6, phases, domains, unusable gates, an id twice, several shards', { K: 3, E: 6, samples: 9, T: 40, layers: [1, 3, 4], phase: true, domains: true, zeroGates: true, repeats: true }],
+  ['top-2 of 700 (sparse co-activation), full probabilities', { K: 2, E: 700, samples: 4, T: 30, layers: [0, 2], probs: true }],
+  ['top-1 (no co-activation), rows in random order: the repeat rate goes to SQL', { K: 1, E: 4, samples: 5, T: 25, layers: [0, 1], shuffle: true }],
+  ['top-4 of 8, domains known only after the rows: everything goes to SQL', { K: 4, E: 8, samples: 6, T: 20, layers: [0, 5], domains: true, domainLate: true }],
+];
+for (const [name, d] of cases) {
+  test(`writer aggregates equal the SQL definitions: ${name}`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moescope-acc-'));
+    try {
+      const trace = await writeTrace(dir, d);
+      assert.ok(existsSync(join(trace, 'routing')), 'the design is meant to write shards');
+      await compare(trace, d);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('gates dropped after shards went out: every shard has a NULL gate column, and the aggregates say so', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moescope-acc-'));
+  try {
+    const d: Design = { K: 2, E: 5, samples: 4, T: 50, layers: [0, 1] };
+    const out = join(dir, 'trace');
+    const r = makeRows(d);
+    await writeDirAtomic(out, async (dd) => {
+      const w = await TraceWriter.open(dd, { topK: 2, numExperts: 5, fullProbs: false, bufferRows: 100 });
+      await w.appendRouting({ sample: r.sample, pos: r.pos, token: r.token, layer: r.layer, modality: r.modality, experts: r.experts, gates: r.gates });
+      w.dropGates();
+      await w.finish({ num_layers: 2, router_scoring: 'softmax', data: 'test' });
+    });
+    const inst = await DuckDBInstance.create(':memory:');
+    const conn = await inst.connect();
+    const g = (await conn.runAndReadAll(`SELECT count(*), count(gate) FROM '${join(out, 'routing')}/*.parquet'`)).getRows()[0];
+    assert.deepEqual(g.map(Number), [r.n, 0]);
+    conn.closeSync();
+    inst.closeSync();
+    await compare(out, d);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
