@@ -1,5 +1,6 @@
 import { InputError } from '../util/errors.js';
-import { TraceWriter, type SampleRow } from '../trace/writer.js';
+import type { SampleRow } from '../trace/writer.js';
+import { TraceWriterThread } from '../trace/writer-thread.js';
 import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
 import { MODALITIES } from '../analysis/groups.js';
 import type { Routed } from './routing.js';
@@ -42,7 +43,7 @@ const UNKNOWN_E = 32767; // expert is SMALLINT: any id fits until we know the re
  * and fills meta.json.
  */
 export class ImportSink {
-  private writer: TraceWriter | null = null;
+  private writer: TraceWriterThread | null = null;
   private K = 0;
   private E: number | undefined;
   private maxExpert = -1;
@@ -120,7 +121,7 @@ export class ImportSink {
     }
     if (!this.writer) {
       if (this.opts.phaseAuto && r.phase && !this.opts.extraColumns?.some((c) => c.name === 'phase')) this.opts.extraColumns = [...(this.opts.extraColumns ?? []), { name: 'phase', type: 'VARCHAR' }];
-      this.writer = await TraceWriter.open(this.dir, {
+      this.writer = await TraceWriterThread.open(this.dir, {
         topK: this.K,
         numExperts: this.E ?? Math.max(UNKNOWN_E, this.K),
         fullProbs: this.opts.fullProbs,

@@ -76,13 +76,15 @@ export class AggregateAccumulator {
   /** (group * 32768 + top-1 expert, token) -> rows; moves to DuckDB when large, so memory stays flat */
   private readonly token = new CountTable(2 * TOKEN_SPILL);
   private spills = 0;
+  private readonly spillFiles: string[] = [];
   /** Tables that one pass could not count: computed from the written rows with SQL instead. */
   readonly sqlTables = new Set<AggTable>();
   private allSql = false;
 
   constructor(
     private readonly conn: DuckDBConnection,
-    private readonly opts: { numExperts: number; hasProb: boolean },
+    /** spillPrefix: path prefix of the token-count parts (temporary files in the trace folder) */
+    private readonly opts: { numExperts: number; hasProb: boolean; spillPrefix: string },
   ) {}
 
   /** Everything goes to SQL (a fact about the input found after rows were counted). */
@@ -270,7 +272,7 @@ export class AggregateAccumulator {
 
   /** Move the token counts to DuckDB (summed there at the end), so memory stays flat. */
   private async spillTokens(): Promise<void> {
-    if (this.spills++ === 0) await this.conn.run('CREATE TABLE agg_token_part (gid INTEGER, token INTEGER, expert INTEGER, n DOUBLE)');
+    await this.conn.run('CREATE TABLE agg_token_part (gid INTEGER, token INTEGER, expert INTEGER, n DOUBLE)');
     const m = this.token.size;
     const gidCol = new Int32Array(m), tokCol = new Int32Array(m), eCol = new Int32Array(m), nCol = new Float64Array(m);
     let o = 0;
@@ -282,6 +284,11 @@ export class AggregateAccumulator {
     });
     this.token.clear();
     await appendColumns(this.conn, 'agg_token_part', [gidCol, tokCol, eCol, nCol]);
+    // to disk, not to a table: with many distinct (token, expert) pairs the parts would grow with the input
+    const part = `${this.opts.spillPrefix}${String(this.spills++).padStart(5, '0')}.parquet`;
+    await this.conn.run(`COPY agg_token_part TO '${part.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION uncompressed)`);
+    await this.conn.run('DROP TABLE agg_token_part');
+    this.spillFiles.push(part);
   }
 
   /**
@@ -420,7 +427,7 @@ export class AggregateAccumulator {
     // groups ranked as ORDER BY ALL would order their keys
     out.token = {
       ordered: `SELECT ${keys}, a.token, a.expert::SMALLINT AS expert, a.n::BIGINT AS n
-        FROM (SELECT gid, token, expert, sum(n) AS n FROM agg_token_part GROUP BY ALL) a
+        FROM (SELECT gid, token, expert, sum(n) AS n FROM read_parquet([${this.spillFiles.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]) GROUP BY ALL) a
         JOIN (SELECT *, row_number() OVER (ORDER BY layer, modality, domain, phase) AS rank FROM agg_groups) k USING (gid)
         ORDER BY k.rank, a.token, a.expert`,
     };

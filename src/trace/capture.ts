@@ -16,7 +16,7 @@ import { guardOutput } from '../util/output-guard.js';
 import { parseDataSpec } from '../data/spec.js';
 import { Progress } from '../util/progress.js';
 import type { TraceMeta } from './meta.js';
-import { TraceWriter } from './writer.js';
+import { TraceWriterThread } from './writer-thread.js';
 import { ForwardPool } from './forward-pool.js';
 
 export interface CaptureOptions {
@@ -114,7 +114,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   const pool = new ForwardPool(ck, threads);
   try {
     const meta = await writeDirAtomic(opts.out, async (dir) => {
-      const writer = await TraceWriter.open(dir, { topK: K, numExperts: E, fullProbs });
+      const writer = await TraceWriterThread.open(dir, { topK: K, numExperts: E, fullProbs });
       // batches in flight, oldest first: encoded on this thread, run by the pool, written in order
       type Pending = { batch: Sample[]; seqs: EncodedSequence[]; images: RGBImage[][]; result: Promise<InferenceResult> };
       const inFlight: Pending[] = [];

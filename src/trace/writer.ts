@@ -48,7 +48,7 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing (default 256MB: two row buffers, a Parquet writer, the token counts). */
+  /** DuckDB memory limit while writing (default 192MB: two row buffers and a Parquet writer; beyond it DuckDB spills). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
@@ -150,7 +150,7 @@ export class TraceWriter {
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
     this.bufferRows = opts.bufferRows ?? Math.max(1, Math.floor(BUFFER_BYTES / rowBytes / ROW_GROUP)) * ROW_GROUP;
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
-    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs });
+    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`) });
   }
 
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriter> {
@@ -166,7 +166,7 @@ export class TraceWriter {
       }
     }
     const instance = await DuckDBInstance.create(':memory:', {
-      memory_limit: opts.memoryLimit ?? '256MB',
+      memory_limit: opts.memoryLimit ?? '192MB',
       threads: '2',
       temp_directory: join(dir, TMP_PREFIX + '.spill'),
       preserve_insertion_order: 'true',

@@ -1,0 +1,146 @@
+import { Worker } from 'node:worker_threads';
+import { InputError } from '../util/errors.js';
+import { workerOptions } from '../util/worker-options.js';
+import type { RoutingRows, SampleRow, TraceWriterOptions } from './writer.js';
+import type { TraceMeta, TraceMetaInput } from './meta.js';
+
+export type WriterRequest = { id: number } & (
+  | { op: 'open'; dir: string; opts: TraceWriterOptions }
+  | { op: 'routing'; rows: RoutingRows }
+  | { op: 'sample'; sample: SampleRow }
+  | { op: 'dropGates' }
+  | { op: 'finish'; meta: TraceMetaInput }
+  | { op: 'abort' }
+);
+export type WriterReply = { id: number } & ({ ok: true; value: unknown } | { ok: false; message: string; input: boolean; stack?: string });
+
+/** Routing batches handed over and not yet written, before appendRouting waits (bounds memory). */
+const IN_FLIGHT = 3;
+
+/**
+ * A TraceWriter in its own thread, same interface: the caller (an importer's parser, capture's
+ * encoder) prepares the next rows while the thread appends, counts aggregates and has DuckDB write
+ * Parquet. Row arrays are copied compactly and transferred (no second copy). Requests run in
+ * order; a failure is thrown from the next call that waits (at the latest `finish`).
+ */
+export class TraceWriterThread {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly routing: Promise<unknown>[] = [];
+  private failure: Error | null = null;
+  private rows = 0;
+  private samples = 0;
+  private closed = false;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (m: WriterReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.resolve(m.value);
+      else {
+        const e = m.input ? new InputError(m.message) : new Error(m.message);
+        if (!m.input && m.stack) e.stack = m.stack;
+        p.reject(e);
+      }
+    });
+    worker.on('error', (e: Error) => this.fail(e));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.fail(new Error(`trace writer thread stopped (exit code ${code})`));
+    });
+  }
+
+  static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriterThread> {
+    const t = new TraceWriterThread(new Worker(new URL('./writer-worker.js', import.meta.url), workerOptions()));
+    try {
+      await t.call({ op: 'open', dir, opts });
+    } catch (e) {
+      await t.close();
+      throw e;
+    }
+    return t;
+  }
+
+  get rowCount(): number {
+    return this.rows;
+  }
+
+  get sampleCount(): number {
+    return this.samples;
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  private call(req: Record<string, unknown> & { op: WriterRequest['op'] }, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const p = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.worker.postMessage({ ...req, id }, transfer);
+    return p;
+  }
+
+  async appendRouting(r: RoutingRows): Promise<void> {
+    const transfer: ArrayBuffer[] = [];
+    const own = <T extends Int32Array | Float32Array | Uint8Array>(a: T): T => {
+      const c = a.slice() as T; // compact: a view would otherwise carry its whole buffer
+      transfer.push(c.buffer as ArrayBuffer);
+      return c;
+    };
+    const extra = r.extra && Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k, v instanceof Int32Array ? own(v) : v]));
+    const rows: RoutingRows = {
+      sample: own(r.sample), pos: own(r.pos), token: own(r.token), layer: own(r.layer),
+      modality: r.modality instanceof Uint8Array ? own(r.modality) : r.modality,
+      experts: own(r.experts), gates: own(r.gates), probs: r.probs && own(r.probs), extra,
+    };
+    const p = this.call({ op: 'routing', rows }, transfer);
+    p.catch(() => undefined); // awaited below or by a later call
+    this.routing.push(p);
+    this.rows += r.sample.length;
+    while (this.routing.length > IN_FLIGHT) await this.routing.shift();
+  }
+
+  async appendSample(s: SampleRow): Promise<void> {
+    const p = this.call({ op: 'sample', sample: s });
+    p.catch(() => undefined);
+    this.routing.push(p);
+    this.samples++;
+    while (this.routing.length > IN_FLIGHT) await this.routing.shift();
+  }
+
+  dropGates(): void {
+    const p = this.call({ op: 'dropGates' });
+    p.catch(() => undefined);
+    this.routing.push(p);
+  }
+
+  async finish(meta: TraceMetaInput): Promise<TraceMeta> {
+    try {
+      for (const p of this.routing.splice(0)) await p;
+      return (await this.call({ op: 'finish', meta })) as TraceMeta;
+    } finally {
+      await this.close();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await Promise.allSettled(this.routing.splice(0));
+      if (!this.failure) await this.call({ op: 'abort' });
+    } catch {
+      // already failing
+    } finally {
+      await this.close();
+    }
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker.terminate();
+  }
+}
