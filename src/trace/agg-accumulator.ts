@@ -2,6 +2,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { appendColumns } from './duckdb-columns.js';
 import { CountTable } from './count-table.js';
 import type { AggQuery, AggTable } from './aggregates.js';
+import { sqlString } from '../analysis/db.js';
 
 /**
  * The aggregates of SPEC §2 (defined in SQL in aggregates.ts), counted while the writer appends
@@ -160,9 +161,12 @@ export class AggregateAccumulator {
       const gid = this.group(layer, mod, dom, phase);
       if (gid < 0) return;
       const G = this.groups[gid];
-      let maxE = 0;
-      for (let x = i0 * K; x < i1 * K; x++) if (experts[x] > maxE) maxE = experts[x];
-      if (maxE >= G.cap) this.grow(G, maxE);
+      if (G.cap < E) {
+        // ids are < E (the writer checked); arrays of unknown-E traces grow to the largest id seen
+        let maxE = 0;
+        for (let x = i0 * K; x < i1 * K; x++) if (experts[x] > maxE) maxE = experts[x];
+        if (maxE >= G.cap) this.grow(G, maxE);
+      }
       const { nAll, nTop1, nGate, nBad } = G;
       for (let x = i0 * K; x < i1 * K; x++) nAll[experts[x]]++;
       let gateRows = 0, sumOne = 0, top1Sum = 0, marginSum = 0;
@@ -286,7 +290,7 @@ export class AggregateAccumulator {
     await appendColumns(this.conn, 'agg_token_part', [gidCol, tokCol, eCol, nCol]);
     // to disk, not to a table: with many distinct (token, expert) pairs the parts would grow with the input
     const part = `${this.opts.spillPrefix}${String(this.spills++).padStart(5, '0')}.parquet`;
-    await this.conn.run(`COPY agg_token_part TO '${part.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION uncompressed)`);
+    await this.conn.run(`COPY agg_token_part TO ${sqlString(part)} (FORMAT parquet, COMPRESSION uncompressed)`);
     await this.conn.run('DROP TABLE agg_token_part');
     this.spillFiles.push(part);
   }
@@ -427,7 +431,7 @@ export class AggregateAccumulator {
     // groups ranked as ORDER BY ALL would order their keys
     out.token = {
       ordered: `SELECT ${keys}, a.token, a.expert::SMALLINT AS expert, a.n::BIGINT AS n
-        FROM (SELECT gid, token, expert, sum(n) AS n FROM read_parquet([${this.spillFiles.map((f) => `'${f.replace(/'/g, "''")}'`).join(', ')}]) GROUP BY ALL) a
+        FROM (SELECT gid, token, expert, sum(n) AS n FROM read_parquet([${this.spillFiles.map((f) => sqlString(f)).join(', ')}]) GROUP BY ALL) a
         JOIN (SELECT *, row_number() OVER (ORDER BY layer, modality, domain, phase) AS rank FROM agg_groups) k USING (gid)
         ORDER BY k.rank, a.token, a.expert`,
     };

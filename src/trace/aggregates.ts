@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { sqlString } from '../analysis/db.js';
 
 /**
  * Aggregates (SPEC §2): the sums every §3 metric needs, per (layer, modality, domain, phase),
@@ -122,7 +123,7 @@ export interface BaseColumns {
   extra?: { name: string; from: 'routing' | 'samples' };
 }
 
-const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const q = sqlString;
 
 /** The base relation of `aggregateQueries` over routing (and samples for per-sample columns). */
 export function baseRelation(routing: string, samples: string | null, cols: BaseColumns): string {

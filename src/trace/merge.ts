@@ -8,8 +8,9 @@ import { AGG_TABLES, aggFile, mergeAggregateSql } from './aggregates.js';
 import { recordFiles } from './files.js';
 import type { TraceMeta } from './meta.js';
 import { aggregatesFromRows } from './store-aggregates.js';
+import { sqlString } from '../analysis/db.js';
 
-const q = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const q = sqlString;
 
 /** The sample ids a shard holds, from the Parquet footers' statistics (no row is read when they are there). */
 async function sampleRange(conn: DuckDBConnection, t: TraceHandle): Promise<[number, number]> {

@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../util/errors.js';
 import { workerOptions } from '../util/worker-options.js';
-import type { RoutingRows, SampleRow, TraceWriterOptions } from './writer.js';
+import type { CodedStrings, RoutingRows, SampleRow, TraceWriterOptions } from './writer.js';
+import { Dictionary } from './dictionary.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
 
 export type WriterRequest = { id: number } & (
@@ -31,6 +32,7 @@ export class TraceWriterThread {
   private rows = 0;
   private samples = 0;
   private closed = false;
+  private readonly dicts = new Map<string, Dictionary>();
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: WriterReply) => {
@@ -59,6 +61,15 @@ export class TraceWriterThread {
       throw e;
     }
     return t;
+  }
+
+  private coded(column: string, v: readonly string[] | CodedStrings): CodedStrings {
+    if ('codes' in v) return v;
+    let d = this.dicts.get(column);
+    if (!d) this.dicts.set(column, (d = new Dictionary()));
+    const codes = new Uint16Array(v.length);
+    for (let i = 0; i < v.length; i++) codes[i] = d.code(v[i]);
+    return { codes, names: d.names.slice() };
   }
 
   get rowCount(): number {
@@ -90,7 +101,8 @@ export class TraceWriterThread {
       transfer.push(c.buffer as ArrayBuffer);
       return c;
     };
-    const extra = r.extra && Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k, v instanceof Int32Array ? own(v) : v]));
+    // text columns travel as codes: a string per row would cost more to post than to write
+    const extra = r.extra && Object.fromEntries(Object.entries(r.extra).map(([k, v]) => [k, v instanceof Int32Array ? own(v) : this.coded(k, v)]));
     const rows: RoutingRows = {
       sample: own(r.sample), pos: own(r.pos), token: own(r.token), layer: own(r.layer),
       modality: r.modality instanceof Uint8Array ? own(r.modality) : r.modality,

@@ -12,6 +12,8 @@ import { MODALITIES } from '../analysis/groups.js';
 import { aggregateQueries, baseRelation, writeAggregateQueries, type AggQuery, type AggTable } from './aggregates.js';
 import { AggregateAccumulator } from './agg-accumulator.js';
 import { recordFiles } from './files.js';
+import { Dictionary } from './dictionary.js';
+import { sqlString } from '../analysis/db.js';
 
 /**
  * A batch of routing rows (SPEC §2), one per token per MoE layer, in column form.
@@ -28,7 +30,13 @@ export interface RoutingRows {
   gates: Float32Array; // n*K
   probs?: Float32Array; // n*E, only with fullProbs
   /** Values of the extra columns declared in `open` (e.g. an importer's `phase`), n each. */
-  extra?: Record<string, readonly string[] | Int32Array>;
+  extra?: Record<string, readonly string[] | Int32Array | CodedStrings>;
+}
+
+/** A text column as codes into `names` (which may only grow from batch to batch). */
+export interface CodedStrings {
+  codes: Uint16Array;
+  names: readonly string[];
 }
 
 export interface SampleRow {
@@ -62,35 +70,10 @@ const BUFFER_BYTES = 32 << 20;
 const SAMPLE_BUFFER_ROWS = 4096;
 const SAMPLE_BUFFER_BYTES = 16 << 20;
 const MAX_SAMPLE_DOMAINS = 1 << 20;
+const GATE_COLUMN = 6; // index of `gate` among the buffer's columns
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
 const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
 
-function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
-/** Names <-> small integer codes, so that string columns travel as one byte per row. */
-class Dictionary {
-  readonly names: string[] = [];
-  private readonly codes = new Map<string, number>();
-  constructor(initial: readonly string[] = []) {
-    for (const n of initial) this.code(n);
-  }
-  code(name: string): number {
-    let c = this.codes.get(name);
-    if (c === undefined) {
-      c = this.names.length;
-      if (c > 65535) throw new InputError(`trace: more than 65536 distinct values in a text column`);
-      this.names.push(name);
-      this.codes.set(name, c);
-    }
-    return c;
-  }
-  /** SQL list literal, indexed 1-based by code+1. */
-  sqlList(): string {
-    return `[${this.names.map(sqlString).join(', ')}]::VARCHAR[]`;
-  }
-}
 
 /**
  * Streams a routing trace to disk (SPEC §2). Rows are appended to an in-memory DuckDB table as raw
@@ -111,7 +94,9 @@ export class TraceWriter {
   private readonly modalities = new Dictionary(CODE_NAMES);
   private readonly extraDicts = new Map<string, Dictionary>();
   private readonly layerModalityCounts = new Map<number, Float64Array>(); // layer -> rows per modality code
-  private readonly chunk: DuckDBDataChunk;
+  /** data chunks for the buffer tables: with the gate column, and without (gates are placeholders) */
+  private readonly chunks = new Map<boolean, DuckDBDataChunk>();
+  private readonly tableHasGate: boolean[] = [true, true];
   private readonly chunkRows: number;
   private readonly bufferRows: number;
   private routingAppender: DuckDBAppender | null = null;
@@ -144,7 +129,6 @@ export class TraceWriter {
     private readonly routingColumns: string[],
   ) {
     this.chunkRows = duckdb.vector_size();
-    this.chunk = DuckDBDataChunk.create(routingTypes);
     this.i16 = new Int16Array(this.chunkRows);
     this.i16k = new Int16Array(this.chunkRows * opts.topK);
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
@@ -196,7 +180,10 @@ export class TraceWriter {
 
   private async routingBuffer(): Promise<DuckDBAppender> {
     if (!this.routingAppender) {
-      await this.conn.run(`CREATE TABLE routing_${this.buffer} (${this.routingColumns.join(', ')})`);
+      // ids without gates: the buffer leaves the gate column out (written NULL), a third fewer values
+      const gate = this.gatesRecorded;
+      this.tableHasGate[this.buffer] = gate;
+      await this.conn.run(`CREATE TABLE routing_${this.buffer} (${this.routingColumns.filter((_, i) => gate || i !== GATE_COLUMN).join(', ')})`);
       this.routingAppender = await this.conn.createAppender(`routing_${this.buffer}`);
     }
     return this.routingAppender;
@@ -221,7 +208,8 @@ export class TraceWriter {
     const extraCols = this.opts.extraColumns ?? [];
     for (const c of extraCols) {
       const v = r.extra?.[c.name];
-      if (!v || v.length !== n) throw bad(`extra column ${c.name} must have ${n} values`);
+      const len = v && ('codes' in v ? v.codes.length : v.length);
+      if (len !== n) throw bad(`extra column ${c.name} must have ${n} values`);
       if (c.type === 'INTEGER' && !(v instanceof Int32Array)) throw bad(`extra column ${c.name} must be an Int32Array`);
       if (c.type === 'VARCHAR' && v instanceof Int32Array) throw bad(`extra column ${c.name} must be strings`);
     }
@@ -241,10 +229,17 @@ export class TraceWriter {
     const extraCodes = new Map<string, Uint16Array<ArrayBuffer>>();
     for (const c of extraCols) {
       if (c.type !== 'VARCHAR') continue;
-      const v = r.extra![c.name] as readonly string[];
+      const v = r.extra![c.name] as readonly string[] | CodedStrings;
       const d = this.extraDicts.get(c.name)!;
       const codes = new Uint16Array(n);
-      for (let i = 0; i < n; i++) codes[i] = d.code(v[i]);
+      if ('codes' in v) {
+        const map = v.names.map((name) => d.code(name));
+        for (let i = 0; i < n; i++) {
+          const x = map[v.codes[i]];
+          if (x === undefined) throw bad(`extra column ${c.name}: code ${v.codes[i]} has no name`);
+          codes[i] = x;
+        }
+      } else for (let i = 0; i < n; i++) codes[i] = d.code(v[i]);
       extraCodes.set(c.name, codes);
     }
     let lastLayer = -1;
@@ -260,11 +255,14 @@ export class TraceWriter {
     }
 
     const appender = await this.routingBuffer();
-    const raw = this.chunk.chunk;
+    const withGate = this.tableHasGate[this.buffer];
+    let chunk = this.chunks.get(withGate);
+    if (!chunk) this.chunks.set(withGate, (chunk = DuckDBDataChunk.create(this.routingTypes.filter((_, i) => withGate || i !== GATE_COLUMN))));
+    const raw = chunk.chunk;
     const CH = this.chunkRows;
     for (let start = 0; start < n; start += CH) {
       const m = Math.min(CH, n - start);
-      this.chunk.reset();
+      chunk.reset();
       const vec = (c: number) => duckdb.data_chunk_get_vector(raw, c);
       const copy = (c: number, a: ArrayBufferView, bytesPerRow: number, child = false) => {
         const v = child ? duckdb.array_vector_get_child(vec(c)) : vec(c);
@@ -278,16 +276,16 @@ export class TraceWriter {
       duckdb.copy_data_to_vector(vec(4), 0, this.i16.buffer, 0, m * 2);
       for (let i = 0; i < m * K; i++) this.i16k[i] = r.experts[start * K + i];
       duckdb.copy_data_to_vector(duckdb.array_vector_get_child(vec(5)), 0, this.i16k.buffer, 0, m * K * 2);
-      copy(6, r.gates, 4 * K, true);
-      let c = 7;
+      let c = GATE_COLUMN;
+      if (withGate) copy(c++, r.gates, 4 * K, true);
       if (fullProbs) copy(c++, r.probs!, 4 * E, true);
       for (const col of extraCols) {
         if (col.type === 'INTEGER') copy(c, r.extra![col.name] as Int32Array, 4);
         else copy(c, extraCodes.get(col.name)!, 2);
         c++;
       }
-      this.chunk.rowCount = m;
-      appender.appendDataChunk(this.chunk);
+      chunk.rowCount = m;
+      appender.appendDataChunk(chunk);
     }
 
     await this.acc.add({
@@ -341,7 +339,7 @@ export class TraceWriter {
     }
     const table = `routing_${this.buffer}`;
     const copy = this.copyConn
-      .run(`COPY (SELECT ${this.outputColumns().join(', ')} FROM ${table}) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
+      .run(`COPY (SELECT ${this.outputColumns(this.tableHasGate[this.buffer]).join(', ')} FROM ${table}) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
       .then(() => this.copyConn.run(`DROP TABLE ${table}`))
       .then(() => undefined);
     copy.catch(() => undefined); // surfaces at settleCopy
@@ -356,16 +354,14 @@ export class TraceWriter {
   private async settleCopy(): Promise<void> {
     const p = this.copying;
     this.copying = null;
-    const t = performance.now();
     if (p) await p;
-    if (process.env.MOESCOPE_TIMING) process.stderr.write(`copy wait ${(performance.now() - t).toFixed(0)} ms\n`);
   }
 
   /** routing's columns as SPEC §2 names them (codes decoded, arrays as lists). */
-  private outputColumns(): string[] {
+  private outputColumns(tableHasGate: boolean): string[] {
     const select = [
       'sample', 'pos', `(${this.modalities.sqlList()})[modality + 1] AS modality`, 'token', 'layer',
-      'expert::SMALLINT[] AS expert', this.gatesRecorded ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
+      'expert::SMALLINT[] AS expert', this.gatesRecorded && tableHasGate ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
     ];
     if (this.opts.fullProbs) select.push('prob::FLOAT[] AS prob');
     for (const c of this.opts.extraColumns ?? []) {
@@ -446,9 +442,7 @@ export class TraceWriter {
         const parts = `read_parquet([${this.sampleParts.map(sqlString).join(', ')}])`;
         await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${PARQUET})`);
       }
-      const tA = performance.now();
       await this.writeAggregates();
-      if (process.env.MOESCOPE_TIMING) process.stderr.write(`aggregates ${(performance.now() - tA).toFixed(0)} ms\n`);
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
       let tokens = meta.tokens;
@@ -493,13 +487,11 @@ export class TraceWriter {
   private async writeAggregates(): Promise<void> {
     const extra = this.opts.extraColumns ?? [];
     const hasVarchar = (name: string) => extra.some((c) => c.name === name && c.type === 'VARCHAR');
-    const tq = performance.now();
     const queries = await this.acc.tables({
       modality: this.modalities.names,
       domain: hasVarchar('domain') ? this.extraDicts.get('domain')!.names : this.sampleDomains.names,
       phase: hasVarchar('phase') ? this.extraDicts.get('phase')!.names : [],
     }, !this.gatesRecorded);
-    if (process.env.MOESCOPE_TIMING) process.stderr.write(`acc tables ${(performance.now() - tq).toFixed(0)} ms\n`);
     if (this.acc.sqlTables.size) {
       const routing = `read_parquet([${this.shards.map((f) => sqlString(join(this.dir, f))).join(', ')}])`;
       const base = baseRelation(routing, `read_parquet(${sqlString(join(this.dir, 'samples.parquet'))})`, {

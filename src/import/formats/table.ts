@@ -5,6 +5,7 @@ import { LIMITS, checkBigInt } from '../../util/limits.js';
 import { MODALITIES } from '../../analysis/groups.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord } from '../records.js';
+import { sqlString } from '../../analysis/db.js';
 
 /**
  * Any table of routing rows — CSV, TSV, Parquet or JSONL, read by DuckDB (read_csv, read_parquet,
@@ -28,9 +29,7 @@ const ALIASES: Record<string, string[]> = {
   phase: ['phase'],
 };
 
-function q(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
+const q = sqlString;
 function ident(s: string): string {
   return `"${s.replace(/"/g, '""')}"`;
 }
