@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,20 @@ const cli = (args: string[]) => {
   if (r.status !== 0) throw new Error(`moescope ${args[0]}: ${r.stderr.trim()}`);
 };
 
+/** `moescope serve DIR`: spawn to its serving line (the dashboard is up), then stop it. */
+function serveStart(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [join(root, 'bin/moescope'), 'serve', dir, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('moescope: serving')) p.kill('SIGTERM');
+    });
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', () => (out.includes('moescope: serving') ? resolve() : reject(new Error(`moescope serve: ${err.trim()}`))));
+  });
+}
+
 export async function bench(): Promise<BenchRow[]> {
   const { conn, close } = await openDuck({ memoryLimit: '512MB' });
   try {
@@ -82,6 +96,8 @@ export async function bench(): Promise<BenchRow[]> {
     const svg = (d: string) => join(root, 'bench-out', `${d.split('/').pop()}.svg`);
     const [pLarge, pSmall] = await bestPair(() => cli(['plot', large, '--out', svg(large)]), () => cli(['plot', small, '--out', svg(small)]));
     out.push({ name: 'plot, 100x larger trace (ms)', ours: pLarge, peer: pSmall, unit: 'ms', higherIsBetter: false, peerName: 'the small trace', target: '>= 0.67x (large/small <= 1.5)', note: `${label}; whole CLI run to SVG` });
+    const [sLarge, sSmall] = await bestPair(() => serveStart(large), () => serveStart(small));
+    out.push({ name: 'serve start, 100x larger trace (ms)', ours: sLarge, peer: sSmall, unit: 'ms', higherIsBetter: false, peerName: 'the small trace', target: '>= 0.67x (large/small <= 1.5)', note: `${label}; spawn to the serving line` });
     const bare = (d: string) => conn.runAndReadAll(`SELECT layer, modality, e, count(*) FROM (SELECT layer, modality, unnest(expert) AS e FROM read_parquet('${join(d, 'routing.parquet')}')) GROUP BY ALL`);
     const [bLarge, bSmall] = await bestPair(() => bare(large), () => bare(small));
     out.push({ name: 'bare DuckDB GROUP BY, 100x rows (ms)', ours: bLarge, peer: bSmall, unit: 'ms', higherIsBetter: false, peerName: 'the small trace', note: `${label}; the row scan that analyze no longer does: it grows with N (analyze on the large trace: ${aLarge.toFixed(0)} ms vs ${bLarge.toFixed(0)} ms for this scan)` });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import type { BenchRow } from './report.js';
+import { listRoutingFiles } from '../src/trace/files.js';
 
 /**
  * `moescope import` throughput (routing rows/s, the whole CLI run: Node start, parsing, top-k,
@@ -12,7 +13,11 @@ import type { BenchRow } from './report.js';
  * (safetensors, [T, E] floats per layer, top-k on import), vLLM routed_experts (base64 int16
  * [T, L, 8]) and OLMoE's analysis JSONL (nested lists [T][K][L]) — beside DuckDB COPYing the same
  * rows (the trace just written, loaded into a DuckDB table first) to Parquet, timed in the same
- * run. Plus peak RSS of the import at N and 10N inputs: streaming keeps them about equal.
+ * run. Inputs are millions of rows (serving-log scale: start-up is a small part). Token ids are
+ * drawn Zipf-distributed (s = 1.1) over a 50k vocabulary, as text is; router choices uniformly.
+ * Plus peak RSS of a vLLM import at N and 10N rows (N = 1M, past the writer's buffers, so both
+ * runs are in the steady state): streaming keeps them about equal.
+ * `BENCH_IMPORT_SCALE` (default 1) scales every input.
  */
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const PY = '/usr/bin/python3';
@@ -25,24 +30,28 @@ from moescope_capture import save_safetensors
 out, n_windows, kind = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 T, K, L, E = ${T}, ${K}, ${L}, ${E}
 rng = np.random.default_rng(0)
+def token_ids(n):
+    return (np.minimum(rng.zipf(1.1, n), 50000) - 1).tolist()
+# router choices: a pool of distinct random blocks, reused across windows (drawing them is the slow part)
+POOL = 8
 if kind == "olmoe":
+    pool = [json.dumps(np.argsort(-rng.random((T, E, L), dtype=np.float32), axis=1)[:, :K, :].tolist()) for _ in range(min(POOL, n_windows))]
     with open(out, "w") as f:
         for w in range(n_windows):
-            ids = rng.integers(0, 50000, T).tolist()
-            ex = np.argsort(-rng.random((T, E, L), dtype=np.float32), axis=1)[:, :K, :]
-            f.write(json.dumps({"input_ids": ids, "exp_ids": ex.tolist()}) + "\n")
+            f.write('{"input_ids": ' + json.dumps(token_ids(T)) + ', "exp_ids": ' + pool[w % len(pool)] + "}\n")
 elif kind == "vllm":
+    pool = [np.argsort(-rng.random((T, L, E), dtype=np.float32), axis=2)[:, :, :K].astype(np.int16) for _ in range(min(POOL, n_windows))]
     with open(out, "w") as f:
         for w in range(n_windows):
             P = T // 2
-            ids = rng.integers(0, 50000, T + 1).tolist()
-            re = np.argsort(-rng.random((T, L, E), dtype=np.float32), axis=2)[:, :, :K].astype(np.int16)
+            ids = token_ids(T + 1)
+            re = pool[w % len(pool)]
             f.write(json.dumps({"request_id": f"r{w}", "prompt_token_ids": ids[:P], "outputs": [{"index": 0, "token_ids": ids[P:],
                      "routed_experts": {"dtype": "int16", "shape": list(re.shape), "data": base64.b64encode(re.tobytes()).decode()}}]}) + "\n")
 else:
     os.makedirs(out, exist_ok=True)
     for w in range(n_windows):
-        t = {"input_ids": rng.integers(0, 50000, (1, T)).astype(np.int64)}
+        t = {"input_ids": np.array([token_ids(T)], dtype=np.int64)}
         for l in range(L):
             t[f"router_logits.{l}"] = rng.normal(size=(T, E)).astype(np.float32)
         save_safetensors(os.path.join(out, f"batch{w:04d}.safetensors"), t)
@@ -74,7 +83,8 @@ async function duckdbCopy(dir: string, trace: string): Promise<{ rows: number; s
   const inst = await DuckDBInstance.create(':memory:', { threads: '2' });
   const conn = await inst.connect();
   try {
-    await conn.run(`CREATE TABLE r AS SELECT * FROM '${join(trace, 'routing.parquet')}'`);
+    const files = listRoutingFiles(trace).files.map((f) => `'${f}'`).join(', ');
+    await conn.run(`CREATE TABLE r AS SELECT * FROM read_parquet([${files}])`);
     const rows = Number((await conn.runAndReadAll('SELECT count(*) FROM r')).getRows()[0][0]);
     const t0 = performance.now();
     await conn.run(`COPY r TO '${join(dir, 'peer.parquet')}' (FORMAT parquet, COMPRESSION zstd)`);
@@ -99,18 +109,18 @@ async function throughput(dir: string, what: string, format: string, input: stri
     higherIsBetter: true,
     peerName: 'DuckDB COPY to Parquet',
     target: '>= 0.5x',
-    note: 'ours: whole CLI run (start, parse, top-k, checks, Parquet); peer: COPY of the same rows from a table',
+    note: 'ours: whole CLI run (start, parse, top-k, checks, Parquet, aggregates); peer: COPY of the same rows from a table',
   };
 }
 
 function rssRow(what: string, one: { rssMB: number }, ten: { rssMB: number }, n: number): BenchRow {
   return {
-    name: `import ${what} peak RSS, ${10 * n} vs ${n} inputs`,
+    name: `import ${what} peak RSS, ${10 * n} vs ${n} rows`,
     ours: ten.rssMB,
     peer: one.rssMB,
     unit: 'MB',
     higherIsBetter: false,
-    peerName: `same import at ${n}`,
+    peerName: `same import at ${n} rows`,
     target: '>= 0.91x (10N within 1.1x of N)',
   };
 }
@@ -118,26 +128,32 @@ function rssRow(what: string, one: { rssMB: number }, ten: { rssMB: number }, n:
 export async function bench(): Promise<BenchRow[]> {
   const hasNumpy = spawnSync(PY, ['-c', 'import numpy'], { encoding: 'utf8' }).status === 0;
   if (!hasNumpy) return [{ name: 'import', ours: 0, peer: null, unit: 'rows/s', higherIsBetter: true, peerName: 'DuckDB COPY', note: `${PY} has no numpy to write the inputs` }];
+  const scale = Number(process.env.BENCH_IMPORT_SCALE ?? 1);
+  const windows = (n: number) => Math.max(1, Math.round(n * scale)); // a window: T x L = 32768 rows
   const dir = mkdtempSync(join(tmpdir(), 'moescope-bench-import-'));
   try {
     const rows: BenchRow[] = [];
-    const N = 2;
-    for (const [what, format, flags] of [
-      ['olmoe JSONL', 'olmoe', ['--num-experts', String(E)]],
-      ['vLLM top-8 base64', 'vllm', ['--num-experts', String(E)]],
+    for (const [what, format, n, flags] of [
+      ['olmoe JSONL', 'olmoe', 64, ['--num-experts', String(E)]],
+      ['vLLM top-8 base64', 'vllm', 96, ['--num-experts', String(E)]],
     ] as const) {
-      const small = join(dir, `small-${format}.jsonl`);
-      const big = join(dir, `big-${format}.jsonl`);
-      py(GEN, [root, small, String(N), format]);
-      py(GEN, [root, big, String(10 * N), format]);
-      rows.push(await throughput(dir, what, format, big, [...flags]));
-      rows.push(rssRow(what, runImport(dir, format, small, [...flags]), runImport(dir, format, big, [...flags]), N));
-      rmSync(small, { force: true });
-      rmSync(big, { force: true });
+      const input = join(dir, `${format}.jsonl`);
+      py(GEN, [root, input, String(windows(n)), format]);
+      rows.push(await throughput(dir, what, format, input, [...flags]));
+      rmSync(input, { force: true });
     }
     const hf = join(dir, 'hf');
-    py(GEN, [root, hf, String(4 * N), 'hf']);
+    py(GEN, [root, hf, String(windows(32)), 'hf']);
     rows.push(await throughput(dir, 'hf logits safetensors', 'hf', hf, ['--top-k', String(K)]));
+    rmSync(hf, { recursive: true, force: true });
+    // memory: N and 10N rows of vLLM
+    const N = windows(32);
+    const small = join(dir, 'small-vllm.jsonl');
+    const big = join(dir, 'big-vllm.jsonl');
+    py(GEN, [root, small, String(N), 'vllm']);
+    py(GEN, [root, big, String(10 * N), 'vllm']);
+    const flags = ['--num-experts', String(E)];
+    rows.push(rssRow('vLLM top-8', runImport(dir, 'vllm', small, flags), runImport(dir, 'vllm', big, flags), N * T * L));
     return rows;
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -56,7 +56,7 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing (default 192MB: two row buffers and a Parquet writer; beyond it DuckDB spills). */
+  /** DuckDB memory limit while writing (default 128MB: two row buffers and a Parquet writer; beyond it DuckDB spills). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
@@ -66,7 +66,7 @@ const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (
 const TMP_PREFIX = '.trace-tmp';
 const ROW_GROUP = 122880;
 /** Routing rows held in memory before they go out as one Parquet file (a shard when more follow). */
-const BUFFER_BYTES = 32 << 20;
+const BUFFER_BYTES = 16 << 20;
 const SAMPLE_BUFFER_ROWS = 4096;
 const SAMPLE_BUFFER_BYTES = 16 << 20;
 const MAX_SAMPLE_DOMAINS = 1 << 20;
@@ -150,7 +150,7 @@ export class TraceWriter {
       }
     }
     const instance = await DuckDBInstance.create(':memory:', {
-      memory_limit: opts.memoryLimit ?? '192MB',
+      memory_limit: opts.memoryLimit ?? '128MB',
       threads: '2',
       temp_directory: join(dir, TMP_PREFIX + '.spill'),
       preserve_insertion_order: 'true',

@@ -59,7 +59,11 @@ export class TraceQueries {
       this.patchesPerImage = side * side;
       this.patchGrid = [side, side];
     } else {
-      const r = await this.all(`SELECT coalesce(max(token), -1) + 1 AS ppi FROM ${this.trace.routing} WHERE layer = ${this.layers[0]} AND modality = 'image'`);
+      // image tokens carry their patch index: the largest + 1 is the patches per image (from the
+      // token aggregate when stored, so the start does not scan the rows)
+      const agg = this.trace.handle.agg;
+      const src = agg ? `read_parquet([${agg.token.map(sqlString).join(', ')}])` : this.trace.routing;
+      const r = await this.all(`SELECT coalesce(max(token), -1) + 1 AS ppi FROM ${src} WHERE layer = ${this.layers[0]} AND modality = 'image'`);
       this.patchesPerImage = num(r[0].ppi);
       // An imported trace may say its patch grid in meta.json (`image_grid: [rows, cols]`); else a square count is a square.
       const g = this.trace.meta.image_grid;
