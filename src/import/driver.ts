@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { PER_FILE_FORMATS, readFilesInParallel } from './parallel-read.js';
 import { writeDirAtomic } from '../util/atomic.js';
 import { InputError } from '../util/errors.js';
 import { firstNonFinite } from '../util/limits.js';
@@ -283,7 +284,10 @@ export async function runImport(fmt: string, info: FormatInfo, inputs: string[],
     const driver = new ImportDriver(fmt, opts, sink, ctx, info, namer);
     try {
       let last = inputs[inputs.length - 1];
-      for await (const r of info.read(inputs, ctx)) {
+      // line-per-request formats parse in worker threads, one file each (ordered as if read in turn);
+      // a modality side file follows the samples of all inputs in order, so it keeps one reader
+      const records = PER_FILE_FORMATS.has(fmt) && !opts.sideFile ? readFilesInParallel(fmt, inputs, ctx) : info.read(inputs, ctx);
+      for await (const r of records) {
         if (r.kind === 'sample') await driver.sampleStart(r);
         else if (r.kind === 'layer') await driver.layer(r);
         else driver.end(r.key, r.where);

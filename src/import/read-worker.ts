@@ -1,0 +1,44 @@
+import { parentPort } from 'node:worker_threads';
+import { FORMATS } from './formats.js';
+import { InputError } from '../util/errors.js';
+import type { ReaderContext } from './options.js';
+import type { FileReply, FileRequest } from './parallel-read.js';
+
+/** The thread behind readFilesInParallel: reads one input file at a time and posts its records in batches. */
+const BATCH_BYTES = 4 << 20;
+let credit: (() => void) | null = null;
+let outstanding = 0;
+
+async function readFile(m: Extract<FileRequest, { op: 'read' }>): Promise<void> {
+  const ctx: ReaderContext = { opts: m.opts, notes: new Set(), meta: {} };
+  let batch: unknown[] = [];
+  let bytes = 0;
+  const post = async () => {
+    parentPort!.postMessage({ op: 'records', file: m.file, records: batch } satisfies FileReply);
+    batch = [];
+    bytes = 0;
+    // at most two batches ahead of the main thread: memory stays bounded however fast this reads
+    if (++outstanding >= 2) await new Promise<void>((r) => (credit = r));
+  };
+  try {
+    for await (const r of FORMATS[m.format].read([m.file], ctx)) {
+      batch.push(r);
+      bytes += 64 + (r.kind === 'layer' ? (r.scores?.data.byteLength ?? 0) + (r.ids?.data.byteLength ?? 0) * 2 : r.kind === 'sample' ? r.rows * 8 : 0);
+      if (bytes >= BATCH_BYTES) await post();
+    }
+    if (batch.length) await post();
+    parentPort!.postMessage({ op: 'done', file: m.file, notes: [...ctx.notes], meta: ctx.meta, rule: ctx.rule, numLayers: ctx.numLayers } satisfies FileReply);
+  } catch (e) {
+    const err = e instanceof Error ? e : new Error(String(e));
+    parentPort!.postMessage({ op: 'error', file: m.file, message: err.message, input: err instanceof InputError, stack: err.stack } satisfies FileReply);
+  }
+}
+
+parentPort!.on('message', (m: FileRequest) => {
+  if (m.op === 'ack') {
+    outstanding--;
+    const c = credit;
+    credit = null;
+    c?.();
+  } else void readFile(m);
+});
