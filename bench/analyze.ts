@@ -10,15 +10,15 @@ import { openTrace } from '../src/analysis/trace.js';
 import { indexTrace } from '../src/trace/store-aggregates.js';
 
 /**
- * SPEC §7 / issue 13: `analyze` and `plot` must cost the same on a small trace and on one 100x
- * larger, because they read only the aggregates. Two synthetic traces of one layer (top-1 of 8,
- * text/image/special, a 1000-word vocabulary): SMALL and 100 x SMALL tokens (defaults 200k and
- * 20M rows; MOESCOPE_BENCH_SMALL_TOKENS changes it, e.g. 1000000 for 1M vs 100M). Each is written
+ * SPEC §7 / issue 13: `analyze`, `plot` and `serve`'s start must cost the same on a small trace and
+ * on one 100x larger, because they read only the aggregates. Two synthetic traces of one layer
+ * (top-1 of 8, text/image/special, a 1000-word vocabulary): SMALL and 100 x SMALL tokens (defaults
+ * 1M and 100M rows; MOESCOPE_BENCH_SMALL_TOKENS changes it, e.g. 200000 for 200k vs 20M). Each is written
  * with DuckDB and indexed once by moescope (aggregates + file records), cached in bench-out/.
  * Beside them, the bare DuckDB GROUP BY over the rows, which grows with N.
  */
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const SMALL = Number(process.env.MOESCOPE_BENCH_SMALL_TOKENS ?? 200_000);
+const SMALL = Number(process.env.MOESCOPE_BENCH_SMALL_TOKENS ?? 1_000_000);
 const E = 8;
 const REPS = 5;
 const dirFor = (tokens: number) => join(root, 'bench-out', `analyze-flat-${tokens}`);

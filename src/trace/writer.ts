@@ -339,7 +339,10 @@ export class TraceWriter {
     }
     const table = `routing_${this.buffer}`;
     const copy = this.copyConn
-      .run(`COPY (SELECT ${this.outputColumns(this.tableHasGate[this.buffer]).join(', ')} FROM ${table}) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
+      // laid out by layer, then sample and position: a row group holds one layer's tokens of a
+      // range of samples, so lookups by layer, expert drill-downs and single samples read a small
+      // part (Parquet statistics); rowid keeps duplicates in arrival order (same input, same bytes)
+      .run(`COPY (SELECT ${this.outputColumns(this.tableHasGate[this.buffer]).join(', ')} FROM ${table} ORDER BY layer, sample, pos, rowid) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
       .then(() => this.copyConn.run(`DROP TABLE ${table}`))
       .then(() => undefined);
     copy.catch(() => undefined); // surfaces at settleCopy

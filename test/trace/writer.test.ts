@@ -58,7 +58,8 @@ test('trace files have the SPEC column names and types, and round-trip values', 
     const sdesc = await query(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM '${s}')`);
     assert.deepEqual(sdesc, [['sample', 'INTEGER'], ['text', 'VARCHAR'], ['images', 'BLOB[]'], ['source', 'VARCHAR']]);
 
-    const got = await query(`SELECT sample, pos, modality, token, layer, expert, gate, prob FROM '${r}'`);
+    // files are laid out by layer, sample, pos: read back in the order written
+    const got = await query(`SELECT sample, pos, modality, token, layer, expert, gate, prob FROM '${r}' ORDER BY sample, pos`);
     assert.equal(got.length, n);
     const want = rows(n, K, E);
     for (const i of [0, 1, 2047, 2048, 2999, 3000, 3001, 4999]) {
