@@ -445,6 +445,9 @@ export class TraceWriter {
         const parts = `read_parquet([${this.sampleParts.map(sqlString).join(', ')}])`;
         await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${PARQUET})`);
       }
+      // the token counts' final sum grows with the distinct (token, expert) pairs: a tighter limit
+      // makes DuckDB spill it rather than let the peak grow with the input
+      if (!this.opts.memoryLimit) await this.conn.run(`SET memory_limit = '64MB'`);
       await this.writeAggregates();
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
