@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { EncodedSequence } from '../model/sequence.js';
-import { forwardInference, type EfmoeModel, type InferenceResult } from '../model/efmoe.js';
+import { forwardInference, InferenceWorkspace, type EfmoeModel, type InferenceResult } from '../model/efmoe.js';
 import { InputError } from '../util/errors.js';
 import type { WorkerReply, WorkerRequest } from './forward-worker.js';
 
@@ -15,8 +15,11 @@ export class ForwardPool {
   private readonly waiting = new Map<number, { resolve: (r: InferenceResult) => void; reject: (e: Error) => void; worker: number }>();
   private nextId = 0;
   private failure: Error | null = null;
+  /** Inline runs (one thread): the caller does not change the weights during a capture. */
+  private readonly ws: InferenceWorkspace;
 
   constructor(private readonly model: EfmoeModel, threads: number) {
+    this.ws = new InferenceWorkspace(model.config, { fixedWeights: true });
     if (threads <= 1) return;
     for (let i = 0; i < threads; i++) {
       // --input-type (node -e) cannot apply to a worker file; other flags are passed on
@@ -40,7 +43,7 @@ export class ForwardPool {
   run(seqs: EncodedSequence[], probs: boolean): Promise<InferenceResult> {
     if (!this.workers.length) {
       try {
-        return Promise.resolve(forwardInference(this.model, seqs, { probs }));
+        return Promise.resolve(forwardInference(this.model, seqs, { probs }, this.ws));
       } catch (e) {
         return Promise.reject(e);
       }

@@ -5,7 +5,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { ModelConfig } from '../model/config.js';
 import { createParams } from '../model/params.js';
-import { forwardInference, type EfmoeModel } from '../model/efmoe.js';
+import { forwardInference, InferenceWorkspace, type EfmoeModel } from '../model/efmoe.js';
 import type { EncodedSequence } from '../model/sequence.js';
 
 export type WorkerRequest =
@@ -17,15 +17,17 @@ export type WorkerReply =
   | { type: 'error'; id: number; message: string; input: boolean };
 
 let model: EfmoeModel | null = null;
+let ws: InferenceWorkspace | null = null; // the weights never change here: copied into WASM memory once
 const port = parentPort!;
 
 port.on('message', (m: WorkerRequest) => {
   if (m.type === 'init') {
     model = { config: m.config, params: createParams(m.config, m.flat) };
+    ws = new InferenceWorkspace(m.config, { fixedWeights: true });
     return;
   }
   try {
-    const r = forwardInference(model!, m.seqs, { probs: m.probs });
+    const r = forwardInference(model!, m.seqs, { probs: m.probs }, ws!);
     const transfer: ArrayBuffer[] = [r.rowStart.buffer as ArrayBuffer];
     for (const l of r.layers) {
       transfer.push(l.experts.buffer as ArrayBuffer, l.gates.buffer as ArrayBuffer);
