@@ -94,8 +94,17 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   // SPEC §6: before any work, --out must be new, empty or a trace, and no input may be in it
   guardOutput(opts.out, 'trace', { inputs: [modelDir, ...(dataSpec.kind === 'jsonl' ? [dataSpec.path] : [])], force: opts.force });
   checkWritableParent(opts.out);
-  const ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
-  const source = await openDataSource(dataSpec);
+  // the workers load their code while this thread reads the checkpoint and opens the data
+  const pool = new ForwardPool(threads);
+  let ck: Checkpoint, source: Awaited<ReturnType<typeof openDataSource>>;
+  try {
+    ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
+    pool.load(ck);
+    source = await openDataSource(dataSpec);
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
   const { config } = ck;
   const { E, K, L } = dims(config);
   const progress = opts.progress === false ? null : new Progress('capture', source.total);
@@ -110,7 +119,6 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const pool = new ForwardPool(ck, threads);
   try {
     const meta = await writeDirAtomic(opts.out, async (dir) => {
       const writer = await TraceWriter.open(dir, { topK: K, numExperts: E, fullProbs });
@@ -139,7 +147,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
         const run = pool.run(batch, fullProbs);
         run.catch(() => {}); // awaited in order by write(); avoid an unhandled rejection meanwhile
         inFlight.push({ batch, run });
-        while (inFlight.length > 2 * pool.threads - 1) await write(inFlight.shift()!);
+        while (inFlight.length > 4 * pool.threads) await write(inFlight.shift()!);
       };
       try {
         let batch: Sample[] = [];

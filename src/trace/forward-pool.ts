@@ -17,17 +17,17 @@ export class ForwardPool {
   private readonly waiting = new Map<number, { resolve: (r: BatchRun) => void; reject: (e: Error) => void; worker: number }>();
   private nextId = 0;
   private failure: Error | null = null;
+  private model: Checkpoint | null = null;
   /** Inline runs (one thread): the caller does not change the weights during a capture. */
-  private readonly ws: InferenceWorkspace;
+  private ws: InferenceWorkspace | null = null;
 
-  constructor(private readonly model: Checkpoint, threads: number) {
-    this.ws = new InferenceWorkspace(model.config, { fixedWeights: true });
+  /** Starts the workers (they load their code meanwhile); load() then gives them the model. */
+  constructor(threads: number) {
     if (threads <= 1) return;
     for (let i = 0; i < threads; i++) {
       // --input-type (node -e) cannot apply to a worker file; other flags are passed on
       const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
       const w = new Worker(new URL('./forward-worker.js', import.meta.url), { execArgv });
-      w.postMessage({ type: 'init', config: model.config, flat: model.params.flat.slice(), vocab: model.tokenizer.vocab } satisfies WorkerRequest);
       w.on('message', (m: WorkerReply) => this.onReply(m));
       w.on('error', (e: Error) => this.failAll(e));
       w.on('exit', (code) => {
@@ -38,11 +38,18 @@ export class ForwardPool {
     }
   }
 
+  load(model: Checkpoint): void {
+    this.model = model;
+    this.ws = new InferenceWorkspace(model.config, { fixedWeights: true });
+    for (const w of this.workers) w.postMessage({ type: 'init', config: model.config, flat: model.params.flat.slice(), vocab: model.tokenizer.vocab } satisfies WorkerRequest);
+  }
+
   get threads(): number {
     return Math.max(1, this.workers.length);
   }
 
   run(batch: Sample[], probs: boolean): Promise<BatchRun> {
+    if (this.model === null || this.ws === null) throw new Error('ForwardPool: load() a model first');
     if (!this.workers.length) {
       try {
         return Promise.resolve(runBatch(this.model, this.model.tokenizer, this.ws, batch, probs));
