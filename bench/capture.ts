@@ -2,7 +2,9 @@
  * Capture benchmark (SPEC §6):
  *  - routing capture throughput, tokens/s, end to end (`captureTrace`: load, encode, forward, write
  *    Parquet) on the bundled model and `shapes` eval data, vs the same model's forward pass in PyTorch
- *    CPU eager (scripts/torch_efmoe.py --bench-json: batched, 2 threads, same weights, same inputs);
+ *    CPU eager (scripts/torch_efmoe.py --bench-json: batched, 2 threads, same weights, same inputs).
+ *    Both sides are the best of their timed runs (PyTorch: 1 warm-up + 2 passes; ours: 2 whole
+ *    captures, each from loading the checkpoint to the finished trace folder);
  *  - peak memory (max RSS) of a capture at N and at 10N samples, each in its own child process:
  *    capture streams, so the ratio should stay near 1.
  * `BENCH_CAPTURE_SAMPLES` (default 512) and `BENCH_CAPTURE_MEM_N` (default 1024: DuckDB's buffers and V8's heap settle after ~1M routing rows, so N must be past that) size the runs.
@@ -55,8 +57,12 @@ export async function bench(): Promise<BenchRow[]> {
   const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 1024);
   const tmp = mkdtempSync(join(tmpdir(), 'moescope-bench-capture-'));
   try {
-    const ours = await captureTrace({ data: `shapes:${samples}`, out: join(tmp, 'trace'), batchSize: BATCH, progress: false });
-    const oursTps = ours.tokens / ours.seconds;
+    let oursTps = 0, tokens = 0;
+    for (let run = 0; run < 2; run++) {
+      const ours = await captureTrace({ data: `shapes:${samples}`, out: join(tmp, `trace${run}`), batchSize: BATCH, progress: false });
+      oursTps = Math.max(oursTps, ours.tokens / ours.seconds);
+      tokens = ours.tokens;
+    }
     const peer = torchTokensPerSecond(tmp, samples);
     const small = captureRssMB(tmp, memN);
     const large = captureRssMB(tmp, 10 * memN);
@@ -64,8 +70,8 @@ export async function bench(): Promise<BenchRow[]> {
       {
         name: `capture tokens/s (shapes:${samples}, batch ${BATCH})`,
         ours: oursTps, peer: peer.value, unit: 'tokens/s', higherIsBetter: true,
-        peerName: 'PyTorch eager forward, 2 threads', target: '>= 0.5x',
-        note: peer.note ?? `ours end to end incl. load + Parquet; ${ours.tokens} tokens`,
+        peerName: 'PyTorch eager forward, 2 threads', target: '>= 2x',
+        note: peer.note ?? `ours end to end incl. load + Parquet, best of 2 captures; PyTorch forward only, best of 2 passes; ${tokens} tokens`,
       },
       {
         name: `capture peak RSS, ${10 * memN} vs ${memN} samples`,

@@ -109,12 +109,15 @@
   ;; One sequence's attention over all heads, the steps of attention-wasm.ts: per head h,
   ;;   S = Q_h K_h^T (gemm);  S[t] += bias[t] (0 or -inf, the mask) over lens[t] lanes;  softmax(S[t] * scale);
   ;;   out_h = S V_h (gemm).
+  ;; Both products go by blocks of 4 query rows, over only the keys those rows may see (up to the block's
+  ;; largest lens): each entry is the same sum in the same order as the whole product, and the keys left
+  ;; out would only add exact zeros.
   ;; q, k, v, out [T][C] (row stride 4C bytes; q readable for Tr = T rounded up to 4 rows); bias [T][Tc] with
   ;; Tc = T rounded up to 8; lens i32 [T] (multiples of 4); scratch kt [hd][Tc], s [Tr][Tc], o [Tr][hdc], hdc = hd rounded up to 8.
   (func (export "attention") (param $q i32) (param $k i32) (param $v i32) (param $out i32) (param $C i32) (param $T i32) (param $H i32) (param $hd i32)
     (param $bias i32) (param $lens i32) (param $kt i32) (param $s i32) (param $o i32) (param $scale f32)
     (local $h i32) (local $t i32) (local $i i32) (local $Tr i32) (local $tcb i32) (local $hdcb i32) (local $cb i32) (local $hoff i32)
-    (local $row i32) (local $brow i32) (local $len i32) (local $p i32) (local $end i32)
+    (local $row i32) (local $brow i32) (local $len i32) (local $p i32) (local $end i32) (local $mb i32) (local $lmax i32)
     (local.set $Tr (i32.and (i32.add (local.get $T) (i32.const 3)) (i32.const -4)))
     (local.set $tcb (i32.shl (i32.and (i32.add (local.get $T) (i32.const 7)) (i32.const -8)) (i32.const 2)))
     (local.set $hdcb (i32.shl (i32.and (i32.add (local.get $hd) (i32.const 7)) (i32.const -8)) (i32.const 2)))
@@ -131,37 +134,55 @@
       (br_if $hdone (i32.ge_u (local.get $h) (local.get $H)))
       (local.set $hoff (i32.shl (i32.mul (local.get $h) (local.get $hd)) (i32.const 2)))
       (call $transpose (i32.add (local.get $k) (local.get $hoff)) (local.get $cb) (local.get $T) (local.get $hd) (local.get $kt) (local.get $tcb))
-      (call $gemm (i32.add (local.get $q) (local.get $hoff)) (local.get $cb) (i32.const 4) (local.get $kt) (local.get $tcb) (local.get $s) (local.get $tcb)
-        (local.get $Tr) (local.get $hd) (i32.shr_u (local.get $tcb) (i32.const 2)) (i32.const 0))
-      (local.set $t (i32.const 0))
-      (block $tdone (loop $tloop
-        (br_if $tdone (i32.ge_u (local.get $t) (local.get $Tr)))
-        (local.set $row (i32.add (local.get $s) (i32.mul (local.get $t) (local.get $tcb))))
-        (local.set $len (i32.const 0))
-        (if (i32.lt_u (local.get $t) (local.get $T))
-          (then
-            (local.set $len (i32.shl (i32.load (i32.add (local.get $lens) (i32.shl (local.get $t) (i32.const 2)))) (i32.const 2)))
-            (local.set $brow (i32.add (local.get $bias) (i32.mul (local.get $t) (local.get $tcb))))
-            (local.set $i (i32.const 0))
-            (block $bd (loop $bl
-              (br_if $bd (i32.ge_u (local.get $i) (local.get $len)))
-              (v128.store (i32.add (local.get $row) (local.get $i))
-                (f32x4.add (v128.load (i32.add (local.get $row) (local.get $i))) (v128.load (i32.add (local.get $brow) (local.get $i)))))
-              (local.set $i (i32.add (local.get $i) (i32.const 16)))
-              (br $bl)))
-            (call $softmax (local.get $row) (i32.shr_u (local.get $len) (i32.const 2)) (local.get $scale))))
-        ;; lanes past the row (and padded rows): no weight in S V_h
-        (local.set $p (i32.add (local.get $row) (local.get $len)))
-        (local.set $end (i32.add (local.get $row) (local.get $tcb)))
-        (block $rd (loop $rl
-          (br_if $rd (i32.ge_u (local.get $p) (local.get $end)))
-          (v128.store (local.get $p) (v128.const i32x4 0 0 0 0))
-          (local.set $p (i32.add (local.get $p) (i32.const 16)))
-          (br $rl)))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $tloop)))
-      (call $gemm (local.get $s) (local.get $tcb) (i32.const 4) (i32.add (local.get $v) (local.get $hoff)) (local.get $cb) (local.get $o) (local.get $hdcb)
-        (local.get $Tr) (local.get $T) (i32.shr_u (local.get $hdcb) (i32.const 2)) (i32.const 0))
+      (local.set $mb (i32.const 0))
+      (block $mdone (loop $mloop
+        (br_if $mdone (i32.ge_u (local.get $mb) (local.get $Tr)))
+        ;; lmax = the largest lens of rows mb..mb+3 below T (in floats)
+        (local.set $lmax (i32.const 0))
+        (local.set $t (local.get $mb))
+        (block $ld (loop $ll
+          (br_if $ld (i32.or (i32.ge_u (local.get $t) (local.get $T)) (i32.ge_u (local.get $t) (i32.add (local.get $mb) (i32.const 4)))))
+          (local.set $len (i32.load (i32.add (local.get $lens) (i32.shl (local.get $t) (i32.const 2)))))
+          (local.set $lmax (select (local.get $len) (local.get $lmax) (i32.gt_u (local.get $len) (local.get $lmax))))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (br $ll)))
+        ;; S[mb..mb+3][0..lmax rounded up to 8) = Q_h K_h^T
+        (call $gemm (i32.add (i32.add (local.get $q) (local.get $hoff)) (i32.mul (local.get $mb) (local.get $cb))) (local.get $cb) (i32.const 4)
+          (local.get $kt) (local.get $tcb) (i32.add (local.get $s) (i32.mul (local.get $mb) (local.get $tcb))) (local.get $tcb)
+          (i32.const 4) (local.get $hd) (i32.and (i32.add (local.get $lmax) (i32.const 7)) (i32.const -8)) (i32.const 0))
+        (local.set $t (local.get $mb))
+        (block $tdone (loop $tloop
+          (br_if $tdone (i32.ge_u (local.get $t) (i32.add (local.get $mb) (i32.const 4))))
+          (local.set $row (i32.add (local.get $s) (i32.mul (local.get $t) (local.get $tcb))))
+          (local.set $len (i32.const 0))
+          (if (i32.lt_u (local.get $t) (local.get $T))
+            (then
+              (local.set $len (i32.shl (i32.load (i32.add (local.get $lens) (i32.shl (local.get $t) (i32.const 2)))) (i32.const 2)))
+              (local.set $brow (i32.add (local.get $bias) (i32.mul (local.get $t) (local.get $tcb))))
+              (local.set $i (i32.const 0))
+              (block $bd (loop $bl
+                (br_if $bd (i32.ge_u (local.get $i) (local.get $len)))
+                (v128.store (i32.add (local.get $row) (local.get $i))
+                  (f32x4.add (v128.load (i32.add (local.get $row) (local.get $i))) (v128.load (i32.add (local.get $brow) (local.get $i)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 16)))
+                (br $bl)))
+              (call $softmax (local.get $row) (i32.shr_u (local.get $len) (i32.const 2)) (local.get $scale))))
+          ;; lanes past the row (and padded rows): no weight in S V_h
+          (local.set $p (i32.add (local.get $row) (local.get $len)))
+          (local.set $end (i32.add (local.get $row) (local.get $tcb)))
+          (block $rd (loop $rl
+            (br_if $rd (i32.ge_u (local.get $p) (local.get $end)))
+            (v128.store (local.get $p) (v128.const i32x4 0 0 0 0))
+            (local.set $p (i32.add (local.get $p) (i32.const 16)))
+            (br $rl)))
+          (local.set $t (i32.add (local.get $t) (i32.const 1)))
+          (br $tloop)))
+        ;; out rows mb..mb+3 = S V_h over keys below min(lmax, T)
+        (call $gemm (i32.add (local.get $s) (i32.mul (local.get $mb) (local.get $tcb))) (local.get $tcb) (i32.const 4)
+          (i32.add (local.get $v) (local.get $hoff)) (local.get $cb) (i32.add (local.get $o) (i32.mul (local.get $mb) (local.get $hdcb))) (local.get $hdcb)
+          (i32.const 4) (select (local.get $lmax) (local.get $T) (i32.lt_u (local.get $lmax) (local.get $T))) (i32.shr_u (local.get $hdcb) (i32.const 2)) (i32.const 0))
+        (local.set $mb (i32.add (local.get $mb) (i32.const 4)))
+        (br $mloop)))
       (local.set $t (i32.const 0))
       (block $cdone (loop $cloop
         (br_if $cdone (i32.ge_u (local.get $t) (local.get $T)))
