@@ -25,8 +25,10 @@ export class ForwardPool {
   constructor(threads: number) {
     if (threads <= 1) return;
     for (let i = 0; i < threads; i++) {
-      // --input-type (node -e) cannot apply to a worker file; other flags are passed on
-      const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
+      // workers inherit node's flags (V8 flags included), except that --input-type (node -e) cannot
+      // apply to a worker file: then the others are passed explicitly (V8 flags may not be)
+      const inputType = process.execArgv.some((a) => a.startsWith('--input-type'));
+      const execArgv = inputType ? process.execArgv.filter((a) => !a.startsWith('--input-type')) : undefined;
       const w = new Worker(new URL('./forward-worker.js', import.meta.url), { execArgv });
       w.on('message', (m: WorkerReply) => this.onReply(m));
       w.on('error', (e: Error) => this.failAll(e));
