@@ -5,6 +5,9 @@
  *    CPU eager (scripts/torch_efmoe.py --bench-json: batched, 2 threads, same weights, same inputs).
  *    The sides take turns, twice, and each keeps its best: ours a whole capture (from loading the
  *    checkpoint to the finished trace folder), PyTorch one timed pass after a warm-up pass;
+ *  - the forward part alone (ForwardPool, 2 worker threads: encode, forward, PNG of whole batches; no
+ *    Parquet), timed like the peer (a warm-up pass, then timed passes), to tell the forward pass's speed
+ *    from the writer's share of the end-to-end figure;
  *  - peak memory (max RSS) of a capture at N and at 10N samples, each in its own child process:
  *    capture streams, so the ratio should stay near 1.
  * `BENCH_CAPTURE_SAMPLES` (default 512) and `BENCH_CAPTURE_MEM_N` (default 1024: DuckDB's buffers and V8's heap settle after ~1M routing rows, so N must be past that) size the runs.
@@ -18,6 +21,8 @@ import { captureTrace } from '../src/trace/capture.js';
 import { DEFAULT_MODEL_DIR, loadCheckpoint } from '../src/io/checkpoint-files.js';
 import { encodeSample } from '../src/data/encode.js';
 import { shapesSample, SHAPES_EVAL_SEED } from '../src/data/shapes.js';
+import { ForwardPool } from '../src/trace/forward-pool.js';
+import type { Sample } from '../src/data/sample.js';
 import type { BenchRow } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -51,6 +56,13 @@ function torchTokensPerSecond(inputs: string): { value: number | null; note?: st
   return { value: out.tokens_per_s };
 }
 
+/** The capture's forward part on `samples` samples in 2 worker threads: one pass, all batches in flight. */
+async function forwardPass(pool: ForwardPool, batches: Sample[][]): Promise<{ seconds: number; tokens: number }> {
+  const t = performance.now();
+  const runs = await Promise.all(batches.map((b) => pool.run(b, false)));
+  return { seconds: (performance.now() - t) / 1000, tokens: runs.reduce((n, r) => n + r.result.N, 0) };
+}
+
 /** Max RSS (MB) of a capture of n samples in a fresh process. */
 function captureRssMB(tmp: string, n: number): number {
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(n), join(tmp, `mem-${n}`)], { encoding: 'utf8' });
@@ -66,16 +78,25 @@ export async function bench(): Promise<BenchRow[]> {
     // the two sides take turns (a capture, then a PyTorch pass, twice) and each keeps its best, so a
     // change of load on a shared machine hits both
     const inputs = torchInputs(tmp, samples);
+    const pool = new ForwardPool(2);
+    pool.load(loadCheckpoint(DEFAULT_MODEL_DIR));
+    const all = Array.from({ length: samples }, (_, i) => shapesSample(SHAPES_EVAL_SEED, i));
+    const batches = Array.from({ length: Math.ceil(samples / BATCH) }, (_, i) => all.slice(i * BATCH, (i + 1) * BATCH));
+    let forwardTps = 0;
     let oursTps = 0, tokens = 0;
     let peer: { value: number | null; note?: string } = { value: null };
     for (let run = 0; run < ROUNDS; run++) {
       const ours = await captureTrace({ data: `shapes:${samples}`, out: join(tmp, `trace${run}`), batchSize: BATCH, progress: false });
       oursTps = Math.max(oursTps, ours.tokens / ours.seconds);
       tokens = ours.tokens;
+      if (run === 0) await forwardPass(pool, batches); // warm-up
+      const f = await forwardPass(pool, batches);
+      forwardTps = Math.max(forwardTps, f.tokens / f.seconds);
       const p = torchTokensPerSecond(inputs);
       peer = p.value === null ? p : { value: Math.max(peer.value ?? 0, p.value) };
       if (p.value === null) break;
     }
+    await pool.close();
     const small = captureRssMB(tmp, memN);
     const large = captureRssMB(tmp, 10 * memN);
     return [
@@ -84,6 +105,12 @@ export async function bench(): Promise<BenchRow[]> {
         ours: oursTps, peer: peer.value, unit: 'tokens/s', higherIsBetter: true,
         peerName: 'PyTorch eager forward, 2 threads', target: '>= 2x',
         note: peer.note ?? `ours end to end incl. load + Parquet; PyTorch forward only; best of ${ROUNDS} turns each; ${tokens} tokens`,
+      },
+      {
+        name: `capture forward part tokens/s (shapes:${samples})`,
+        ours: forwardTps, peer: peer.value, unit: 'tokens/s', higherIsBetter: true,
+        peerName: 'PyTorch eager forward, 2 threads',
+        note: 'ours: 2 worker threads encoding, running and PNG-encoding whole batches (no Parquet), after a warm-up pass, like the peer',
       },
       {
         name: `capture peak RSS, ${10 * memN} vs ${memN} samples`,
