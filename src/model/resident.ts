@@ -43,6 +43,28 @@ export interface ResidentLayerOut {
   probs?: Float32Array; // [N*E] when asked for
 }
 
+/** JS-side buffers of the router step (from the workspace). */
+export interface ResidentScratch {
+  experts: Int32Array; // [N*K]
+  probs: Float32Array; // [N*E]
+  expertStart: Int32Array; // [E+1]
+  fill: Int32Array; // [E]
+  logits: Float32Array; // [N*E], when the router's gemm columns are padded
+}
+
+/** A batch's activations: byte addresses in the heap, and the heap's views (valid for this batch). */
+interface Activations {
+  N: number; N4: number; NK: number;
+  x: number; ln: number; q: number; k: number; v: number; att: number; o: number; // [Nr][C]
+  pk: number; rstd: number; rl: number; gates: number; sa: number; gidx: number; // packed A, [Nr*H], [Nr][Ep], [NK], i32 [NK], i32 [NK+4E]
+  ye: number; g: number; u: number; s: number; pos: number; // [NK+4][C], [Nr][Fp] x3, i32 [N]
+  bias: number; lens: number; kt: number; S: number; O: number; // attention: mask bias, i32 [N], scratch
+  biasAt: Int32Array; // [B] each sequence's mask bias
+  end: number; // floats used (weights included)
+  mem: Float32Array;
+  ints: Int32Array;
+}
+
 export class ResidentForward {
   private readonly d: ReturnType<typeof dims>;
   private readonly Ep: number; // router columns, padded to the gemm block
@@ -131,107 +153,150 @@ export class ResidentForward {
   /**
    * All layers over x [N,C] (the embedded rows; overwritten with the last layer's output when `keepX`).
    * Returns each layer's routing (fresh arrays). Throws WasmOutOfMemory before any work when the batch
-   * does not fit.
+   * does not fit. (The layer steps are separate methods: small functions keep the JIT's work small.)
    */
-  run(x: Float32Array, b: ResidentBatch, keepX: boolean, wantProbs: boolean, scratch: { experts: Int32Array; probs: Float32Array; expertStart: Int32Array; fill: Int32Array; logits: Float32Array }): ResidentLayerOut[] {
-    const { fk, d, Ep, Fp } = this;
-    const k = fk.k;
-    const { L, C, H, hd, E, K } = d;
+  run(x: Float32Array, b: ResidentBatch, keepX: boolean, wantProbs: boolean, scratch: ResidentScratch): ResidentLayerOut[] {
+    const { d } = this;
+    const { L, C, E, K } = d;
     const { N } = b;
-    const NK = N * K, N4 = up(N, 4), Nr = N4 + 4;
-    const eps = this.config.rms_norm_eps;
-    // activations after the weights (float offsets); each leaves slack for padded rows
+    const NK = N * K;
+    const a = this.layout(b);
+    const mem = a.mem;
+    mem.fill(0, this.wEnd, a.end); // padded rows stay zero (finite) through every step
+    mem.set(x.subarray(0, N * C), a.x / 4);
+    a.ints.set(b.pos.subarray(0, N), a.pos / 4);
+    this.maskBias(b, a);
+    const gatesV = mem.subarray(a.gates / 4, a.gates / 4 + NK);
+    const out: ResidentLayerOut[] = [];
+    for (let l = 0; l < L; l++) {
+      this.attentionBlock(l, b, a); // h = x + Attn(RMSNorm(x))
+      this.routerStep(l, a, scratch, gatesV); // ln2 = RMSNorm(h); probs, top-k experts, gates; dispatch
+      this.expertsBlock(l, a, scratch.expertStart); // x = h + sum_k gate_k * expert_k(ln2)
+      out.push({ experts: scratch.experts.slice(0, NK), gates: gatesV.slice(0, NK), ...(wantProbs ? { probs: scratch.probs.slice(0, N * E) } : {}) });
+    }
+    if (keepX) x.set(mem.subarray(a.x / 4, a.x / 4 + N * C));
+    return out;
+  }
+
+  /** Byte addresses of a batch's activations, after the weights; each leaves slack for padded rows. */
+  private layout(b: ResidentBatch): Activations {
+    const { C, H, hd, E, K } = this.d;
+    const { Ep, Fp } = this;
+    const N = b.N, NK = N * K, N4 = up(N, 4), Nr = N4 + 4;
     let next = this.wEnd;
     const take = (n: number) => {
       const o = next;
       next += up(n, 4);
-      return o;
+      return o * 4;
     };
     let maxT = 0, biasN = 0;
     for (let i = 0; i < b.B; i++) {
       maxT = Math.max(maxT, b.T[i]);
       biasN += b.T[i] * up(b.T[i], 8);
     }
-    const x0 = take(Nr * C), ln = take(Nr * C), q = take(Nr * C), kk = take(Nr * C), v = take(Nr * C), att = take(Nr * C), o = take(Nr * C);
-    const pk = take(Nr * Math.max(C, Fp)), rstd = take(Nr * H), rl = take(Nr * Ep), gates = take(NK), sa = take(NK), gidx = take(NK + 4 * E);
-    const ye = take((NK + 4) * C), g = take(Nr * Fp), u = take(Nr * Fp), s = take(Nr * Fp), pos = take(N);
-    const bias = take(biasN), lens = take(N), kt = take(hd * up(maxT, 8)), S = take(up(maxT, 4) * up(maxT, 8)), O = take(up(maxT, 4) * up(hd, 8));
-    const mem = k.heap(next);
-    const ints = k.heapInts();
-    mem.fill(0, this.wEnd, next); // padded rows stay zero (finite) through every step
-    mem.set(x.subarray(0, N * C), x0);
-    ints.set(b.pos.subarray(0, N), pos);
-    // the attention mask as an additive bias, per sequence (the same for every layer and head): row t sees
-    // s <= t and its own image part; lens[t] covers its visible keys, rounded up to 4 lanes
-    const biasAt: number[] = [];
-    for (let i = 0, at = bias; i < b.B; i++) {
+    const a: Activations = {
+      N, N4, NK,
+      x: take(Nr * C), ln: take(Nr * C), q: take(Nr * C), k: take(Nr * C), v: take(Nr * C), att: take(Nr * C), o: take(Nr * C),
+      pk: take(Nr * Math.max(C, Fp)), rstd: take(Nr * H), rl: take(Nr * Ep), gates: take(NK), sa: take(NK), gidx: take(NK + 4 * E),
+      ye: take((NK + 4) * C), g: take(Nr * Fp), u: take(Nr * Fp), s: take(Nr * Fp), pos: take(N),
+      bias: take(biasN), lens: take(N), kt: take(hd * up(maxT, 8)), S: take(up(maxT, 4) * up(maxT, 8)), O: take(up(maxT, 4) * up(hd, 8)),
+      biasAt: new Int32Array(b.B), end: next,
+      mem: new Float32Array(0), ints: new Int32Array(0),
+    };
+    a.mem = this.fk.k.heap(next);
+    a.ints = this.fk.k.heapInts();
+    return a;
+  }
+
+  /**
+   * The attention mask as an additive bias, per sequence (the same for every layer and head): row t sees
+   * s <= t and its own image part; lens[t] covers its visible keys, rounded up to 4 lanes.
+   */
+  private maskBias(b: ResidentBatch, a: Activations): void {
+    const { mem, ints } = a;
+    for (let i = 0, at = a.bias / 4; i < b.B; i++) {
       const T = b.T[i], Tc = up(T, 8), ip = b.imagePart[i], r0 = b.rowStart[i];
-      biasAt.push(at);
+      a.biasAt[i] = at * 4;
       for (let t = 0; t < T; t++) {
         let hi = t + 1;
         const p = ip[t];
         if (p >= 0) for (let j = t + 1; j < T; j++) if (ip[j] === p) hi = j + 1;
         const len = (hi + 3) & ~3;
-        ints[lens + r0 + t] = len;
+        ints[a.lens / 4 + r0 + t] = len;
         for (let j = 0; j < len; j++) mem[at + t * Tc + j] = j < hi && (j <= t || ip[j] === p) ? 0 : -Infinity;
       }
       at += T * Tc;
     }
-    const gatesV = mem.subarray(gates, gates + NK), saV = ints.subarray(sa, sa + NK);
-    const logits = Ep === E ? mem.subarray(rl, rl + N * E) : scratch.logits;
-    const { experts, probs, expertStart, fill } = scratch;
-    const B4 = (f: number) => f * 4; // float offset -> byte address
-    const scale = 1 / Math.sqrt(hd);
-    const out: ResidentLayerOut[] = [];
-    for (let l = 0; l < L; l++) {
-      const w = this.at[l];
-      // attention
-      k.rmsnorm(B4(x0), B4(ln), B4(w.inputNorm), B4(rstd), N, C, eps); // ln1 = RMSNorm(x)
-      k.pack4(B4(ln), C * 4, N4, C, B4(pk));
-      k.gemm4(B4(pk), 16 * C, 16, B4(w.wq), C * 4, B4(q), C * 4, N4, C, C, 0); // q = Wq ln1
-      k.gemm4(B4(pk), 16 * C, 16, B4(w.wk), C * 4, B4(kk), C * 4, N4, C, C, 0); // k = Wk ln1
-      k.gemm4(B4(pk), 16 * C, 16, B4(w.wv), C * 4, B4(v), C * 4, N4, C, C, 0); // v = Wv ln1
-      if (this.config.qk_norm) {
-        k.rmsnorm(B4(q), B4(q), B4(w.qNorm), B4(rstd), N * H, hd, eps); // q = RMSNorm_head(q)
-        k.rmsnorm(B4(kk), B4(kk), B4(w.kNorm), B4(rstd), N * H, hd, eps); // k = RMSNorm_head(k)
-      }
-      fk.rope(B4(q), B4(pos), B4(this.cos), B4(this.sin), N, H, hd); // q = rope(q)
-      fk.rope(B4(kk), B4(pos), B4(this.cos), B4(this.sin), N, H, hd); // k = rope(k)
-      for (let i = 0; i < b.B; i++) {
-        const r = b.rowStart[i] * C;
-        fk.attention(B4(q + r), B4(kk + r), B4(v + r), B4(att + r), C, b.T[i], H, hd, B4(biasAt[i]), B4(lens + b.rowStart[i]), B4(kt), B4(S), B4(O), scale);
-      } // att = softmax(mask(q k^T / sqrt(hd))) v, per sequence
-      k.pack4(B4(att), C * 4, N4, C, B4(pk));
-      k.gemm4(B4(pk), 16 * C, 16, B4(w.wo), C * 4, B4(o), C * 4, N4, C, C, 0); // oOut = Wo att
-      fk.add(B4(x0), B4(o), N * C); // h = x + oOut
-      // MoE
-      k.rmsnorm(B4(x0), B4(ln), B4(w.postNorm), B4(rstd), N, C, eps); // ln2 = RMSNorm(h)
-      k.gemm(B4(ln), C * 4, 4, B4(w.router), Ep * 4, B4(rl), Ep * 4, N4, C, Ep, 0); // rlogits = Wr ln2
-      if (Ep !== E) for (let n = 0; n < N; n++) logits.set(mem.subarray(rl + n * Ep, rl + n * Ep + E), n * E);
-      routerForward(experts, gatesV, probs, logits, N, E, K, this.config.norm_topk_prob); // probs, top-k experts, gates
-      moeDispatch(expertStart, saV, fill, experts, NK, E); // slots of each expert's assignments
-      // each expert's rows, padded to 4 with its last row, for the gather
-      for (let e = 0, at = gidx; e < E; e++) {
-        const s0 = expertStart[e], ne = expertStart[e + 1] - s0;
-        for (let j = 0; j < ne; j++) ints[at + j] = (saV[s0 + j] / K) | 0;
-        for (let j = ne; j < up(ne, 4); j++) ints[at + j] = ints[at + ne - 1];
-        at += up(ne, 4);
-      }
-      for (let e = 0, at = gidx; e < E; e++) {
-        const s0 = expertStart[e], ne = expertStart[e + 1] - s0, ne4 = up(ne, 4);
-        if (ne === 0) continue;
-        fk.gatherPack4(B4(ln), C * 4, B4(at), ne4, C, B4(pk)); // xe[slot] = ln2[row]
-        k.gemm4(B4(pk), 16 * C, 16, B4(w.w1[e]), Fp * 4, B4(g), Fp * 4, ne4, C, Fp, 0); // g = W1_e xe
-        k.gemm4(B4(pk), 16 * C, 16, B4(w.w3[e]), Fp * 4, B4(u), Fp * 4, ne4, C, Fp, 0); // u = W3_e xe
-        k.swiglu(B4(g), B4(u), B4(s), ne4 * Fp); // s = silu(g) * u
-        k.pack4(B4(s), Fp * 4, ne4, Fp, B4(pk));
-        k.gemm4(B4(pk), 16 * Fp, 16, B4(w.w2[e]), C * 4, B4(ye + s0 * C), C * 4, ne4, Fp, C, 0); // ye = W2_e s
-        at += ne4;
-      }
-      fk.combine(B4(x0), B4(ye), B4(gates), B4(sa), NK, K, C); // out = h + sum_k gate_k * ye_k
-      out.push({ experts: experts.slice(0, NK), gates: gatesV.slice(0, NK), ...(wantProbs ? { probs: probs.slice(0, N * E) } : {}) });
+  }
+
+  /** h = x + Wo Attn(rope(RMSNorm_head(Wq,k,v RMSNorm(x)))), in place in a.x. */
+  private attentionBlock(l: number, b: ResidentBatch, a: Activations): void {
+    const { fk, d } = this;
+    const k = fk.k, w = this.at[l];
+    const { C, H, hd } = d;
+    const { N, N4 } = a;
+    const eps = this.config.rms_norm_eps;
+    k.rmsnorm(a.x, a.ln, w.inputNorm * 4, a.rstd, N, C, eps); // ln1 = RMSNorm(x)
+    k.pack4(a.ln, C * 4, N4, C, a.pk);
+    k.gemm4(a.pk, 16 * C, 16, w.wq * 4, C * 4, a.q, C * 4, N4, C, C, 0); // q = Wq ln1
+    k.gemm4(a.pk, 16 * C, 16, w.wk * 4, C * 4, a.k, C * 4, N4, C, C, 0); // k = Wk ln1
+    k.gemm4(a.pk, 16 * C, 16, w.wv * 4, C * 4, a.v, C * 4, N4, C, C, 0); // v = Wv ln1
+    if (this.config.qk_norm) {
+      k.rmsnorm(a.q, a.q, w.qNorm * 4, a.rstd, N * H, hd, eps); // q = RMSNorm_head(q)
+      k.rmsnorm(a.k, a.k, w.kNorm * 4, a.rstd, N * H, hd, eps); // k = RMSNorm_head(k)
     }
-    if (keepX) x.set(mem.subarray(x0, x0 + N * C));
-    return out;
+    fk.rope(a.q, a.pos, this.cos * 4, this.sin * 4, N, H, hd); // q = rope(q)
+    fk.rope(a.k, a.pos, this.cos * 4, this.sin * 4, N, H, hd); // k = rope(k)
+    const scale = 1 / Math.sqrt(hd);
+    for (let i = 0; i < b.B; i++) {
+      const r = b.rowStart[i] * C * 4;
+      fk.attention(a.q + r, a.k + r, a.v + r, a.att + r, C, b.T[i], H, hd, a.biasAt[i], a.lens + b.rowStart[i] * 4, a.kt, a.S, a.O, scale);
+    } // att = softmax(mask(q k^T / sqrt(hd))) v, per sequence
+    k.pack4(a.att, C * 4, N4, C, a.pk);
+    k.gemm4(a.pk, 16 * C, 16, w.wo * 4, C * 4, a.o, C * 4, N4, C, C, 0); // oOut = Wo att
+    fk.add(a.x, a.o, N * C); // h = x + oOut
+  }
+
+  /** ln2 = RMSNorm(h); rlogits = Wr ln2; probs, top-k experts and gates (JS, router.ts); the dispatch. */
+  private routerStep(l: number, a: Activations, sc: ResidentScratch, gatesV: Float32Array): void {
+    const k = this.fk.k, w = this.at[l];
+    const { C, E, K } = this.d;
+    const { Ep } = this;
+    const { N, N4, NK, mem, ints } = a;
+    k.rmsnorm(a.x, a.ln, w.postNorm * 4, a.rstd, N, C, this.config.rms_norm_eps); // ln2 = RMSNorm(h)
+    k.gemm(a.ln, C * 4, 4, w.router * 4, Ep * 4, a.rl, Ep * 4, N4, C, Ep, 0); // rlogits = Wr ln2
+    const rl = a.rl / 4;
+    const logits = Ep === E ? mem.subarray(rl, rl + N * E) : sc.logits;
+    if (Ep !== E) for (let n = 0; n < N; n++) logits.set(mem.subarray(rl + n * Ep, rl + n * Ep + E), n * E);
+    routerForward(sc.experts, gatesV, sc.probs, logits, N, E, K, this.config.norm_topk_prob); // probs, top-k experts, gates
+    const saV = ints.subarray(a.sa / 4, a.sa / 4 + NK);
+    moeDispatch(sc.expertStart, saV, sc.fill, sc.experts, NK, E); // slots of each expert's assignments
+    // each expert's rows, padded to 4 with its last row, for the gather
+    for (let e = 0, at = a.gidx / 4; e < E; e++) {
+      const s0 = sc.expertStart[e], ne = sc.expertStart[e + 1] - s0;
+      for (let j = 0; j < ne; j++) ints[at + j] = (saV[s0 + j] / K) | 0;
+      for (let j = ne; j < up(ne, 4); j++) ints[at + j] = ints[at + ne - 1];
+      at += up(ne, 4);
+    }
+  }
+
+  /** Per expert on its rows: ye = W2_e(silu(W1_e xe) * W3_e xe); then x = h + sum_k gate_k * ye_k. */
+  private expertsBlock(l: number, a: Activations, expertStart: Int32Array): void {
+    const { fk } = this;
+    const k = fk.k, w = this.at[l];
+    const { C, E, K } = this.d;
+    const { Fp } = this;
+    for (let e = 0, at = a.gidx; e < E; e++) {
+      const s0 = expertStart[e], ne = expertStart[e + 1] - s0, ne4 = up(ne, 4);
+      if (ne === 0) continue;
+      fk.gatherPack4(a.ln, C * 4, at, ne4, C, a.pk); // xe[slot] = ln2[row]
+      k.gemm4(a.pk, 16 * C, 16, w.w1[e] * 4, Fp * 4, a.g, Fp * 4, ne4, C, Fp, 0); // g = W1_e xe
+      k.gemm4(a.pk, 16 * C, 16, w.w3[e] * 4, Fp * 4, a.u, Fp * 4, ne4, C, Fp, 0); // u = W3_e xe
+      k.swiglu(a.g, a.u, a.s, ne4 * Fp); // s = silu(g) * u
+      k.pack4(a.s, Fp * 4, ne4, Fp, a.pk);
+      k.gemm4(a.pk, 16 * Fp, 16, w.w2[e] * 4, C * 4, a.ye + s0 * C * 4, C * 4, ne4, Fp, C, 0); // ye = W2_e s
+      at += ne4 * 4;
+    }
+    fk.combine(a.x, a.ye, a.gates, a.sa, a.NK, K, C); // out = h + sum_k gate_k * ye_k
   }
 }
