@@ -14,6 +14,7 @@ import type { Params } from './params.js';
 import type { RopeTable } from './kernels/rope.js';
 import { routerForward } from './kernels/router.js';
 import { createForwardKernels, type ForwardKernels } from './kernels/wasm.js';
+import { ATTENTION_BLOCK, ATTENTION_WEIGHTS, EXPERTS_BLOCK, EXPERTS_WEIGHTS } from './kernels/forward-wasm.js';
 import { moeDispatch } from './moe.js';
 
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
@@ -25,6 +26,9 @@ interface LayerAt {
   router: number; // [C][Ep]
   w1: number[]; w3: number[]; // E x [C][Fp]
   w2: number[]; // E x [Fp][C]
+  experts: number; // i32 [3][E]: the byte addresses of w1, w3, w2 (experts_block reads them)
+  attentionWords: number; // i32 ATTENTION_WEIGHTS: attention_block's second parameter block
+  expertsWords: number; // i32 EXPERTS_WEIGHTS: experts_block's second parameter block
 }
 
 /** What the pass needs of efmoe.ts's batch layout. */
@@ -47,7 +51,6 @@ export interface ResidentLayerOut {
 export interface ResidentScratch {
   experts: Int32Array; // [N*K]
   probs: Float32Array; // [N*E]
-  expertStart: Int32Array; // [E+1]
   fill: Int32Array; // [E]
   logits: Float32Array; // [N*E], when the router's gemm columns are padded
 }
@@ -59,7 +62,8 @@ interface Activations {
   pk: number; rstd: number; rl: number; gates: number; sa: number; gidx: number; // packed A, [Nr*H], [Nr][Ep], [NK], i32 [NK], i32 [NK+4E]
   ye: number; g: number; u: number; s: number; pos: number; // [NK+4][C], [Nr][Fp] x3, i32 [N]
   bias: number; lens: number; kt: number; S: number; O: number; // attention: mask bias, i32 [N], scratch
-  biasAt: Int32Array; // [B] each sequence's mask bias
+  es: number; seqRow: number; seqT: number; biasAt: number; // i32: expertStart [E+1]; per sequence [B]: first row, length, mask bias address
+  pa: number; pe: number; // i32 parameter blocks of attention_block and experts_block (the batch's words)
   end: number; // floats used (weights included)
   mem: Float32Array;
   ints: Int32Array;
@@ -92,6 +96,7 @@ export class ResidentForward {
         wq: take(C * C), wk: take(C * C), wv: take(C * C), wo: take(C * C), router: take(C * this.Ep),
         w1: Array.from({ length: E }, () => take(C * Fp)), w3: Array.from({ length: E }, () => take(C * Fp)),
         w2: Array.from({ length: E }, () => take(Fp * C)),
+        experts: take(3 * E), attentionWords: take(ATTENTION_WEIGHTS.length), expertsWords: take(EXPERTS_WEIGHTS.length),
       });
     }
     const tab = config.max_position_embeddings * (hd >> 1);
@@ -143,6 +148,18 @@ export class ResidentForward {
         put(a.w2[e], p.w2[e], C, F, C);
         mem.fill(0, a.w2[e] + F * C, a.w2[e] + Fp * C); // padded rows of W2_e^T
       }
+      const ints = k.heapInts();
+      for (let e = 0; e < E; e++) {
+        ints[a.experts + e] = a.w1[e] * 4;
+        ints[a.experts + E + e] = a.w3[e] * 4;
+        ints[a.experts + 2 * E + e] = a.w2[e] * 4;
+      }
+      const aw: Record<(typeof ATTENTION_WEIGHTS)[number], number> = {
+        inputNorm: a.inputNorm, wq: a.wq, wk: a.wk, wv: a.wv, qNorm: a.qNorm, kNorm: a.kNorm, wo: a.wo, postNorm: a.postNorm, router: a.router,
+      };
+      ATTENTION_WEIGHTS.forEach((n, i) => (ints[a.attentionWords + i] = aw[n] * 4));
+      const ew: Record<(typeof EXPERTS_WEIGHTS)[number], number> = { w1: a.experts, w3: a.experts + E, w2: a.experts + 2 * E };
+      EXPERTS_WEIGHTS.forEach((n, i) => (ints[a.expertsWords + i] = ew[n] * 4));
     }
     const tab = this.config.max_position_embeddings * (hd >> 1);
     mem.set(rope.cos.subarray(0, tab), this.cos);
@@ -156,26 +173,48 @@ export class ResidentForward {
    * does not fit. (The layer steps are separate methods: small functions keep the JIT's work small.)
    */
   run(x: Float32Array, b: ResidentBatch, keepX: boolean, wantProbs: boolean, scratch: ResidentScratch): ResidentLayerOut[] {
-    const { d } = this;
+    const { d, fk } = this;
     const { L, C, E, K } = d;
     const { N } = b;
     const NK = N * K;
     const a = this.layout(b);
-    const mem = a.mem;
+    const { mem, ints } = a;
     mem.fill(0, this.wEnd, a.end); // padded rows stay zero (finite) through every step
     mem.set(x.subarray(0, N * C), a.x / 4);
-    a.ints.set(b.pos.subarray(0, N), a.pos / 4);
+    ints.set(b.pos.subarray(0, N), a.pos / 4);
+    ints.set(b.rowStart.subarray(0, b.B), a.seqRow / 4);
+    ints.set(b.T, a.seqT / 4);
     this.maskBias(b, a);
+    this.parameterBlocks(b, a);
     const gatesV = mem.subarray(a.gates / 4, a.gates / 4 + NK);
     const out: ResidentLayerOut[] = [];
     for (let l = 0; l < L; l++) {
-      this.attentionBlock(l, b, a); // h = x + Attn(RMSNorm(x))
-      this.routerStep(l, a, scratch, gatesV); // ln2 = RMSNorm(h); probs, top-k experts, gates; dispatch
-      this.expertsBlock(l, a, scratch.expertStart); // x = h + sum_k gate_k * expert_k(ln2)
+      const w = this.at[l];
+      fk.attentionBlock(a.pa, w.attentionWords * 4); // h = x + Attn(RMSNorm(x)); ln2 = RMSNorm(h); rlogits = Wr ln2
+      this.routerStep(a, scratch, gatesV); // probs, top-k experts, gates; dispatch
+      fk.expertsBlock(a.pe, w.expertsWords * 4); // x = h + sum_k gate_k * expert_k(ln2)
       out.push({ experts: scratch.experts.slice(0, NK), gates: gatesV.slice(0, NK), ...(wantProbs ? { probs: scratch.probs.slice(0, N * E) } : {}) });
     }
     if (keepX) x.set(mem.subarray(a.x / 4, a.x / 4 + N * C));
     return out;
+  }
+
+  /** The batch's parameter blocks of attention_block and experts_block (forward.wat); the layers' are in the weights. */
+  private parameterBlocks(b: ResidentBatch, a: Activations): void {
+    const { C, H, hd, E, K } = this.d;
+    const { mem, ints } = a;
+    const att: Record<(typeof ATTENTION_BLOCK)[number], number> = {
+      x: a.x, ln: a.ln, rstd: a.rstd, N: a.N, C, eps: 0, pk: a.pk, N4: a.N4, q: a.q, k: a.k, v: a.v,
+      qkNorm: this.config.qk_norm ? 1 : 0, H, hd, pos: a.pos, cos: this.cos * 4, sin: this.sin * 4, B: b.B, rowStart: a.seqRow, T: a.seqT,
+      biasAt: a.biasAt, lens: a.lens, kt: a.kt, S: a.S, O: a.O, scale: 0, att: a.att, o: a.o, Ep: this.Ep, rl: a.rl,
+    };
+    ATTENTION_BLOCK.forEach((n, i) => (ints[a.pa / 4 + i] = att[n]));
+    mem[a.pa / 4 + ATTENTION_BLOCK.indexOf('eps')] = this.config.rms_norm_eps; // f32 words
+    mem[a.pa / 4 + ATTENTION_BLOCK.indexOf('scale')] = 1 / Math.sqrt(hd);
+    const ex: Record<(typeof EXPERTS_BLOCK)[number], number> = {
+      E, es: a.es, at: a.gidx, ln: a.ln, C, pk: a.pk, Fp: this.Fp, g: a.g, u: a.u, s: a.s, ye: a.ye, x: a.x, gates: a.gates, sa: a.sa, NK: a.NK, K,
+    };
+    EXPERTS_BLOCK.forEach((n, i) => (ints[a.pe / 4 + i] = ex[n]));
   }
 
   /** Byte addresses of a batch's activations, after the weights; each leaves slack for padded rows. */
@@ -200,9 +239,11 @@ export class ResidentForward {
       pk: take(Nr * Math.max(C, Fp)), rstd: take(Nr * H), rl: take(Nr * Ep), gates: take(NK), sa: take(NK), gidx: take(NK + 4 * E),
       ye: take((NK + 4) * C), g: take(Nr * Fp), u: take(Nr * Fp), s: take(Nr * Fp), pos: take(N),
       bias: take(biasN), lens: take(N), kt: take(hd * up(maxT, 8)), S: take(up(maxT, 4) * up(maxT, 8)), O: take(up(maxT, 4) * up(hd, 8)),
-      biasAt: new Int32Array(b.B), end: next,
+      es: take(E + 1), seqRow: take(b.B), seqT: take(b.B), biasAt: take(b.B),
+      pa: take(ATTENTION_BLOCK.length), pe: take(EXPERTS_BLOCK.length), end: 0,
       mem: new Float32Array(0), ints: new Int32Array(0),
     };
+    a.end = next;
     a.mem = this.fk.k.heap(next);
     a.ints = this.fk.k.heapInts();
     return a;
@@ -216,7 +257,7 @@ export class ResidentForward {
     const { mem, ints } = a;
     for (let i = 0, at = a.bias / 4; i < b.B; i++) {
       const T = b.T[i], Tc = up(T, 8), ip = b.imagePart[i], r0 = b.rowStart[i];
-      a.biasAt[i] = at * 4;
+      ints[a.biasAt / 4 + i] = at * 4;
       for (let t = 0; t < T; t++) {
         let hi = t + 1;
         const p = ip[t];
@@ -229,74 +270,24 @@ export class ResidentForward {
     }
   }
 
-  /** h = x + Wo Attn(rope(RMSNorm_head(Wq,k,v RMSNorm(x)))), in place in a.x. */
-  private attentionBlock(l: number, b: ResidentBatch, a: Activations): void {
-    const { fk, d } = this;
-    const k = fk.k, w = this.at[l];
-    const { C, H, hd } = d;
-    const { N, N4 } = a;
-    const eps = this.config.rms_norm_eps;
-    k.rmsnorm(a.x, a.ln, w.inputNorm * 4, a.rstd, N, C, eps); // ln1 = RMSNorm(x)
-    k.pack4(a.ln, C * 4, N4, C, a.pk);
-    k.gemm4(a.pk, 16 * C, 16, w.wq * 4, C * 4, a.q, C * 4, N4, C, C, 0); // q = Wq ln1
-    k.gemm4(a.pk, 16 * C, 16, w.wk * 4, C * 4, a.k, C * 4, N4, C, C, 0); // k = Wk ln1
-    k.gemm4(a.pk, 16 * C, 16, w.wv * 4, C * 4, a.v, C * 4, N4, C, C, 0); // v = Wv ln1
-    if (this.config.qk_norm) {
-      k.rmsnorm(a.q, a.q, w.qNorm * 4, a.rstd, N * H, hd, eps); // q = RMSNorm_head(q)
-      k.rmsnorm(a.k, a.k, w.kNorm * 4, a.rstd, N * H, hd, eps); // k = RMSNorm_head(k)
-    }
-    fk.rope(a.q, a.pos, this.cos * 4, this.sin * 4, N, H, hd); // q = rope(q)
-    fk.rope(a.k, a.pos, this.cos * 4, this.sin * 4, N, H, hd); // k = rope(k)
-    const scale = 1 / Math.sqrt(hd);
-    for (let i = 0; i < b.B; i++) {
-      const r = b.rowStart[i] * C * 4;
-      fk.attention(a.q + r, a.k + r, a.v + r, a.att + r, C, b.T[i], H, hd, a.biasAt[i], a.lens + b.rowStart[i] * 4, a.kt, a.S, a.O, scale);
-    } // att = softmax(mask(q k^T / sqrt(hd))) v, per sequence
-    k.pack4(a.att, C * 4, N4, C, a.pk);
-    k.gemm4(a.pk, 16 * C, 16, w.wo * 4, C * 4, a.o, C * 4, N4, C, C, 0); // oOut = Wo att
-    fk.add(a.x, a.o, N * C); // h = x + oOut
-  }
-
-  /** ln2 = RMSNorm(h); rlogits = Wr ln2; probs, top-k experts and gates (JS, router.ts); the dispatch. */
-  private routerStep(l: number, a: Activations, sc: ResidentScratch, gatesV: Float32Array): void {
-    const k = this.fk.k, w = this.at[l];
-    const { C, E, K } = this.d;
+  /** probs, top-k experts and gates from the router logits (JS, router.ts); the dispatch; each expert's rows. */
+  private routerStep(a: Activations, sc: ResidentScratch, gatesV: Float32Array): void {
+    const { E, K } = this.d;
     const { Ep } = this;
-    const { N, N4, NK, mem, ints } = a;
-    k.rmsnorm(a.x, a.ln, w.postNorm * 4, a.rstd, N, C, this.config.rms_norm_eps); // ln2 = RMSNorm(h)
-    k.gemm(a.ln, C * 4, 4, w.router * 4, Ep * 4, a.rl, Ep * 4, N4, C, Ep, 0); // rlogits = Wr ln2
+    const { N, NK, mem, ints } = a;
     const rl = a.rl / 4;
     const logits = Ep === E ? mem.subarray(rl, rl + N * E) : sc.logits;
     if (Ep !== E) for (let n = 0; n < N; n++) logits.set(mem.subarray(rl + n * Ep, rl + n * Ep + E), n * E);
     routerForward(sc.experts, gatesV, sc.probs, logits, N, E, K, this.config.norm_topk_prob); // probs, top-k experts, gates
     const saV = ints.subarray(a.sa / 4, a.sa / 4 + NK);
-    moeDispatch(sc.expertStart, saV, sc.fill, sc.experts, NK, E); // slots of each expert's assignments
+    const es = ints.subarray(a.es / 4, a.es / 4 + E + 1);
+    moeDispatch(es, saV, sc.fill, sc.experts, NK, E); // slots of each expert's assignments
     // each expert's rows, padded to 4 with its last row, for the gather
     for (let e = 0, at = a.gidx / 4; e < E; e++) {
-      const s0 = sc.expertStart[e], ne = sc.expertStart[e + 1] - s0;
+      const s0 = es[e], ne = es[e + 1] - s0;
       for (let j = 0; j < ne; j++) ints[at + j] = (saV[s0 + j] / K) | 0;
       for (let j = ne; j < up(ne, 4); j++) ints[at + j] = ints[at + ne - 1];
       at += up(ne, 4);
     }
-  }
-
-  /** Per expert on its rows: ye = W2_e(silu(W1_e xe) * W3_e xe); then x = h + sum_k gate_k * ye_k. */
-  private expertsBlock(l: number, a: Activations, expertStart: Int32Array): void {
-    const { fk } = this;
-    const k = fk.k, w = this.at[l];
-    const { C, E, K } = this.d;
-    const { Fp } = this;
-    for (let e = 0, at = a.gidx; e < E; e++) {
-      const s0 = expertStart[e], ne = expertStart[e + 1] - s0, ne4 = up(ne, 4);
-      if (ne === 0) continue;
-      fk.gatherPack4(a.ln, C * 4, at, ne4, C, a.pk); // xe[slot] = ln2[row]
-      k.gemm4(a.pk, 16 * C, 16, w.w1[e] * 4, Fp * 4, a.g, Fp * 4, ne4, C, Fp, 0); // g = W1_e xe
-      k.gemm4(a.pk, 16 * C, 16, w.w3[e] * 4, Fp * 4, a.u, Fp * 4, ne4, C, Fp, 0); // u = W3_e xe
-      k.swiglu(a.g, a.u, a.s, ne4 * Fp); // s = silu(g) * u
-      k.pack4(a.s, Fp * 4, ne4, Fp, a.pk);
-      k.gemm4(a.pk, 16 * Fp, 16, w.w2[e] * 4, C * 4, a.ye + s0 * C * 4, C * 4, ne4, Fp, C, 0); // ye = W2_e s
-      at += ne4 * 4;
-    }
-    fk.combine(a.x, a.ye, a.gates, a.sa, a.NK, K, C); // out = h + sum_k gate_k * ye_k
   }
 }

@@ -143,6 +143,10 @@ export interface ForwardKernels {
   combine: (out: number, ye: number, gates: number, sa: number, NK: number, K: number, C: number) => void;
   /** One sequence's attention, all heads (see forward.wat for the operands). */
   attention: (q: number, k: number, v: number, out: number, C: number, T: number, H: number, hd: number, bias: number, lens: number, kt: number, s: number, o: number, scale: number) => void;
+  /** A layer's attention block and router logits: the batch's words at p (ATTENTION_BLOCK), the layer's at w (ATTENTION_WEIGHTS). */
+  attentionBlock: (p: number, w: number) => void;
+  /** A layer's experts and the combine: the batch's words at p (EXPERTS_BLOCK), the layer's at w (EXPERTS_WEIGHTS). */
+  expertsBlock: (p: number, w: number) => void;
   /** n steps of the peak-rate probe; PEAK_FLOPS_PER_STEP flops each. */
   peak: (n: number, m: number, a: number) => number;
   PEAK_FLOPS_PER_STEP: number;
@@ -159,7 +163,10 @@ export function createForwardKernels(): ForwardKernels | null {
     if (forwardModule === null) return null;
     const { exports: ex, kernel } = base;
     const f = new WebAssembly.Instance(forwardModule, {
-      k: { memory: ex.memory, gemm: ex.gemm, transpose: ex.transpose, softmax: ex.softmax },
+      k: {
+        memory: ex.memory, gemm: ex.gemm, transpose: ex.transpose, softmax: ex.softmax,
+        gemm4: ex.gemm4, pack4: ex.pack4, rmsnorm: ex.rmsnorm, swiglu: ex.swiglu,
+      },
     }).exports as Record<string, unknown>;
     return {
       k: kernel,
@@ -168,6 +175,8 @@ export function createForwardKernels(): ForwardKernels | null {
       gatherPack4: f.gather_pack4 as ForwardKernels['gatherPack4'],
       combine: f.combine as ForwardKernels['combine'],
       attention: f.attention as ForwardKernels['attention'],
+      attentionBlock: f.attention_block as ForwardKernels['attentionBlock'],
+      expertsBlock: f.experts_block as ForwardKernels['expertsBlock'],
       peak: f.peak as ForwardKernels['peak'],
       PEAK_FLOPS_PER_STEP: (f.PEAK_FLOPS_PER_STEP as WebAssembly.Global).value as number,
     };
