@@ -2,8 +2,11 @@
  * The inference pass with weights and activations resident in WebAssembly memory (capture's hot path).
  * The same steps, kernels and summation orders as layerForward in efmoe.ts, so the same bits: the gemm
  * kernels of kernels/simd.wat and the RoPE, residual, gather, combine and attention kernels of
- * kernels/forward.wat. Weights are copied in once (transposed into the gemm's B layout); every step of a
- * layer then runs on the heap, and JS touches only the router's N*E probabilities and the dispatch.
+ * kernels/forward.wat. Weights are copied in once (transposed into the gemm's B layout); a layer is then
+ * two WASM calls (attention_block, experts_block) over parameter blocks of heap addresses, and JS touches
+ * only the router's N*E probabilities, top-k and dispatch (router.ts, moe.ts: the same code as training).
+ * Few, small JS functions also keep the JIT's work small (one large orchestrating function cost ~0.3 s of
+ * TurboFan compile per worker thread, a fifth of its forward work at the benchmark's size).
  *
  * Shapes: N rows (N4 = N rounded up to the gemm's 4-row block), C hidden, H heads of hd, E experts,
  * K per token, F expert width (Fp: padded to 8 with zero weights, which add exact zeros), NK = N*K.
@@ -170,7 +173,7 @@ export class ResidentForward {
   /**
    * All layers over x [N,C] (the embedded rows; overwritten with the last layer's output when `keepX`).
    * Returns each layer's routing (fresh arrays). Throws WasmOutOfMemory before any work when the batch
-   * does not fit. (The layer steps are separate methods: small functions keep the JIT's work small.)
+   * does not fit.
    */
   run(x: Float32Array, b: ResidentBatch, keepX: boolean, wantProbs: boolean, scratch: ResidentScratch): ResidentLayerOut[] {
     const { d, fk } = this;
