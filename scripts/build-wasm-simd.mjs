@@ -655,6 +655,108 @@ ${ind(10, [['w1', '$g'], ['w3', '$u']].map(([w, o]) => `(call $gemm4 (local.get 
       (br $el)))
     (call $combine (i32.load offset=${4 * EXPI.x} (local.get $p)) (i32.load offset=${4 * EXPI.ye} (local.get $p)) (i32.load offset=${4 * EXPI.gates} (local.get $p))
       (i32.load offset=${4 * EXPI.sa} (local.get $p)) (i32.load offset=${4 * EXPI.NK} (local.get $p)) (i32.load offset=${4 * EXPI.K} (local.get $p)) (local.get $C)))
+;; The router's top-k, the dispatch and each expert's gather rows, as router.ts and moe.ts do them in JS
+  ;; (probs come from router.ts's softmax): per row, the K highest probs by a strict > scan (ties to the lower
+  ;; expert), gates = those probs (divided by their float64 sum when $norm); then a counting sort of the NK
+  ;; assignments by expert (es [E+1], sa [NK]); then gidx: each expert's rows, padded to 4 with its last.
+  (func (export "route") (param $probs i32) (param $N i32) (param $E i32) (param $K i32) (param $norm i32)
+    (param $experts i32) (param $gates i32) (param $es i32) (param $fill i32) (param $sa i32) (param $gidx i32)
+    (local $n i32) (local $k i32) (local $e i32) (local $j i32) (local $best i32) (local $bestP f32) (local $p f32) (local $sum f64)
+    (local $row i32) (local $y i32) (local $taken i32) (local $NK i32) (local $s0 i32) (local $ne i32) (local $at i32)
+    (block $nd (loop $nl
+      (br_if $nd (i32.ge_u (local.get $n) (local.get $N)))
+      (local.set $row (i32.add (local.get $probs) (i32.shl (i32.mul (local.get $n) (local.get $E)) (i32.const 2))))
+      (local.set $y (i32.shl (i32.mul (local.get $n) (local.get $K)) (i32.const 2)))
+      (local.set $sum (f64.const 0))
+      (local.set $k (i32.const 0))
+      (block $kd (loop $kl
+        (br_if $kd (i32.ge_u (local.get $k) (local.get $K)))
+        (local.set $best (i32.const -1))
+        (local.set $bestP (f32.const -inf))
+        (local.set $e (i32.const 0))
+        (block $ed (loop $el
+          (br_if $ed (i32.ge_u (local.get $e) (local.get $E)))
+          (local.set $taken (i32.const 0))
+          (local.set $j (i32.const 0))
+          (block $jd (loop $jl
+            (br_if $jd (i32.ge_u (local.get $j) (local.get $k)))
+            (if (i32.eq (i32.load (i32.add (local.get $experts) (i32.add (local.get $y) (i32.shl (local.get $j) (i32.const 2))))) (local.get $e))
+              (then (local.set $taken (i32.const 1))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $jl)))
+          (if (i32.eqz (local.get $taken))
+            (then
+              (local.set $p (f32.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))))
+              (if (i32.or (i32.lt_s (local.get $best) (i32.const 0)) (f32.gt (local.get $p) (local.get $bestP)))
+                (then (local.set $best (local.get $e)) (local.set $bestP (local.get $p))))))
+          (local.set $e (i32.add (local.get $e) (i32.const 1)))
+          (br $el)))
+        (i32.store (i32.add (local.get $experts) (i32.add (local.get $y) (i32.shl (local.get $k) (i32.const 2)))) (local.get $best))
+        (f32.store (i32.add (local.get $gates) (i32.add (local.get $y) (i32.shl (local.get $k) (i32.const 2)))) (local.get $bestP))
+        (local.set $sum (f64.add (local.get $sum) (f64.promote_f32 (local.get $bestP))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $kl)))
+      (if (local.get $norm)
+        (then
+          (local.set $k (i32.const 0))
+          (block $gd (loop $gl
+            (br_if $gd (i32.ge_u (local.get $k) (local.get $K)))
+            (local.set $j (i32.add (local.get $gates) (i32.add (local.get $y) (i32.shl (local.get $k) (i32.const 2)))))
+            (f32.store (local.get $j) (f32.demote_f64 (f64.div (f64.promote_f32 (f32.load (local.get $j))) (local.get $sum))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))
+            (br $gl)))))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $nl)))
+    ;; counting sort: es[e+1] counts, prefix sums, then slots in assignment order
+    (local.set $NK (i32.mul (local.get $N) (local.get $K)))
+    (local.set $e (i32.const 0))
+    (block $zd (loop $zl
+      (br_if $zd (i32.gt_u (local.get $e) (local.get $E)))
+      (i32.store (i32.add (local.get $es) (i32.shl (local.get $e) (i32.const 2))) (i32.const 0))
+      (if (i32.lt_u (local.get $e) (local.get $E)) (then (i32.store (i32.add (local.get $fill) (i32.shl (local.get $e) (i32.const 2))) (i32.const 0))))
+      (local.set $e (i32.add (local.get $e) (i32.const 1)))
+      (br $zl)))
+    (local.set $j (i32.const 0))
+    (block $cd (loop $cl
+      (br_if $cd (i32.ge_u (local.get $j) (local.get $NK)))
+      (local.set $at (i32.add (local.get $es) (i32.shl (i32.add (i32.load (i32.add (local.get $experts) (i32.shl (local.get $j) (i32.const 2)))) (i32.const 1)) (i32.const 2))))
+      (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $cl)))
+    (local.set $e (i32.const 0))
+    (block $pd (loop $pl
+      (br_if $pd (i32.ge_u (local.get $e) (local.get $E)))
+      (local.set $at (i32.add (local.get $es) (i32.shl (local.get $e) (i32.const 2))))
+      (i32.store offset=4 (local.get $at) (i32.add (i32.load offset=4 (local.get $at)) (i32.load (local.get $at))))
+      (local.set $e (i32.add (local.get $e) (i32.const 1)))
+      (br $pl)))
+    (local.set $j (i32.const 0))
+    (block $sd (loop $sl
+      (br_if $sd (i32.ge_u (local.get $j) (local.get $NK)))
+      (local.set $e (i32.load (i32.add (local.get $experts) (i32.shl (local.get $j) (i32.const 2)))))
+      (local.set $at (i32.add (local.get $fill) (i32.shl (local.get $e) (i32.const 2))))
+      (i32.store (i32.add (local.get $sa) (i32.shl (i32.add (i32.load (i32.add (local.get $es) (i32.shl (local.get $e) (i32.const 2)))) (i32.load (local.get $at))) (i32.const 2)))
+        (local.get $j))
+      (i32.store (local.get $at) (i32.add (i32.load (local.get $at)) (i32.const 1)))
+      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+      (br $sl)))
+    ;; gidx: expert e's rows sa[slot] / K, padded to 4 with the last one
+    (local.set $at (local.get $gidx))
+    (local.set $e (i32.const 0))
+    (block $xd (loop $xl
+      (br_if $xd (i32.ge_u (local.get $e) (local.get $E)))
+      (local.set $s0 (i32.load (i32.add (local.get $es) (i32.shl (local.get $e) (i32.const 2)))))
+      (local.set $ne (i32.sub (i32.load offset=4 (i32.add (local.get $es) (i32.shl (local.get $e) (i32.const 2)))) (local.get $s0)))
+      (local.set $j (i32.const 0))
+      (block $rd (loop $rl
+        (br_if $rd (i32.ge_u (local.get $j) (i32.and (i32.add (local.get $ne) (i32.const 3)) (i32.const -4))))
+        (i32.store (local.get $at) (i32.div_u (i32.load (i32.add (local.get $sa) (i32.shl (i32.add (local.get $s0)
+          (select (local.get $j) (i32.sub (local.get $ne) (i32.const 1)) (i32.lt_u (local.get $j) (local.get $ne)))) (i32.const 2)))) (local.get $K)))
+        (local.set $at (i32.add (local.get $at) (i32.const 4)))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $rl)))
+      (local.set $e (i32.add (local.get $e) (i32.const 1)))
+      (br $xl))))
   ;; The attainable f32x4 mul + add rate (the matmul benchmark's 128-bit SIMD limit): ${PEAK} independent chains
   ;; c = c * m + a, n steps, no memory traffic, no FMA (as gemm); 2 * 4 * ${PEAK} flops a step. Returns a lane sum (no dead code).
   (func (export "peak") (param $n i32) (param $m f32) (param $a f32) (result f32)

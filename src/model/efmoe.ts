@@ -327,7 +327,7 @@ export function forwardInference(
     try {
       if (!(ws.options.fixedWeights && rf.holdsWeightsOf(params))) rf.upload(params, rope);
       const b = { N, B: lay.B, rowStart: lay.rowStart, pos: lay.pos, T: seqs.map((s) => s.T), imagePart: seqs.map((s) => s.imagePart) };
-      const scratch = { experts: buf.i('experts', N * K), probs: buf.f('probs', N * d.E), fill: buf.i('fill', d.E), logits: buf.f('rlogits', N * d.E) };
+      const scratch = { logits: buf.f('rlogits', N * d.E) };
       layers = rf.run(x, b, opts.logits === true, opts.probs === true, scratch); // x = block_l(x) for every layer, in WASM memory
     } catch (e) {
       if (!(e instanceof WasmOutOfMemory)) throw e;

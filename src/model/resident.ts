@@ -3,8 +3,8 @@
  * The same steps, kernels and summation orders as layerForward in efmoe.ts, so the same bits: the gemm
  * kernels of kernels/simd.wat and the RoPE, residual, gather, combine and attention kernels of
  * kernels/forward.wat. Weights are copied in once (transposed into the gemm's B layout); a layer is then
- * two WASM calls (attention_block, experts_block) over parameter blocks of heap addresses, and JS touches
- * only the router's N*E probabilities, top-k and dispatch (router.ts, moe.ts: the same code as training).
+ * three WASM calls (attention_block, route, experts_block; the first and last over parameter blocks of heap
+ * addresses), and JS computes only the router's N*E probabilities (softmax.ts: Math.exp, as in training).
  * Few, small JS functions also keep the JIT's work small (one large orchestrating function cost ~0.3 s of
  * TurboFan compile per worker thread, a fifth of its forward work at the benchmark's size).
  *
@@ -15,10 +15,9 @@
 import { dims, type ModelConfig } from './config.js';
 import type { Params } from './params.js';
 import type { RopeTable } from './kernels/rope.js';
-import { routerForward } from './kernels/router.js';
+import { softmaxForward } from './kernels/softmax.js';
 import { createForwardKernels, type ForwardKernels } from './kernels/wasm.js';
 import { ATTENTION_BLOCK, ATTENTION_WEIGHTS, EXPERTS_BLOCK, EXPERTS_WEIGHTS } from './kernels/forward-wasm.js';
-import { moeDispatch } from './moe.js';
 
 const up = (n: number, m: number) => Math.ceil(n / m) * m;
 
@@ -50,11 +49,8 @@ export interface ResidentLayerOut {
   probs?: Float32Array; // [N*E] when asked for
 }
 
-/** JS-side buffers of the router step (from the workspace). */
+/** JS-side buffer of the router step (from the workspace). */
 export interface ResidentScratch {
-  experts: Int32Array; // [N*K]
-  probs: Float32Array; // [N*E]
-  fill: Int32Array; // [E]
   logits: Float32Array; // [N*E], when the router's gemm columns are padded
 }
 
@@ -65,6 +61,7 @@ interface Activations {
   pk: number; rstd: number; rl: number; gates: number; sa: number; gidx: number; // packed A, [Nr*H], [Nr][Ep], [NK], i32 [NK], i32 [NK+4E]
   ye: number; g: number; u: number; s: number; pos: number; // [NK+4][C], [Nr][Fp] x3, i32 [N]
   bias: number; lens: number; kt: number; S: number; O: number; // attention: mask bias, i32 [N], scratch
+  probs: number; experts: number; fill: number; // router: [N][E], i32 [NK], i32 [E]
   es: number; seqRow: number; seqT: number; biasAt: number; // i32: expertStart [E+1]; per sequence [B]: first row, length, mask bias address
   pa: number; pe: number; // i32 parameter blocks of attention_block and experts_block (the batch's words)
   end: number; // floats used (weights included)
@@ -189,14 +186,15 @@ export class ResidentForward {
     ints.set(b.T, a.seqT / 4);
     this.maskBias(b, a);
     this.parameterBlocks(b, a);
-    const gatesV = mem.subarray(a.gates / 4, a.gates / 4 + NK);
+    const gatesV = mem.subarray(a.gates / 4, a.gates / 4 + NK), probsV = mem.subarray(a.probs / 4, a.probs / 4 + N * E);
+    const expertsV = ints.subarray(a.experts / 4, a.experts / 4 + NK);
     const out: ResidentLayerOut[] = [];
     for (let l = 0; l < L; l++) {
       const w = this.at[l];
       fk.attentionBlock(a.pa, w.attentionWords * 4); // h = x + Attn(RMSNorm(x)); ln2 = RMSNorm(h); rlogits = Wr ln2
-      this.routerStep(a, scratch, gatesV); // probs, top-k experts, gates; dispatch
+      this.routerStep(a, scratch, probsV); // probs, top-k experts, gates; dispatch
       fk.expertsBlock(a.pe, w.expertsWords * 4); // x = h + sum_k gate_k * expert_k(ln2)
-      out.push({ experts: scratch.experts.slice(0, NK), gates: gatesV.slice(0, NK), ...(wantProbs ? { probs: scratch.probs.slice(0, N * E) } : {}) });
+      out.push({ experts: expertsV.slice(), gates: gatesV.slice(), ...(wantProbs ? { probs: probsV.slice() } : {}) });
     }
     if (keepX) x.set(mem.subarray(a.x / 4, a.x / 4 + N * C));
     return out;
@@ -242,6 +240,7 @@ export class ResidentForward {
       pk: take(Nr * Math.max(C, Fp)), rstd: take(Nr * H), rl: take(Nr * Ep), gates: take(NK), sa: take(NK), gidx: take(NK + 4 * E),
       ye: take((NK + 4) * C), g: take(Nr * Fp), u: take(Nr * Fp), s: take(Nr * Fp), pos: take(N),
       bias: take(biasN), lens: take(N), kt: take(hd * up(maxT, 8)), S: take(up(maxT, 4) * up(maxT, 8)), O: take(up(maxT, 4) * up(hd, 8)),
+      probs: take(N * E), experts: take(NK), fill: take(E),
       es: take(E + 1), seqRow: take(b.B), seqT: take(b.B), biasAt: take(b.B),
       pa: take(ATTENTION_BLOCK.length), pe: take(EXPERTS_BLOCK.length), end: 0,
       mem: new Float32Array(0), ints: new Int32Array(0),
@@ -273,24 +272,15 @@ export class ResidentForward {
     }
   }
 
-  /** probs, top-k experts and gates from the router logits (JS, router.ts); the dispatch; each expert's rows. */
-  private routerStep(a: Activations, sc: ResidentScratch, gatesV: Float32Array): void {
+  /** probs = softmax(rlogits) (JS, softmax.ts); top-k experts and gates, the dispatch and each expert's rows (route). */
+  private routerStep(a: Activations, sc: ResidentScratch, probsV: Float32Array): void {
     const { E, K } = this.d;
     const { Ep } = this;
-    const { N, NK, mem, ints } = a;
+    const { N, mem } = a;
     const rl = a.rl / 4;
     const logits = Ep === E ? mem.subarray(rl, rl + N * E) : sc.logits;
     if (Ep !== E) for (let n = 0; n < N; n++) logits.set(mem.subarray(rl + n * Ep, rl + n * Ep + E), n * E);
-    routerForward(sc.experts, gatesV, sc.probs, logits, N, E, K, this.config.norm_topk_prob); // probs, top-k experts, gates
-    const saV = ints.subarray(a.sa / 4, a.sa / 4 + NK);
-    const es = ints.subarray(a.es / 4, a.es / 4 + E + 1);
-    moeDispatch(es, saV, sc.fill, sc.experts, NK, E); // slots of each expert's assignments
-    // each expert's rows, padded to 4 with its last row, for the gather
-    for (let e = 0, at = a.gidx / 4; e < E; e++) {
-      const s0 = es[e], ne = es[e + 1] - s0;
-      for (let j = 0; j < ne; j++) ints[at + j] = (saV[s0 + j] / K) | 0;
-      for (let j = ne; j < up(ne, 4); j++) ints[at + j] = ints[at + ne - 1];
-      at += up(ne, 4);
-    }
+    softmaxForward(probsV, logits, N, E); // probs = softmax(logits), float32
+    this.fk.route(a.probs, N, E, K, this.config.norm_topk_prob ? 1 : 0, a.experts, a.gates, a.es, a.fill, a.sa, a.gidx); // top-k experts, gates; dispatch
   }
 }

@@ -147,6 +147,8 @@ export interface ForwardKernels {
   attentionBlock: (p: number, w: number) => void;
   /** A layer's experts and the combine: the batch's words at p (EXPERTS_BLOCK), the layer's at w (EXPERTS_WEIGHTS). */
   expertsBlock: (p: number, w: number) => void;
+  /** Top-k experts and gates of probs [N][E] (as router.ts), the dispatch (es [E+1], sa [NK], as moe.ts; fill: scratch [E]) and each expert's gather rows (gidx). */
+  route: (probs: number, N: number, E: number, K: number, norm: number, experts: number, gates: number, es: number, fill: number, sa: number, gidx: number) => void;
   /** n steps of the peak-rate probe; PEAK_FLOPS_PER_STEP flops each. */
   peak: (n: number, m: number, a: number) => number;
   PEAK_FLOPS_PER_STEP: number;
@@ -177,6 +179,7 @@ export function createForwardKernels(): ForwardKernels | null {
       attention: f.attention as ForwardKernels['attention'],
       attentionBlock: f.attention_block as ForwardKernels['attentionBlock'],
       expertsBlock: f.experts_block as ForwardKernels['expertsBlock'],
+      route: f.route as ForwardKernels['route'],
       peak: f.peak as ForwardKernels['peak'],
       PEAK_FLOPS_PER_STEP: (f.PEAK_FLOPS_PER_STEP as WebAssembly.Global).value as number,
     };
