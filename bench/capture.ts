@@ -70,33 +70,42 @@ function captureRssMB(tmp: string, n: number): number {
   return JSON.parse(r.stdout.trim()).maxRssMB as number;
 }
 
-export async function bench(): Promise<BenchRow[]> {
-  const samples = Number(process.env.BENCH_CAPTURE_SAMPLES ?? 512);
-  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 1024);
-  const tmp = mkdtempSync(join(tmpdir(), 'moescope-bench-capture-'));
+/**
+ * The sides take turns (a capture, the forward part alone, then a PyTorch pass; ROUNDS times) and each
+ * keeps its best, so a change of load on a shared machine hits all of them.
+ */
+async function turns(tmp: string, samples: number) {
+  const inputs = torchInputs(tmp, samples);
+  const pool = new ForwardPool(2);
+  pool.load(loadCheckpoint(DEFAULT_MODEL_DIR));
+  const all = Array.from({ length: samples }, (_, i) => shapesSample(SHAPES_EVAL_SEED, i));
+  const batches = Array.from({ length: Math.ceil(samples / BATCH) }, (_, i) => all.slice(i * BATCH, (i + 1) * BATCH));
+  let oursTps = 0, forwardTps = 0, tokens = 0;
+  let peer: { value: number | null; note?: string } = { value: null };
   try {
-    // the two sides take turns (a capture, then a PyTorch pass, twice) and each keeps its best, so a
-    // change of load on a shared machine hits both
-    const inputs = torchInputs(tmp, samples);
-    const pool = new ForwardPool(2);
-    pool.load(loadCheckpoint(DEFAULT_MODEL_DIR));
-    const all = Array.from({ length: samples }, (_, i) => shapesSample(SHAPES_EVAL_SEED, i));
-    const batches = Array.from({ length: Math.ceil(samples / BATCH) }, (_, i) => all.slice(i * BATCH, (i + 1) * BATCH));
-    let forwardTps = 0;
-    let oursTps = 0, tokens = 0;
-    let peer: { value: number | null; note?: string } = { value: null };
     for (let run = 0; run < ROUNDS; run++) {
       const ours = await captureTrace({ data: `shapes:${samples}`, out: join(tmp, `trace${run}`), batchSize: BATCH, progress: false });
       oursTps = Math.max(oursTps, ours.tokens / ours.seconds);
       tokens = ours.tokens;
-      if (run === 0) await forwardPass(pool, batches); // warm-up
+      if (run === 0) await forwardPass(pool, batches); // warm-up, as the peer's
       const f = await forwardPass(pool, batches);
       forwardTps = Math.max(forwardTps, f.tokens / f.seconds);
       const p = torchTokensPerSecond(inputs);
       peer = p.value === null ? p : { value: Math.max(peer.value ?? 0, p.value) };
       if (p.value === null) break;
     }
+  } finally {
     await pool.close();
+  }
+  return { oursTps, forwardTps, peer, tokens };
+}
+
+export async function bench(): Promise<BenchRow[]> {
+  const samples = Number(process.env.BENCH_CAPTURE_SAMPLES ?? 512);
+  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 1024);
+  const tmp = mkdtempSync(join(tmpdir(), 'moescope-bench-capture-'));
+  try {
+    const { oursTps, forwardTps, peer, tokens } = await turns(tmp, samples);
     const small = captureRssMB(tmp, memN);
     const large = captureRssMB(tmp, 10 * memN);
     return [
