@@ -43,7 +43,12 @@ export class ForwardPool {
   load(model: Checkpoint): void {
     this.model = model;
     this.ws = new InferenceWorkspace(model.config, { fixedWeights: true });
-    for (const w of this.workers) w.postMessage({ type: 'init', config: model.config, flat: model.params.flat.slice(), vocab: model.tokenizer.vocab } satisfies WorkerRequest);
+    if (!this.workers.length) return;
+    // one read-only copy of the weights that every worker sees (each copies it into its WASM memory)
+    const flat = model.params.flat;
+    const shared = new Float32Array(new SharedArrayBuffer(flat.byteLength));
+    shared.set(flat);
+    for (const w of this.workers) w.postMessage({ type: 'init', config: model.config, flat: shared, vocab: model.tokenizer.vocab } satisfies WorkerRequest);
   }
 
   get threads(): number {
