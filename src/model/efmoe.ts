@@ -46,6 +46,8 @@ import { embedForward, embedBackward } from './embedding.js';
 import { type LmHeadActs, lmHeadForward, lmHeadBackward } from './lm-head.js';
 import { routerStatsSums } from './router-stats.js';
 import { loadBalanceForward, loadBalanceBackward, zLossForward, zLossBackward } from './losses.js';
+import { ResidentForward } from './resident.js';
+import { WasmOutOfMemory } from './kernels/wasm.js';
 
 export interface EfmoeModel {
   config: ModelConfig;
@@ -267,12 +269,34 @@ function ropeFor(config: ModelConfig, cache: { rope?: RopeTable; ropeKey?: strin
 // ------------------------------------------------------------------------------------------------
 // inference
 
+export interface InferenceOptions {
+  /**
+   * The caller does not change the weights (params.flat) while it uses this workspace (capture): they are
+   * copied into WASM memory once, not on every call.
+   */
+  fixedWeights?: boolean;
+  /** false: run layerForward (the training pass's steps) instead of the resident WASM pass; tests compare them. */
+  resident?: boolean;
+}
+
 /** Buffers for forwardInference, reused across calls (capture's hot path). One per model config. */
 export class InferenceWorkspace {
   readonly buf = new Buffers();
   rope?: RopeTable; // built from config on first use
   ropeKey?: string;
-  constructor(readonly config: ModelConfig) {}
+  /** The resident WASM pass (resident.ts): undefined until first use, null where it cannot run. */
+  private residentPass?: ResidentForward | null;
+  constructor(readonly config: ModelConfig, readonly options: InferenceOptions = {}) {}
+
+  resident(): ResidentForward | null {
+    if (this.residentPass === undefined) this.residentPass = this.options.resident === false ? null : ResidentForward.create(this.config);
+    return this.residentPass;
+  }
+
+  /** The batch does not fit in WASM memory: layerForward from now on. */
+  dropResident(): void {
+    this.residentPass = null;
+  }
 }
 
 const workspaces = new WeakMap<object, InferenceWorkspace>();
@@ -297,15 +321,30 @@ export function forwardInference(
   const rope = ropeFor(config, ws);
   const x = buf.f('x', N * C);
   embedForward(x, buf.f('patchOut', lay.Np * C), params, lay.rowIds, lay.patches, lay.patchRows, N, lay.Np, C, patchDim); // x = embed(ids, patches)
-  const a = layerActs(buf, '', N, 0, d, false);
-  const layers: RoutingLayer[] = [];
-  for (let l = 0; l < L; l++) {
-    layerForward(x, x, x, params.layers[l], a, seqs, lay, rope, config, d, false);
-    layers.push({
-      experts: a.experts.slice(0, N * K),
-      gates: a.gates.slice(0, N * K),
-      ...(opts.probs ? { probs: a.probs.slice(0, N * d.E) } : {}),
-    });
+  let layers: RoutingLayer[] | null = null;
+  const rf = ws.resident();
+  if (rf !== null) {
+    try {
+      if (!(ws.options.fixedWeights && rf.holdsWeightsOf(params))) rf.upload(params, rope);
+      const b = { N, B: lay.B, rowStart: lay.rowStart, pos: lay.pos, T: seqs.map((s) => s.T), imagePart: seqs.map((s) => s.imagePart) };
+      const scratch = { logits: buf.f('rlogits', N * d.E) };
+      layers = rf.run(x, b, opts.logits === true, opts.probs === true, scratch); // x = block_l(x) for every layer, in WASM memory
+    } catch (e) {
+      if (!(e instanceof WasmOutOfMemory)) throw e;
+      ws.dropResident();
+    }
+  }
+  if (layers === null) {
+    const a = layerActs(buf, '', N, 0, d, false);
+    layers = [];
+    for (let l = 0; l < L; l++) {
+      layerForward(x, x, x, params.layers[l], a, seqs, lay, rope, config, d, false);
+      layers.push({
+        experts: a.experts.slice(0, N * K),
+        gates: a.gates.slice(0, N * K),
+        ...(opts.probs ? { probs: a.probs.slice(0, N * d.E) } : {}),
+      });
+    }
   }
   const result: InferenceResult = { N, rowStart: lay.rowStart.slice(0, lay.B + 1), layers };
   if (opts.logits) {

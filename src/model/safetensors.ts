@@ -104,12 +104,17 @@ export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes
   return { tensors, metadata };
 }
 
+/** Typed arrays use the host's byte order; safetensors is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** F32/F16/BF16 little-endian bytes -> Float32Array (also the importers' one half-float decoder). */
 export function decode(bytes: Uint8Array, offset: number, length: number, dtype: Dtype): Float32Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, length);
   const n = length / BYTES[dtype];
   const out = new Float32Array(n);
-  if (dtype === 'F32') {
+  if (dtype === 'F32' && LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer).set(bytes.subarray(offset, offset + 4 * n)); // the bytes as they are (memcpy)
+  } else if (dtype === 'F32') {
     for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
   } else if (dtype === 'BF16') {
     const u = new Uint32Array(1);

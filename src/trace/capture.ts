@@ -1,12 +1,10 @@
 import { join, resolve } from 'node:path';
 import { type Checkpoint } from '../model/checkpoint.js';
 import { dims } from '../model/config.js';
-import type { InferenceResult } from '../model/efmoe.js';
 import { availableParallelism } from 'node:os';
 import { DEFAULT_MODEL_DIR, loadCheckpoint } from '../io/checkpoint-files.js';
-import { encodeSample, sampleText } from '../data/encode.js';
-import { encodePngRgb } from '../data/png.js';
-import type { EncodedSequence, RGBImage, Sample } from '../data/sample.js';
+import { sampleText } from '../data/encode.js';
+import type { Sample } from '../data/sample.js';
 import { openDataSource } from '../data/source.js';
 import type { DataSpec } from '../data/spec.js';
 import { checkWritableParent, writeDirAtomic } from '../util/atomic.js';
@@ -18,6 +16,7 @@ import { Progress } from '../util/progress.js';
 import type { TraceMeta } from './meta.js';
 import { TraceWriterThread } from './writer-thread.js';
 import { ForwardPool } from './forward-pool.js';
+import type { BatchRun, SequenceRows } from './forward-batch.js';
 
 export interface CaptureOptions {
   /** Checkpoint folder (default: the bundled models/efmoe-shapes), or an already loaded checkpoint. */
@@ -53,7 +52,7 @@ export interface CaptureResult {
 }
 
 /** Per-sample layout of one batch's rows in the trace: sample-major, then layer, then position. */
-function batchRows(seqs: EncodedSequence[], first: number, res: InferenceResult, K: number, E: number, fullProbs: boolean) {
+function batchRows(seqs: SequenceRows[], first: number, res: BatchRun['result'], K: number, E: number, fullProbs: boolean) {
   const L = res.layers.length;
   const n = res.N * L;
   const sample = new Int32Array(n), pos = new Int32Array(n), token = new Int32Array(n), layer = new Int32Array(n);
@@ -95,9 +94,18 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   // SPEC §6: before any work, --out must be new, empty or a trace, and no input may be in it
   guardOutput(opts.out, 'trace', { inputs: [modelDir, ...(dataSpec.kind === 'jsonl' ? [dataSpec.path] : [])], force: opts.force });
   checkWritableParent(opts.out);
-  const ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
-  const source = await openDataSource(dataSpec);
-  const { config, tokenizer } = ck;
+  // the workers load their code while this thread reads the checkpoint and opens the data
+  const pool = new ForwardPool(threads);
+  let ck: Checkpoint, source: Awaited<ReturnType<typeof openDataSource>>;
+  try {
+    ck = typeof opts.model === 'object' ? opts.model.checkpoint : loadCheckpoint(modelDir);
+    pool.load(ck);
+    source = await openDataSource(dataSpec);
+  } catch (e) {
+    await pool.close();
+    throw e;
+  }
+  const { config } = ck;
   const { E, K, L } = dims(config);
   const progress = opts.progress === false ? null : new Progress('capture', source.total);
 
@@ -111,25 +119,24 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const pool = new ForwardPool(ck, threads);
   try {
     const meta = await writeDirAtomic(opts.out, async (dir) => {
       const writer = await TraceWriterThread.open(dir, { topK: K, numExperts: E, fullProbs });
-      // batches in flight, oldest first: encoded on this thread, run by the pool, written in order
-      type Pending = { batch: Sample[]; seqs: EncodedSequence[]; images: RGBImage[][]; result: Promise<InferenceResult> };
+      // batches in flight, oldest first: encoded and run by the pool, handed in order to the writer's thread
+      type Pending = { batch: Sample[]; run: Promise<BatchRun> };
       const inFlight: Pending[] = [];
       const write = async (p: Pending) => {
-        const res = await p.result;
+        const { result: res, seqs, pngs } = await p.run;
         // finite weights can still overflow: a NaN gate must stop the run, not enter the trace
         res.layers.forEach((ly, l) => {
           if (firstNonFinite(ly.gates) >= 0 || (ly.probs && firstNonFinite(ly.probs) >= 0)) {
             throw new InputError(`${join(modelDir, 'model.safetensors')}: the router of layer ${l} gives non-finite gates (weights too large?); nothing written`);
           }
         });
-        await writer.appendRouting(batchRows(p.seqs, first + samples, res, K, E, fullProbs));
+        await writer.appendRouting(batchRows(seqs, first + samples, res, K, E, fullProbs));
         for (let b = 0; b < p.batch.length; b++) {
           const s = p.batch[b];
-          await writer.appendSample({ sample: first + samples + b, text: sampleText(s), images: p.images[b].map(encodePngRgb), source: s.source });
+          await writer.appendSample({ sample: first + samples + b, text: sampleText(s), images: pngs[b], source: s.source });
         }
         samples += p.batch.length;
         tokens += res.N;
@@ -137,17 +144,10 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
         progress?.update(samples, `${Math.round(tokens / Math.max((Date.now() - t0) / 1000, 1e-3))} tokens/s`);
       };
       const submit = async (batch: Sample[]) => {
-        const images: RGBImage[][] = [];
-        const seqs = batch.map((s) => {
-          const imgs: RGBImage[] = [];
-          const seq = encodeSample(s, tokenizer, config, imgs);
-          images.push(imgs);
-          return seq;
-        });
-        const result = pool.run(seqs, fullProbs);
-        result.catch(() => {}); // awaited in order by write(); avoid an unhandled rejection meanwhile
-        inFlight.push({ batch, seqs, images, result });
-        while (inFlight.length > 2 * pool.threads - 1) await write(inFlight.shift()!);
+        const run = pool.run(batch, fullProbs);
+        run.catch(() => {}); // awaited in order by write(); avoid an unhandled rejection meanwhile
+        inFlight.push({ batch, run });
+        while (inFlight.length > 4 * pool.threads) await write(inFlight.shift()!);
       };
       try {
         let batch: Sample[] = [];

@@ -1,28 +1,32 @@
 import { Worker } from 'node:worker_threads';
-import type { EncodedSequence } from '../model/sequence.js';
-import { forwardInference, type EfmoeModel, type InferenceResult } from '../model/efmoe.js';
+import { workerOptions } from '../util/worker-options.js';
+import { InferenceWorkspace } from '../model/efmoe.js';
+import type { Checkpoint } from '../model/checkpoint.js';
+import type { Sample } from '../data/sample.js';
 import { InputError } from '../util/errors.js';
 import type { WorkerReply, WorkerRequest } from './forward-worker.js';
+import { runBatch, type BatchRun } from './forward-batch.js';
 
 /**
- * Runs forwardInference on whole batches, in worker threads when `threads` > 1 (each holds a copy
- * of the weights; batches are independent, so the routing is the same as in one thread) or inline
- * otherwise. Results come back as promises; the caller keeps the order.
+ * Runs whole batches (runBatch: encode, forward, PNG), in worker threads when `threads` > 1 (each
+ * holds a copy of the weights; batches are independent, so the routing is the same as in one thread)
+ * or inline otherwise. Results come back as promises; the caller keeps the order.
  */
 export class ForwardPool {
   private readonly workers: Worker[] = [];
   private readonly busy: number[] = [];
-  private readonly waiting = new Map<number, { resolve: (r: InferenceResult) => void; reject: (e: Error) => void; worker: number }>();
+  private readonly waiting = new Map<number, { resolve: (r: BatchRun) => void; reject: (e: Error) => void; worker: number }>();
   private nextId = 0;
   private failure: Error | null = null;
+  private model: Checkpoint | null = null;
+  /** Inline runs (one thread): the caller does not change the weights during a capture. */
+  private ws: InferenceWorkspace | null = null;
 
-  constructor(private readonly model: EfmoeModel, threads: number) {
+  /** Starts the workers (they load their code meanwhile); load() then gives them the model. */
+  constructor(threads: number) {
     if (threads <= 1) return;
     for (let i = 0; i < threads; i++) {
-      // --input-type (node -e) cannot apply to a worker file; other flags are passed on
-      const execArgv = process.execArgv.filter((a) => !a.startsWith('--input-type'));
-      const w = new Worker(new URL('./forward-worker.js', import.meta.url), { execArgv });
-      w.postMessage({ type: 'init', config: model.config, flat: model.params.flat.slice() } satisfies WorkerRequest);
+      const w = new Worker(new URL('./forward-worker.js', import.meta.url), workerOptions());
       w.on('message', (m: WorkerReply) => this.onReply(m));
       w.on('error', (e: Error) => this.failAll(e));
       w.on('exit', (code) => {
@@ -33,14 +37,26 @@ export class ForwardPool {
     }
   }
 
+  load(model: Checkpoint): void {
+    this.model = model;
+    this.ws = new InferenceWorkspace(model.config, { fixedWeights: true });
+    if (!this.workers.length) return;
+    // one read-only copy of the weights that every worker sees (each copies it into its WASM memory)
+    const flat = model.params.flat;
+    const shared = new Float32Array(new SharedArrayBuffer(flat.byteLength));
+    shared.set(flat);
+    for (const w of this.workers) w.postMessage({ type: 'init', config: model.config, flat: shared, vocab: model.tokenizer.vocab } satisfies WorkerRequest);
+  }
+
   get threads(): number {
     return Math.max(1, this.workers.length);
   }
 
-  run(seqs: EncodedSequence[], probs: boolean): Promise<InferenceResult> {
+  run(batch: Sample[], probs: boolean): Promise<BatchRun> {
+    if (this.model === null || this.ws === null) throw new Error('ForwardPool: load() a model first');
     if (!this.workers.length) {
       try {
-        return Promise.resolve(forwardInference(this.model, seqs, { probs }));
+        return Promise.resolve(runBatch(this.model, this.model.tokenizer, this.ws, batch, probs));
       } catch (e) {
         return Promise.reject(e);
       }
@@ -53,7 +69,7 @@ export class ForwardPool {
     this.busy[w]++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject, worker: w });
-      this.workers[w].postMessage({ type: 'run', id, seqs, probs } satisfies WorkerRequest);
+      this.workers[w].postMessage({ type: 'run', id, batch, probs } satisfies WorkerRequest);
     });
   }
 
@@ -63,7 +79,7 @@ export class ForwardPool {
     this.waiting.delete(m.id);
     this.busy[p.worker]--;
     if (m.type === 'error') p.reject(m.input ? new InputError(m.message) : new Error(m.message));
-    else p.resolve({ N: m.N, rowStart: m.rowStart, layers: m.layers });
+    else p.resolve(m.run);
   }
 
   private closing = false;

@@ -10,6 +10,7 @@ import { matmulForward, matmulBackward, matmulBackends, setMatmulBackend } from 
 import { attentionForward, attentionBackward } from '../../src/model/kernels/attention.js';
 import { rmsnormForward } from '../../src/model/kernels/rmsnorm.js';
 import { swigluForward } from '../../src/model/kernels/swiglu.js';
+import { createForwardKernels } from '../../src/model/kernels/wasm.js';
 
 /** dist/ (this file is dist/test/kernels/browser.test.js) */
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
@@ -76,7 +77,10 @@ test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identi
         m.matmulBackward(dinp, dw, null, dout, inp, weight, N, C, OC);
         const k = await import(src.replace('matmul.js', 'index.js'));
         const others = new Function('return ' + otherSrc)()(k);
-        return { names: backends.map((b: { name: string }) => b.name), out: Array.from(out), dinp: Array.from(dinp), dw: Array.from(dw), others };
+        // the resident pass's module (forward.wat) compiles synchronously on the page's thread too (under 4 KB)
+        const fk = (await import(src.replace('matmul.js', 'wasm.js'))).createForwardKernels();
+        const peak = fk === null ? null : fk.peak(1000, 0.999, 0.001);
+        return { names: backends.map((b: { name: string }) => b.name), out: Array.from(out), dinp: Array.from(dinp), dw: Array.from(dw), others, peak };
       },
       { src: '/src/model/kernels/matmul.js', N, C, OC, otherSrc: otherKernels.toString() },
     );
@@ -97,6 +101,8 @@ test('the matmul module runs its WebAssembly SIMD kernel in Chromium, bit-identi
     assert.deepEqual(got.dw, Array.from(dw));
     const others = otherKernels({ attentionForward, attentionBackward, rmsnormForward, swigluForward });
     ['attention out', 'att', 'dq', 'dk', 'dv', 'rmsnorm', 'rstd', 'swiglu'].forEach((name, i) => assert.deepEqual(got.others[i], others[i], name));
+    assert.notEqual(got.peak, null, 'Chromium loads the resident pass kernels');
+    assert.equal(got.peak, createForwardKernels()!.peak(1000, 0.999, 0.001));
   } finally {
     await browser.close();
     server.close();

@@ -10,11 +10,14 @@ import { InputError } from '../../src/util/errors.js';
 import { createParams } from '../../src/model/params.js';
 import { loadFixture, relMaxErr } from './fixture-util.js';
 
-for (const name of ['tiny-k2', 'tiny-k1', 'tiny-plain']) {
-  test(`forward matches PyTorch: logits, routing, gates, probs (${name})`, () => {
+// resident: the WASM-resident pass (resident.ts, the default); layerForward: the training pass's steps
+for (const [name, resident] of ['tiny-k2', 'tiny-k1', 'tiny-plain'].flatMap((n) => [[n, true], [n, false]] as const)) {
+  test(`forward matches PyTorch: logits, routing, gates, probs (${name}, ${resident ? 'resident' : 'layerForward'})`, () => {
     const fx = loadFixture(name);
     const { config } = fx.model;
-    const r = forwardInference(fx.model, fx.seqs, { logits: true, probs: true });
+    const ws = new InferenceWorkspace(config, { resident });
+    assert.equal(ws.resident() !== null, resident, 'the path under test runs');
+    const r = forwardInference(fx.model, fx.seqs, { logits: true, probs: true }, ws);
     const N = fx.seqs.reduce((n, s) => n + s.T, 0);
     assert.equal(r.N, N);
     assert.deepEqual([...r.rowStart], fx.seqs.reduce((acc, s) => [...acc, acc[acc.length - 1] + s.T], [0]));
@@ -27,7 +30,7 @@ for (const name of ['tiny-k2', 'tiny-k1', 'tiny-plain']) {
       assert.ok(relMaxErr(l.probs!, fx.expected.get(`layers.${i}.probs`)!.data) < 1e-4, `layer ${i} probs`);
     });
     // without the options: the same routing, and no probs or logits
-    const r2 = forwardInference(fx.model, fx.seqs);
+    const r2 = forwardInference(fx.model, fx.seqs, {}, ws);
     assert.equal(r2.logits, undefined);
     r2.layers.forEach((l, i) => {
       assert.equal(l.probs, undefined);
