@@ -5,6 +5,20 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import type { BenchRow } from './report.js';
 import { launchBrowser, serve } from '../test/web/harness.js';
 import { syntheticTrace } from '../test/web/synthetic-trace.js';
+import { openDuck } from '../src/analysis/db.js';
+import { openTrace } from '../src/analysis/trace.js';
+import { indexTrace } from '../src/trace/store-aggregates.js';
+
+/** The synthetic traces are written by hand (no aggregates): store them once, as capture and import would have. */
+async function withAggregates(dir: string): Promise<void> {
+  if (existsSync(join(dir, 'agg-counts.parquet'))) return;
+  const { conn, close } = await openDuck({ memoryLimit: '2GB' });
+  try {
+    await indexTrace(conn, dir, await openTrace(conn, dir));
+  } finally {
+    close();
+  }
+}
 
 /**
  * The dashboard on a ~1M-token trace (24 layers, so ~24M routing rows), in Chromium:
@@ -69,6 +83,7 @@ async function pageTimes(url: string, targets: number[], runs: number): Promise<
 /** The 128-expert trace: first figure and a layer switch, beside the bare DuckDB GROUP BY the figure needs. */
 export async function bench128(): Promise<BenchRow[]> {
   await syntheticTrace(TRACE_128, OPTS_128);
+  await withAggregates(TRACE_128);
   const routing = `read_parquet('${join(TRACE_128, 'routing.parquet')}')`;
   // The peer: the bare count over the routing rows by (layer, domain, expert), each of the k choices counted.
   const bare = `SELECT r.layer, s.domain, e, count(*) FROM (SELECT layer, sample, unnest(expert) AS e FROM ${routing}) r
@@ -95,6 +110,7 @@ export async function bench(): Promise<BenchRow[]> {
   if (!existsSync(join(ROOT, 'dist', 'web', 'index.html'))) throw new Error('the dashboard UI is not built (npm run build)');
   if (!existsSync(join(TRACE, 'meta.json'))) process.stderr.write(`bench web: writing a synthetic 1M-token trace to ${TRACE} (once) ...\n`);
   await syntheticTrace(TRACE, { samples: SAMPLES, layers: 24, experts: 8, topK: 1, imageSize: 32, patchSize: 8, seed: 5 });
+  await withAggregates(TRACE);
   const meta = JSON.parse(readFileSync(join(TRACE, 'meta.json'), 'utf8')) as { tokens: Record<string, number> };
   const tokens = Object.values(meta.tokens).reduce((a, b) => a + b, 0);
   const routing = `read_parquet('${join(TRACE, 'routing.parquet')}')`;
@@ -118,7 +134,7 @@ export async function bench(): Promise<BenchRow[]> {
     return [
       { name: 'web: time to first figure (nav -> SVG)', ours: median(firsts), peer: bareAll, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, all layers', target: '< 1500 ms', note },
       { name: 'web: layer switch (slider -> new panel)', ours: median(switches), peer: bareOne, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, one layer', target: '< 150 ms', note: `median of ${switches.length} switches` },
-      { name: 'web: server start (spawn -> serving line)', ours: startMs, peer: bareAll, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, all layers', note: 'includes the full count scan that checks every row' },
+      { name: 'web: server start (spawn -> serving line)', ours: startMs, peer: bareAll, unit: 'ms', higherIsBetter: false, peerName: 'bare DuckDB GROUP BY, all layers', note: 'opens the trace and reads its aggregates (no row scan)' },
       ...rows128,
     ];
   } finally {

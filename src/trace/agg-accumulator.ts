@@ -65,6 +65,7 @@ const DENSE_COACT_E = 512;
 export class AggregateAccumulator {
   private readonly groups: Group[] = [];
   private readonly index = new Map<string, number>();
+  private readonly fastIndex = new Map<number, number>();
   /** per layer, the previous row: whether there is one, sample, pos, top-1, group (repeat pairs) */
   private readonly prevHas = new Uint8Array(32768);
   private readonly prevSample = new Int32Array(32768);
@@ -94,12 +95,20 @@ export class AggregateAccumulator {
     for (const t of ['counts', 'tokens', 'repeat', 'coact', 'token'] as const) this.sqlTables.add(t);
     this.groups.length = 0;
     this.index.clear();
+    this.fastIndex.clear();
     this.repeat.clear();
   }
 
   private group(layer: number, mod: number, dom: number, phase: number): number {
+    // the common case, no domain and no phase: a numeric key (a string per run costs more than the run)
+    const fast = dom < 0 && phase < 0 ? layer * 256 + mod : -1;
+    if (fast >= 0) {
+      const g = this.fastIndex.get(fast);
+      if (g !== undefined) return g;
+    }
     const key = `${layer},${mod},${dom},${phase}`;
     let g = this.index.get(key);
+    if (g !== undefined && fast >= 0) this.fastIndex.set(fast, g);
     if (g === undefined) {
       if (this.groups.length >= MAX_GROUPS) {
         this.giveUp();
@@ -116,6 +125,7 @@ export class AggregateAccumulator {
         coact: E <= DENSE_COACT_E ? new Float64Array(E * E) : new Map(),
       });
       this.index.set(key, g);
+      if (fast >= 0) this.fastIndex.set(fast, g);
     }
     return g;
   }
