@@ -6,7 +6,7 @@ import { moescope, tmp } from './helpers.js';
 
 // Streaming: an input whose parsed records would not fit in a 40 MB JavaScript heap (held at once,
 // 16 windows of 2048 tokens x 8 experts x 16 layers need well over 64 MB) still imports under that
-// cap, because records are read, converted and handed to the on-disk writer one at a time.
+// cap, because records are read, converted and handed to the trace writer (its own thread, fixed-size buffers) one batch at a time.
 test('olmoe import of ~13 MB of JSONL runs with a 40 MB JS heap', async () => {
   const d = tmp();
   const file = join(d, 'c4_results.jsonl');
