@@ -132,7 +132,9 @@ export class TraceWriter {
     this.i16 = new Int16Array(this.chunkRows);
     this.i16k = new Int16Array(this.chunkRows * opts.topK);
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
-    this.bufferRows = opts.bufferRows ?? Math.max(1, Math.floor(BUFFER_BYTES / rowBytes / ROW_GROUP)) * ROW_GROUP;
+    // whole row groups when they fit; wide rows (full probabilities of many experts) get fewer
+    const fit = Math.max(2048, Math.floor(BUFFER_BYTES / rowBytes));
+    this.bufferRows = opts.bufferRows ?? (fit >= ROW_GROUP ? fit - (fit % ROW_GROUP) : fit);
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
     this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`) });
   }
