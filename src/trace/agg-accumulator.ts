@@ -1,7 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { appendColumns } from './duckdb-columns.js';
 import { CountTable } from './count-table.js';
-import type { AggQuery, AggTable } from './aggregates.js';
+import { AGG_TABLES, type AggQuery, type AggTable } from './aggregates.js';
 import { sqlString } from '../analysis/db.js';
 
 /**
@@ -92,7 +92,7 @@ export class AggregateAccumulator {
   /** Everything goes to SQL (a fact about the input found after rows were counted). */
   giveUp(): void {
     this.allSql = true;
-    for (const t of ['counts', 'tokens', 'repeat', 'coact', 'token'] as const) this.sqlTables.add(t);
+    for (const t of AGG_TABLES) this.sqlTables.add(t);
     this.groups.length = 0;
     this.index.clear();
     this.fastIndex.clear();

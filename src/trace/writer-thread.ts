@@ -27,7 +27,8 @@ const IN_FLIGHT = 3;
 export class TraceWriterThread {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  private readonly routing: Promise<unknown>[] = [];
+  /** requests sent and not yet awaited, oldest first */
+  private readonly inFlight: Promise<unknown>[] = [];
   private failure: Error | null = null;
   private rows = 0;
   private samples = 0;
@@ -108,30 +109,33 @@ export class TraceWriterThread {
       modality: r.modality instanceof Uint8Array ? own(r.modality) : r.modality,
       experts: own(r.experts), gates: own(r.gates), probs: r.probs && own(r.probs), extra,
     };
-    const p = this.call({ op: 'routing', rows }, transfer);
-    p.catch(() => undefined); // awaited below or by a later call
-    this.routing.push(p);
     this.rows += r.sample.length;
-    while (this.routing.length > IN_FLIGHT) await this.routing.shift();
+    await this.send({ op: 'routing', rows }, transfer);
   }
 
   async appendSample(s: SampleRow): Promise<void> {
-    const p = this.call({ op: 'sample', sample: s });
-    p.catch(() => undefined);
-    this.routing.push(p);
     this.samples++;
-    while (this.routing.length > IN_FLIGHT) await this.routing.shift();
+    await this.send({ op: 'sample', sample: s });
   }
 
   dropGates(): void {
-    const p = this.call({ op: 'dropGates' });
-    p.catch(() => undefined);
-    this.routing.push(p);
+    this.enqueue(this.call({ op: 'dropGates' }));
+  }
+
+  /** Send without waiting for the reply, unless more than IN_FLIGHT are outstanding (then the oldest). */
+  private async send(req: Record<string, unknown> & { op: WriterRequest['op'] }, transfer: ArrayBuffer[] = []): Promise<void> {
+    this.enqueue(this.call(req, transfer));
+    while (this.inFlight.length > IN_FLIGHT) await this.inFlight.shift();
+  }
+
+  private enqueue(p: Promise<unknown>): void {
+    p.catch(() => undefined); // awaited by send, finish or abort
+    this.inFlight.push(p);
   }
 
   async finish(meta: TraceMetaInput): Promise<TraceMeta> {
     try {
-      for (const p of this.routing.splice(0)) await p;
+      for (const p of this.inFlight.splice(0)) await p;
       return (await this.call({ op: 'finish', meta })) as TraceMeta;
     } finally {
       await this.close();
@@ -141,7 +145,7 @@ export class TraceWriterThread {
   async abort(): Promise<void> {
     if (this.closed) return;
     try {
-      await Promise.allSettled(this.routing.splice(0));
+      await Promise.allSettled(this.inFlight.splice(0));
       if (!this.failure) await this.call({ op: 'abort' });
     } catch {
       // already failing
