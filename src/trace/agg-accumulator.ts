@@ -38,8 +38,10 @@ interface Group {
   probMargin: number;
   probEntropy: number;
   probRows: number;
-  /** i*E + j -> pairs; dense when E is small and known */
-  coact: Float64Array | Map<number, number>;
+  /** i*E + j -> pairs; dense when E is small and known (32-bit counts, folded into coactTotal before they could overflow) */
+  coact: Uint32Array | Map<number, number>;
+  coactTotal: Float64Array | null;
+  coactRows: number; // rows counted into coact since the last fold
 }
 
 /** One batch of rows in the writer's column form, with group codes resolved per row. */
@@ -54,7 +56,8 @@ export interface AccRows {
   dom: Int32Array | null; // per row, -1 = NULL; null = all NULL
   phase: Uint16Array | null;
   experts: Int32Array;
-  gates: Float32Array;
+  /** null: the producer recorded no gates (the gate sums are not counted) */
+  gates: Float32Array | null;
   probs?: Float32Array;
 }
 
@@ -86,7 +89,7 @@ export class AggregateAccumulator {
   constructor(
     private readonly conn: DuckDBConnection,
     /** spillPrefix: path prefix of the token-count parts (temporary files in the trace folder) */
-    private readonly opts: { numExperts: number; hasProb: boolean; spillPrefix: string },
+    private readonly opts: { numExperts: number; hasProb: boolean; spillPrefix: string; coactFoldRows?: number },
   ) {}
 
   /** Everything goes to SQL (a fact about the input found after rows were counted). */
@@ -122,7 +125,7 @@ export class AggregateAccumulator {
         nAll: new Float64Array(cap), nTop1: new Float64Array(cap), nGate: new Float64Array(cap), nBad: new Float64Array(cap),
         tokens: 0, gateRows: 0, gateSumOne: 0, gateTop1: 0, gateMargin: 0, gateMarginRows: 0,
         probTop1: 0, probMargin: 0, probEntropy: 0, probRows: 0,
-        coact: E <= DENSE_COACT_E ? new Float64Array(E * E) : new Map(),
+        coact: E <= DENSE_COACT_E ? new Uint32Array(E * E) : new Map(), coactTotal: null, coactRows: 0,
       });
       this.index.set(key, g);
       if (fast >= 0) this.fastIndex.set(fast, g);
@@ -155,11 +158,13 @@ export class AggregateAccumulator {
     }
     const { gs, ok } = this;
     // gates usable (SQL: gate not NULL, sum > 0 and not NaN), per row
-    for (let i = 0; i < n; i++) {
-      let t = 0;
-      for (let s = 0; s < K; s++) t += gates[i * K + s];
-      gs[i] = t;
-      ok[i] = t > 0 && !Number.isNaN(t) ? 1 : 0;
+    if (gates) {
+      for (let i = 0; i < n; i++) {
+        let t = 0;
+        for (let s = 0; s < K; s++) t += gates[i * K + s];
+        gs[i] = t;
+        ok[i] = t > 0 && !Number.isNaN(t) ? 1 : 0;
+      }
     }
     // rows come in runs of one group (a layer's tokens of one modality): count a run at a time
     for (let i0 = 0; i0 < n; ) {
@@ -180,9 +185,10 @@ export class AggregateAccumulator {
       const { nAll, nTop1, nGate, nBad } = G;
       for (let x = i0 * K; x < i1 * K; x++) nAll[experts[x]]++;
       let gateRows = 0, sumOne = 0, top1Sum = 0, marginSum = 0;
-      for (let i = i0; i < i1; i++) {
+      for (let i = i0; i < i1; i++) nTop1[experts[i * K]]++;
+      // without gates, n_gate_bad is n_all (written so by tables())
+      for (let i = i0; gates && i < i1; i++) {
         const o = i * K;
-        nTop1[experts[o]]++;
         if (ok[i]) {
           const inv = gs[i];
           for (let s = 0; s < K; s++) {
@@ -224,15 +230,13 @@ export class AggregateAccumulator {
       }
       if (K >= 2) {
         const c = G.coact;
-        if (c instanceof Float64Array) {
+        if (c instanceof Uint32Array) {
           // each unordered pair of slots once, as (slot a, slot b > a); written as c[i][j] + c[j][i]
-          // (co-activation is symmetric), without the diagonal (equal ids, which SQL's list_filter drops)
-          for (let o = i0 * K; o < i1 * K; o += K) {
-            for (let a = 0; a < K - 1; a++) {
-              const ea = experts[o + a] * E;
-              for (let b = a + 1; b < K; b++) c[ea + experts[o + b]]++;
-            }
-          }
+          // (co-activation is symmetric), without the diagonal (equal ids, which SQL's list_filter drops).
+          // A cell grows at most once per row: fold into doubles before 2^32 rows
+          if (G.coactRows + (i1 - i0) > (this.opts.coactFoldRows ?? 0xffffffff)) foldCoact(G);
+          G.coactRows += i1 - i0;
+          pairCounter(K)(c, experts, i0 * K, i1 * K, E);
         } else {
           for (let o = i0 * K; o < i1 * K; o += K) {
             for (let a = 0; a < K - 1; a++) {
@@ -400,10 +404,11 @@ export class AggregateAccumulator {
       const pairs: { i: number; j: number; n: number }[][] = G.map((g) => {
         const out: { i: number; j: number; n: number }[] = [];
         const c = g.coact;
-        if (c instanceof Float64Array) {
+        if (c instanceof Uint32Array) {
+          const t = g.coactTotal;
           for (let i = 0; i < E; i++) {
             for (let j = i + 1; j < E; j++) {
-              const v = c[i * E + j] + c[j * E + i];
+              const v = c[i * E + j] + c[j * E + i] + (t ? t[i * E + j] + t[j * E + i] : 0);
               if (v > 0) out.push({ i, j, n: v });
             }
           }
@@ -447,4 +452,42 @@ export class AggregateAccumulator {
     };
     return out;
   }
+}
+
+/** Move a group's 32-bit pair counts into its double totals. */
+function foldCoact(g: Group): void {
+  const c = g.coact as Uint32Array;
+  g.coactTotal ??= new Float64Array(c.length);
+  for (let x = 0; x < c.length; x++) g.coactTotal[x] += c[x];
+  c.fill(0);
+  g.coactRows = 0;
+}
+
+/** c[e_a * E + e_b]++ for every slot pair a < b of each row of K ids in ex[from, to). */
+type PairCounter = (c: Uint32Array, ex: Int32Array, from: number, to: number, E: number) => void;
+const pairCounters = new Map<number, PairCounter>();
+
+/**
+ * The pair count specialised for one K, unrolled: the row's ids stay in registers, about twice as
+ * fast as the nested loop V8 makes of the generic version (the largest per-row cost of the writer).
+ */
+function pairCounter(K: number): PairCounter {
+  let f = pairCounters.get(K);
+  if (f) return f;
+  if (K > 16) {
+    f = (c, ex, from, to, E) => {
+      for (let o = from; o < to; o += K) {
+        for (let a = 0; a < K - 1; a++) {
+          const ea = ex[o + a] * E;
+          for (let b = a + 1; b < K; b++) c[ea + ex[o + b]]++;
+        }
+      }
+    };
+  } else {
+    const ids = Array.from({ length: K }, (_, s) => `const e${s} = ex[o + ${s}];`).join(' ');
+    const pairs = Array.from({ length: K - 1 }, (_, a) => `r = e${a} * E; ${Array.from({ length: K - 1 - a }, (_, j) => `c[r + e${a + 1 + j}]++;`).join(' ')}`).join('\n');
+    f = new Function('c', 'ex', 'from', 'to', 'E', `'use strict';\nfor (let o = from; o < to; o += ${K}) {\n${ids}\nlet r;\n${pairs}\n}`) as PairCounter;
+  }
+  pairCounters.set(K, f);
+  return f;
 }

@@ -56,10 +56,12 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing (default 128MB: two row buffers and a Parquet writer; beyond it DuckDB spills). */
+  /** DuckDB memory limit while writing (default 64MB: two row buffers and a Parquet writer; beyond it DuckDB spills to the trace's temporary folder). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
+  /** Tests: fold the aggregates' 32-bit co-activation counts every this many rows (default before they could overflow). */
+  coactFoldRows?: number;
 }
 
 const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
@@ -73,6 +75,12 @@ const MAX_SAMPLE_DOMAINS = 1 << 20;
 const GATE_COLUMN = 6; // index of `gate` among the buffer's columns
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
 const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
+/**
+ * samples.parquet: a row group is held in memory until it is written, and a sample carries its
+ * images, so row groups are a few thousand samples (the routing rows' 122880 would hold every
+ * sample of most traces, memory growing with the trace).
+ */
+const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMPLE_BUFFER_ROWS}`;
 
 
 /**
@@ -136,7 +144,7 @@ export class TraceWriter {
     const fit = Math.max(2048, Math.floor(BUFFER_BYTES / rowBytes));
     this.bufferRows = opts.bufferRows ?? (fit >= ROW_GROUP ? fit - (fit % ROW_GROUP) : fit);
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
-    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`) });
+    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`), coactFoldRows: opts.coactFoldRows });
   }
 
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriter> {
@@ -152,7 +160,7 @@ export class TraceWriter {
       }
     }
     const instance = await DuckDBInstance.create(':memory:', {
-      memory_limit: opts.memoryLimit ?? '128MB',
+      memory_limit: opts.memoryLimit ?? '64MB',
       threads: '2',
       temp_directory: join(dir, TMP_PREFIX + '.spill'),
       preserve_insertion_order: 'true',
@@ -293,7 +301,7 @@ export class TraceWriter {
     await this.acc.add({
       n, K, sample: r.sample, pos: r.pos, token: r.token, layer: r.layer, mod,
       dom: this.domainCodes(r.sample, extraCodes), phase: extraCodes.get('phase') ?? null,
-      experts: r.experts, gates: r.gates, probs: r.probs,
+      experts: r.experts, gates: this.gatesRecorded ? r.gates : null, probs: r.probs,
     });
     this.rows += n;
     this.bufRows += n;
@@ -419,7 +427,7 @@ export class TraceWriter {
     this.samplesAppender.closeSync();
     this.samplesAppender = null;
     const part = join(this.dir, `${TMP_PREFIX}-samples-${String(this.sampleParts.length).padStart(5, '0')}.parquet`);
-    await this.conn.run(`COPY samples TO ${sqlString(part)} (${PARQUET})`);
+    await this.conn.run(`COPY samples TO ${sqlString(part)} (${SAMPLES_PARQUET})`);
     await this.conn.run('DROP TABLE samples');
     this.sampleParts.push(part);
     this.sampleBufRows = 0;
@@ -441,15 +449,12 @@ export class TraceWriter {
       if (this.sampleParts.length === 0) {
         if (!this.samplesAppender) await this.appendNoSamples();
         this.samplesAppender!.flushSync();
-        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(samplesFile)} (${PARQUET})`);
+        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(samplesFile)} (${SAMPLES_PARQUET})`);
       } else {
         await this.flushSamples();
         const parts = `read_parquet([${this.sampleParts.map(sqlString).join(', ')}])`;
-        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${PARQUET})`);
+        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${SAMPLES_PARQUET})`);
       }
-      // the token counts' final sum grows with the distinct (token, expert) pairs: a tighter limit
-      // makes DuckDB spill it rather than let the peak grow with the input
-      if (!this.opts.memoryLimit) await this.conn.run(`SET memory_limit = '64MB'`);
       await this.writeAggregates();
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
@@ -510,6 +515,9 @@ export class TraceWriter {
       const sql = aggregateQueries(base, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       for (const t of this.acc.sqlTables) queries[t] = sql[t];
     }
+    // one thread when only the counted tables are left (the token sum is the large one): with two,
+    // each thread's share of 64 MB is too small to sort 10M distinct (token, expert) pairs
+    if (this.acc.sqlTables.size === 0) await this.conn.run('SET threads = 1');
     await writeAggregateQueries(this.conn, queries as Record<AggTable, AggQuery>, this.dir);
   }
 

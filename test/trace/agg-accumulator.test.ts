@@ -41,6 +41,8 @@ interface Design {
   domainLate?: boolean; // samples appended after their rows
   zeroGates?: boolean; // some rows with unusable gates
   repeats?: boolean; // some expert lists with an id twice
+  noGates?: boolean; // the producer recorded no gates (dropGates before the first rows)
+  coactFoldRows?: number; // fold the 32-bit co-activation counts this often (at 2^32 rows otherwise)
 }
 
 /** Rows per sample, layer by layer, tokens in order (unless shuffled); random experts and gates. */
@@ -100,8 +102,9 @@ async function writeTrace(dir: string, d: Design, extra: Partial<TraceWriterOpti
   await writeDirAtomic(out, async (dir) => {
     const w = await TraceWriter.open(dir, {
       topK: d.K, numExperts: d.E, fullProbs: !!d.probs, bufferRows: 100,
-      extraColumns: d.phase ? [{ name: 'phase', type: 'VARCHAR' }] : undefined, ...extra,
+      extraColumns: d.phase ? [{ name: 'phase', type: 'VARCHAR' }] : undefined, coactFoldRows: d.coactFoldRows, ...extra,
     });
+    if (d.noGates) w.dropGates();
     const samples = async () => {
       for (let s = 0; s < d.samples; s++) await w.appendSample({ sample: s, text: `sample ${s}`, images: [], source: 'test', domain: domain(s) });
     };
@@ -157,6 +160,7 @@ const cases: [string, Design][] = [
   ['top-3 of 6, phases, domains, unusable gates, an id twice, several shards', { K: 3, E: 6, samples: 9, T: 40, layers: [1, 3, 4], phase: true, domains: true, zeroGates: true, repeats: true }],
   ['top-2 of 700 (sparse co-activation), full probabilities', { K: 2, E: 700, samples: 4, T: 30, layers: [0, 2], probs: true }],
   ['top-1 (no co-activation), rows in random order: the repeat rate goes to SQL', { K: 1, E: 4, samples: 5, T: 25, layers: [0, 1], shuffle: true }],
+  ['top-8 of 12 without gates, co-activation counts folded every 7 rows', { K: 8, E: 12, samples: 5, T: 30, layers: [0, 3], noGates: true, coactFoldRows: 7 }],
   ['top-4 of 8, domains known only after the rows: everything goes to SQL', { K: 4, E: 8, samples: 6, T: 20, layers: [0, 5], domains: true, domainLate: true }],
 ];
 for (const [name, d] of cases) {
