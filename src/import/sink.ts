@@ -1,6 +1,7 @@
 import { InputError } from '../util/errors.js';
 import type { SampleRow } from '../trace/writer.js';
 import { TraceWriterThread } from '../trace/writer-thread.js';
+import { Dictionary } from '../trace/dictionary.js';
 import type { TraceMeta, TraceMetaInput } from '../trace/meta.js';
 import { MODALITIES } from '../analysis/groups.js';
 import type { Routed } from './routing.js';
@@ -54,6 +55,7 @@ export class ImportSink {
   private buf: LayerRows[] = [];
   private bufRows = 0;
   private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
+  private readonly phases = new Dictionary();
   private refLayers: { sample: number; layers: number[] } | null = null;
   rows = 0;
 
@@ -176,7 +178,7 @@ export class ImportSink {
     const gates = new Float32Array(n * K);
     const E = this.E ?? 0;
     const probs = this.opts.fullProbs ? new Float32Array(n * E) : undefined;
-    const phase: string[] | undefined = this.opts.extraColumns?.some((c) => c.name === 'phase') ? new Array<string>(n) : undefined;
+    const phase = this.opts.extraColumns?.some((c) => c.name === 'phase') ? new Uint16Array(n) : undefined;
     let codesOnly = true;
     for (const r of this.buf) for (const m of r.modality) if (m > 2) codesOnly = false;
     const modCodes = new Uint8Array(n);
@@ -192,11 +194,12 @@ export class ImportSink {
       gates.set(r.routed.gates, o * K);
       if (probs) probs.set(r.routed.probs!, o * E);
       modCodes.set(r.modality, o);
-      if (phase) for (let i = 0; i < m; i++) phase[o + i] = r.phase?.[i] ?? '';
+      if (phase) for (let i = 0; i < m; i++) phase[o + i] = this.phases.code(r.phase?.[i] ?? '');
       o += m;
     }
     const modality = codesOnly ? modCodes : Array.from(modCodes, (c) => MODALITIES[c]);
-    await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra: phase ? { phase } : undefined });
+    const extra = phase ? { phase: { codes: phase, names: this.phases.names.slice() } } : undefined;
+    await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra }, true);
     this.buf = [];
     this.bufRows = 0;
   }

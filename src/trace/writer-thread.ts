@@ -95,10 +95,15 @@ export class TraceWriterThread {
     return p;
   }
 
-  async appendRouting(r: RoutingRows): Promise<void> {
+  /**
+   * `handOver`: the caller gives the arrays away (they are moved to the writer thread, not copied,
+   * when each is a whole buffer, and unusable afterwards).
+   */
+  async appendRouting(r: RoutingRows, handOver = false): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const own = <T extends Int32Array | Float32Array | Uint8Array>(a: T): T => {
-      const c = a.slice() as T; // compact: a view would otherwise carry its whole buffer
+      const whole = handOver && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer && !transfer.includes(a.buffer);
+      const c = whole ? a : (a.slice() as T); // compact: a view would otherwise carry its whole buffer
       transfer.push(c.buffer as ArrayBuffer);
       return c;
     };

@@ -4,6 +4,7 @@ import { looksLikeProbs, routeFromScores, sortTopK } from '../../src/import/rout
 import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../../src/import/modality.js';
 import { routingFromConfig } from '../../src/import/layers.js';
 import { parseLayerList } from '../../src/util/limits.js';
+import { decodeInts } from '../../src/import/formats/engine-routed.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -143,4 +144,30 @@ test('router rules from HF configs: renormalising families, biased/grouped route
   assert.deepEqual([l4.scoring, l4.normTopk], ['sigmoid', false]);
   assert.match(String(r({ model_type: 'phimoe' }).unsupported), /sparsemixer/);
   assert.throws(() => routingFromConfig({ num_hidden_layers: 'x' }, 'c'), /num_hidden_layers: expected an integer/);
+});
+
+test('decodeInts: every integer dtype engines write, at odd offsets and with negative values; int64 outside int32 refused', () => {
+  // written with Buffer's little-endian writers, one value at a time (not typed-array views)
+  const values = [0, 1, -1, 127, -128, 255, 300, -300, 32767, -32768, 65535, 70000, -70000, 2147483647, -2147483648];
+  const cases: [string, number, (b: Buffer, v: number, o: number) => void, (v: number) => boolean][] = [
+    ['int8', 1, (b, v, o) => b.writeInt8(v, o), (v) => v >= -128 && v <= 127],
+    ['uint8', 1, (b, v, o) => b.writeUInt8(v, o), (v) => v >= 0 && v <= 255],
+    ['int16', 2, (b, v, o) => b.writeInt16LE(v, o), (v) => v >= -32768 && v <= 32767],
+    ['uint16', 2, (b, v, o) => b.writeUInt16LE(v, o), (v) => v >= 0 && v <= 65535],
+    ['int32', 4, (b, v, o) => b.writeInt32LE(v, o), () => true],
+    ['int64', 8, (b, v, o) => b.writeBigInt64LE(BigInt(v), o), () => true],
+  ];
+  for (const [dtype, width, write, fits] of cases) {
+    for (const n of [0, 1, 3, 7]) {
+      const vs = Array.from({ length: n }, (_, i) => values.filter(fits)[(i * 5 + n) % values.filter(fits).length]);
+      const b = Buffer.alloc(n * width);
+      vs.forEach((v, i) => write(b, v, i * width));
+      assert.deepEqual([...decodeInts('f', 'x', b.toString('base64'), dtype)], vs, `${dtype} x${n}`);
+    }
+  }
+  const big = Buffer.alloc(8);
+  big.writeBigInt64LE(2n ** 31n);
+  assert.throws(() => decodeInts('f', 'x', big.toString('base64'), 'int64'), /does not fit a 32-bit expert id/);
+  assert.throws(() => decodeInts('f', 'x', Buffer.alloc(3).toString('base64'), 'int16'), /not a whole number of int16 values/);
+  assert.throws(() => decodeInts('f', 'x', '', 'float32'), /not an integer type/);
 });

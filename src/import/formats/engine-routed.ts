@@ -62,14 +62,21 @@ export function layerAxis(where: string, re: RoutedArray, ctx: ReaderContext): [
   return out;
 }
 
+/** routed[:, a, :] of a [T, L, K] array, contiguous (a plain function: loops in generators run slower). */
+function layerSlice(data: Int32Array, T: number, L: number, K: number, a: number): Int32Array {
+  const li = new Int32Array(T * K);
+  const stride = L * K;
+  for (let t = 0, src = a * K, dst = 0; t < T; t++, src += stride) for (let j = 0; j < K; j++) li[dst++] = data[src + j];
+  return li;
+}
+
 /** The records of one completion: its sample, one record per MoE layer, its end. */
 export function* completionRecords(key: string, where: string, source: string, text: string, ids: Int32Array, P: number, re: RoutedArray, axis: [number, number, LayerIndex][], hints: { mmTokenTypeIds?: Int32Array; imageMask?: Int32Array }, domain: string | null): Generator<ImportRecord> {
   const { T, L, K, data } = re;
   const phase = Array.from({ length: T }, (_, t) => (t < P ? 'prefill' : 'decode'));
   yield { kind: 'sample', key, where, rows: T, ids, hints, text, source, domain, phase };
   for (const [a, layer, layerIndex] of axis) {
-    const li = new Int32Array(T * K);
-    for (let t = 0; t < T; t++) for (let j = 0; j < K; j++) li[t * K + j] = data[(t * L + a) * K + j];
+    const li = layerSlice(data, T, L, K, a);
     yield { kind: 'layer', key, where: `${where}: routed_experts[:, ${a}, :]`, layer, layerIndex, ids: { data: li, K, weights: null, order: 'unranked' } };
   }
   yield { kind: 'end', key, where };
@@ -82,6 +89,8 @@ export function checkTokens(where: string, T: number, P: number, O: number, hint
   }
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Little-endian integers from base64, never wrapped: a value outside int32 is an error. */
 export function decodeInts(where: string, name: string, b64: string, dtype: string): Int32Array {
   const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype];
@@ -90,6 +99,15 @@ export function decodeInts(where: string, name: string, b64: string, dtype: stri
   if (buf.length % width !== 0) throw new InputError(`${where}: ${name} has ${buf.length} bytes, not a whole number of ${dtype} values (truncated?)`);
   const n = buf.length / width;
   const data = new Int32Array(n);
+  if (LITTLE_ENDIAN && width <= 4) {
+    // typed-array views read the bytes in the machine's order (little-endian here, as the files are);
+    // an aligned copy first, since base64 output need not start at a multiple of the width
+    const bytes = new Uint8Array(buf.length);
+    bytes.set(buf);
+    const view = { int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array }[dtype as 'int8'];
+    data.set(new view(bytes.buffer, 0, n));
+    return data;
+  }
   for (let i = 0; i < n; i++) {
     if (width === 8) {
       const v = buf.readBigInt64LE(8 * i);
