@@ -337,7 +337,7 @@ describe('moescope serve A --compare B C', () => {
 });
 
 describe('moescope serve: under load', () => {
-  test('5,000 requests at concurrency 50: every answer right, memory levels off', async () => {
+  test('7,500 requests at concurrency 50: every answer right, memory levels off', async () => {
     // Mostly what a page asks most (info, counts, metrics, the UI, images), some row queries, some refusals.
     const targets = ['/api/info', '/api/counts?count=top1', '/', '/api/metrics', '/api/samples/0/images/0.png', '/api/layer-stats', '/api/coactivation/1',
       '/%2e%2e/%2e%2e/etc/passwd', '/api/info', '/api/counts', '/api/nothing', '/', '/api/samples/3', '/api/experts/2/5?modality=text&limit=5', '/api/samples/99999', '/api/flow?a=0&b=1'];
@@ -346,18 +346,20 @@ describe('moescope serve: under load', () => {
     let sent = 0, bad = 0;
     const marks: number[] = [];
     const worker = async () => {
-      while (sent < 5000) {
+      while (sent < 7500) {
         const i = sent++;
         const t = targets[i % targets.length];
         const r = await rawGet(server.url, t);
         if (r.status !== expect(t)) bad++;
-        if (i === 1000 || i === 2500 || i === 4999) marks.push(rssMiB(pid));
+        if (i === 2500 || i === 5000 || i === 7499) marks.push(rssMiB(pid));
       }
     };
     await Promise.all(Array.from({ length: 50 }, worker));
     assert.equal(bad, 0);
     assert.equal(marks.length, 3);
     // Caches are bounded: from the middle to the end memory grows far less than it would with a leak per request.
+    // DuckDB's and V8's caches fill over the first ~3,000 requests (more slowly on a loaded machine), so
+    // the comparison starts at 5,000.
     assert.ok(marks[2] - marks[1] < 40, `RSS ${marks.map((m) => m.toFixed(0)).join(' -> ')} MiB`);
     assert.equal((await rawGet(server.url, '/api/info')).status, 200);
   });
