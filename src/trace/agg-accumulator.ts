@@ -79,7 +79,7 @@ export class AggregateAccumulator {
   private ok = new Uint8Array(0);
   private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
   /** (group * 32768 + top-1 expert, token) -> rows; moves to DuckDB when large, so memory stays flat */
-  private readonly token = new CountTable(2 * TOKEN_SPILL);
+  private readonly token = new CountTable();
   private spills = 0;
   private readonly spillFiles: string[] = [];
   /** Tables that one pass could not count: computed from the written rows with SQL instead. */
@@ -255,20 +255,26 @@ export class AggregateAccumulator {
         // (sample, layer) arrives contiguous and in position order, samples ascending
         let ps = this.prevSample[layer], pp = this.prevPos[layer], pt = this.prevTop1[layer], pg = this.prevGid[layer];
         let has = this.prevHas[layer] === 1;
+        // pairs within the run (previous row of the same group) are summed here, the Map touched once
+        let runPairs = 0, runSame = 0;
         for (let i = i0; i < i1; i++) {
           const sample = r.sample[i], pos = r.pos[i], top1 = experts[i * K];
           if (has) {
             if (sample < ps || (sample === ps && pos <= pp)) {
               this.sqlTables.add('repeat');
               this.repeat.clear();
+              runPairs = 0;
               break;
             }
             if (sample === ps && pos === pp + 1) {
-              const rk = gid * 2 ** 21 + pg;
-              let v = this.repeat.get(rk);
-              if (!v) this.repeat.set(rk, (v = new Float64Array(2)));
-              v[0]++;
-              if (top1 === pt) v[1]++;
+              if (i > i0) {
+                runPairs++;
+                if (top1 === pt) runSame++;
+              } else {
+                const v = this.repeatPair(gid * 2 ** 21 + pg);
+                v[0]++;
+                if (top1 === pt) v[1]++;
+              }
             }
           }
           has = true;
@@ -276,6 +282,11 @@ export class AggregateAccumulator {
           pp = pos;
           pt = top1;
           pg = gid;
+        }
+        if (runPairs > 0) {
+          const v = this.repeatPair(gid * 2 ** 21 + gid);
+          v[0] += runPairs;
+          v[1] += runSame;
         }
         this.prevHas[layer] = 1;
         this.prevSample[layer] = ps;
@@ -286,6 +297,13 @@ export class AggregateAccumulator {
       i0 = i1;
     }
     if (this.token.size >= TOKEN_SPILL) await this.spillTokens();
+  }
+
+  /** [pairs, same top-1] of (group, previous row's group) = gid * 2^21 + prevGid */
+  private repeatPair(key: number): Float64Array {
+    let v = this.repeat.get(key);
+    if (!v) this.repeat.set(key, (v = new Float64Array(2)));
+    return v;
   }
 
   /** Move the token counts to DuckDB (summed there at the end), so memory stays flat. */
