@@ -13,6 +13,7 @@ import { aggregateQueries, baseRelation, writeAggregateQueries, type AggQuery, t
 import { AggregateAccumulator } from './agg-accumulator.js';
 import { recordFiles } from './files.js';
 import { Dictionary } from './dictionary.js';
+import { RowStage, type StageColumn } from './row-stage.js';
 import { sqlString } from '../analysis/db.js';
 
 /**
@@ -107,7 +108,8 @@ export class TraceWriter {
   private readonly tableHasGate: boolean[] = [true, true];
   private readonly chunkRows: number;
   private readonly bufferRows: number;
-  private routingAppender: DuckDBAppender | null = null;
+  /** rows appended since the last shard, held until the buffer is full */
+  private readonly stage: RowStage;
   private bufRows = 0;
   private buffer = 0; // which of the two routing tables takes rows (the other may be being written)
   /** The previous buffer's COPY, running on DuckDB's threads while this thread prepares the next rows. */
@@ -123,9 +125,6 @@ export class TraceWriter {
   private readonly sampleDomain = new Map<number, number>();
   private maxSampleWithoutDomain = -1;
   private readonly acc: AggregateAccumulator;
-  // scratch buffers for columns whose in-memory type differs from the input
-  private readonly i16: Int16Array<ArrayBuffer>;
-  private readonly i16k: Int16Array<ArrayBuffer>;
 
   private constructor(
     readonly dir: string,
@@ -137,8 +136,7 @@ export class TraceWriter {
     private readonly routingColumns: string[],
   ) {
     this.chunkRows = duckdb.vector_size();
-    this.i16 = new Int16Array(this.chunkRows);
-    this.i16k = new Int16Array(this.chunkRows * opts.topK);
+    this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type));
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
     // whole row groups when they fit; wide rows (full probabilities of many experts) get fewer
     const fit = Math.max(2048, Math.floor(BUFFER_BYTES / rowBytes));
@@ -188,15 +186,71 @@ export class TraceWriter {
     return this.samples;
   }
 
-  private async routingBuffer(): Promise<DuckDBAppender> {
-    if (!this.routingAppender) {
-      // ids without gates: the buffer leaves the gate column out (written NULL), a third fewer values
-      const gate = this.gatesRecorded;
-      this.tableHasGate[this.buffer] = gate;
-      await this.conn.run(`CREATE TABLE routing_${this.buffer} (${this.routingColumns.filter((_, i) => gate || i !== GATE_COLUMN).join(', ')})`);
-      this.routingAppender = await this.conn.createAppender(`routing_${this.buffer}`);
+  /**
+   * Create this buffer's table and append the held rows in the shard's order (RowStage.order);
+   * false when that order needs the COPY's sort.
+   */
+  private async fillBuffer(): Promise<boolean> {
+    const st = this.stage;
+    // ids without gates: the buffer leaves the gate column out (written NULL), a third fewer values
+    const withGate = this.gatesRecorded && st.hasGates;
+    this.tableHasGate[this.buffer] = withGate;
+    const table = `routing_${this.buffer}`;
+    await this.conn.run(`CREATE TABLE ${table} (${this.routingColumns.filter((_, i) => withGate || i !== GATE_COLUMN).join(', ')})`);
+    const appender = await this.conn.createAppender(table);
+    try {
+      const { perm, sorted } = st.order();
+      let chunk = this.chunks.get(withGate);
+      if (!chunk) this.chunks.set(withGate, (chunk = DuckDBDataChunk.create(this.routingTypes.filter((_, i) => withGate || i !== GATE_COLUMN))));
+      const raw = chunk.chunk;
+      const { topK: K, numExperts: E, fullProbs } = this.opts;
+      const extraCols = this.opts.extraColumns ?? [];
+      const CH = this.chunkRows;
+      const runs = new Int32Array(CH * 2);
+      for (let start = 0; start < st.rows; start += CH) {
+        const m = Math.min(CH, st.rows - start);
+        // runs of consecutive held rows (a layer's tokens of a sample or request)
+        let nr = 0;
+        for (let j = 0; j < m; ) {
+          const r0 = perm[start + j];
+          let len = 1;
+          while (j + len < m && perm[start + j + len] === r0 + len) len++;
+          runs[nr * 2] = r0;
+          runs[nr * 2 + 1] = len;
+          nr++;
+          j += len;
+        }
+        chunk.reset();
+        const vec = (c: number) => duckdb.data_chunk_get_vector(raw, c);
+        // each column copied run by run into the vector
+        const put = (c: number, a: StageColumn, w: number, child = false) => {
+          const v = child ? duckdb.array_vector_get_child(vec(c)) : vec(c);
+          const bytes = a.BYTES_PER_ELEMENT * w;
+          for (let x = 0, j = 0; x < nr; x++) {
+            const len = runs[x * 2 + 1];
+            duckdb.copy_data_to_vector(v, j * bytes, a.buffer as ArrayBuffer, a.byteOffset + runs[x * 2] * bytes, len * bytes);
+            j += len;
+          }
+        };
+        put(0, st.sample, 1);
+        put(1, st.pos, 1);
+        put(2, st.mod, 1);
+        put(3, st.token, 1);
+        put(4, st.layer, 1);
+        put(5, st.experts, K, true);
+        let c = GATE_COLUMN;
+        if (withGate) put(c++, st.gates, K, true);
+        if (fullProbs) put(c++, st.probs, E, true);
+        extraCols.forEach((_, x) => put(c++, st.extra[x], 1));
+        chunk.rowCount = m;
+        appender.appendDataChunk(chunk);
+      }
+      appender.flushSync();
+      return sorted;
+    } finally {
+      appender.closeSync();
+      st.clear();
     }
-    return this.routingAppender;
   }
 
   async appendRouting(r: RoutingRows): Promise<void> {
@@ -207,12 +261,14 @@ export class TraceWriter {
     if (r.pos.length !== n || r.modality.length !== n || r.token.length !== n || r.layer.length !== n) throw bad('columns differ in length');
     if (r.experts.length !== n * K || r.gates.length !== n * K) throw bad(`experts/gates must have ${n}*${K} values`);
     if (fullProbs && (!r.probs || r.probs.length !== n * E)) throw bad(`probs must have ${n}*${E} values`);
-    for (let i = 0; i < r.experts.length; i++) {
-      const e = r.experts[i];
+    // columns in locals: rows posted from another thread are objects whose property loads are slow in loops
+    const experts = r.experts, layer = r.layer;
+    for (let i = 0; i < experts.length; i++) {
+      const e = experts[i];
       if (!(e >= 0 && e < E)) throw new InputError(`routing row ${Math.floor(i / K)}: expert ${e} outside 0..${E - 1}`);
     }
     for (let i = 0; i < n; i++) {
-      const l = r.layer[i];
+      const l = layer[i];
       if (!(l >= 0 && l <= 32767)) throw new InputError(`routing row ${i}: layer ${l} outside 0..32767`);
     }
     const extraCols = this.opts.extraColumns ?? [];
@@ -255,7 +311,7 @@ export class TraceWriter {
     let lastLayer = -1;
     let counts: Float64Array | undefined;
     for (let i = 0; i < n; i++) {
-      const l = r.layer[i];
+      const l = layer[i];
       if (l !== lastLayer) {
         counts = this.layerModalityCounts.get(l);
         if (!counts) this.layerModalityCounts.set(l, (counts = new Float64Array(256)));
@@ -264,39 +320,11 @@ export class TraceWriter {
       counts![mod[i]]++;
     }
 
-    const appender = await this.routingBuffer();
-    const withGate = this.tableHasGate[this.buffer];
-    let chunk = this.chunks.get(withGate);
-    if (!chunk) this.chunks.set(withGate, (chunk = DuckDBDataChunk.create(this.routingTypes.filter((_, i) => withGate || i !== GATE_COLUMN))));
-    const raw = chunk.chunk;
-    const CH = this.chunkRows;
-    for (let start = 0; start < n; start += CH) {
-      const m = Math.min(CH, n - start);
-      chunk.reset();
-      const vec = (c: number) => duckdb.data_chunk_get_vector(raw, c);
-      const copy = (c: number, a: ArrayBufferView, bytesPerRow: number, child = false) => {
-        const v = child ? duckdb.array_vector_get_child(vec(c)) : vec(c);
-        duckdb.copy_data_to_vector(v, 0, a.buffer as ArrayBuffer, a.byteOffset + start * bytesPerRow, m * bytesPerRow);
-      };
-      copy(0, r.sample, 4);
-      copy(1, r.pos, 4);
-      copy(2, mod, 1);
-      copy(3, r.token, 4);
-      for (let i = 0; i < m; i++) this.i16[i] = r.layer[start + i];
-      duckdb.copy_data_to_vector(vec(4), 0, this.i16.buffer, 0, m * 2);
-      for (let i = 0; i < m * K; i++) this.i16k[i] = r.experts[start * K + i];
-      duckdb.copy_data_to_vector(duckdb.array_vector_get_child(vec(5)), 0, this.i16k.buffer, 0, m * K * 2);
-      let c = GATE_COLUMN;
-      if (withGate) copy(c++, r.gates, 4 * K, true);
-      if (fullProbs) copy(c++, r.probs!, 4 * E, true);
-      for (const col of extraCols) {
-        if (col.type === 'INTEGER') copy(c, r.extra![col.name] as Int32Array, 4);
-        else copy(c, extraCodes.get(col.name)!, 2);
-        c++;
-      }
-      chunk.rowCount = m;
-      appender.appendDataChunk(chunk);
-    }
+    // held until the buffer is full, then appended in the shard's order (fillBuffer)
+    this.stage.append({
+      n, sample: r.sample, pos: r.pos, mod, token: r.token, layer, experts, gates: this.gatesRecorded ? r.gates : null,
+      probs: fullProbs ? r.probs! : null, extra: extraCols.map((col) => (col.type === 'INTEGER' ? (r.extra![col.name] as Int32Array) : extraCodes.get(col.name)!)),
+    });
 
     await this.acc.add({
       n, K, sample: r.sample, pos: r.pos, token: r.token, layer: r.layer, mod,
@@ -336,11 +364,13 @@ export class TraceWriter {
    * fills the other buffer (awaited at the next flush, or now when `last`).
    */
   private async flushRouting(last: boolean): Promise<void> {
+    // an empty trace still has its routing file
+    if (this.stage.rows === 0 && !(last && this.shards.length === 0)) {
+      await this.settleCopy();
+      return;
+    }
+    const inOrder = await this.fillBuffer(); // while the previous buffer's COPY may still run
     await this.settleCopy();
-    if (!this.routingAppender) return;
-    this.routingAppender.flushSync();
-    this.routingAppender.closeSync();
-    this.routingAppender = null;
     let rel: string;
     if (last && this.shards.length === 0) rel = 'routing.parquet';
     else {
@@ -352,7 +382,7 @@ export class TraceWriter {
       // laid out by layer, then sample and position: a row group holds one layer's tokens of a
       // range of samples, so lookups by layer, expert drill-downs and single samples read a small
       // part (Parquet statistics); rowid keeps duplicates in arrival order (same input, same bytes)
-      .run(`COPY (SELECT ${this.outputColumns(this.tableHasGate[this.buffer]).join(', ')} FROM ${table} ORDER BY layer, sample, pos, rowid) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
+      .run(`COPY (SELECT ${this.outputColumns(this.tableHasGate[this.buffer]).join(', ')} FROM ${table}${inOrder ? '' : ' ORDER BY layer, sample, pos, rowid'}) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
       .then(() => this.copyConn.run(`DROP TABLE ${table}`))
       .then(() => undefined);
     copy.catch(() => undefined); // surfaces at settleCopy
@@ -441,7 +471,6 @@ export class TraceWriter {
   async finish(meta: TraceMetaInput): Promise<TraceMeta> {
     this.checkOpen();
     try {
-      if (this.rows === 0) await this.routingBuffer(); // an empty trace still has its routing file
       await this.flushRouting(true);
       if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
       const sampleCols = ['sample', 'text', 'images', 'source', ...['domain', 'tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
@@ -559,7 +588,7 @@ export class TraceWriter {
     if (this.closed) return;
     this.closed = true;
     try {
-      for (const a of [this.routingAppender, this.samplesAppender]) {
+      for (const a of [this.samplesAppender]) {
         try {
           a?.closeSync();
         } catch {

@@ -144,3 +144,56 @@ test('an expert outside 0..E-1 is an input error; abort removes the temporary da
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Shards are laid out as ORDER BY layer, sample, pos with ties in arrival order. The writer gets
+// there by a counting sort over layers when each layer's rows arrive in (sample, pos) order, and
+// by the COPY's sort otherwise; both are checked against the rule itself, row by row in file order.
+for (const [what, shuffle] of [['rows in order within each layer (no sort in the COPY)', false], ['rows in random order (the COPY sorts)', true]] as const) {
+  test(`shards are in layer, sample, pos order, ties as they came: ${what}`, async () => {
+    const dir = tmp();
+    try {
+      const out = join(dir, 'trace');
+      // per sample, layer after layer (as capture and the engines write), one duplicated row
+      const list: { sample: number; pos: number; layer: number }[] = [];
+      for (let s = 0; s < 4; s++) for (const l of [0, 5, 2]) for (let p = 0; p < 30; p++) list.push({ sample: s, pos: p, layer: l });
+      list.splice(50, 0, { ...list[49] });
+      let seed = 5;
+      const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / (1 << 24);
+      if (shuffle) for (let i = list.length - 1; i > 0; i--) {
+        const j = Math.floor(rnd() * (i + 1));
+        [list[i], list[j]] = [list[j], list[i]];
+      }
+      await writeDirAtomic(out, async (d) => {
+        const w = await TraceWriter.open(d, { topK: 1, numExperts: 4, fullProbs: false, bufferRows: 100 });
+        for (let o = 0; o < list.length; o += 37) {
+          const b = list.slice(o, o + 37);
+          await w.appendRouting({
+            sample: Int32Array.from(b, (r) => r.sample), pos: Int32Array.from(b, (r) => r.pos), layer: Int32Array.from(b, (r) => r.layer),
+            token: Int32Array.from(b, (_, i) => o + i), // the arrival index
+            modality: b.map(() => 'text'), experts: Int32Array.from(b, (_, i) => (o + i) % 4), gates: new Float32Array(b.length).fill(1),
+          });
+        }
+        await w.finish({ num_layers: 6, router_scoring: 'softmax', data: 'test' });
+      });
+      const shards = readdirSync(join(out, 'routing')).sort();
+      assert.ok(shards.length >= 3, `${shards.length} shards`);
+      const seen: number[] = [];
+      for (const f of shards) {
+        const file = join(out, 'routing', f).replace(/'/g, "''");
+        const got = (await query(`SELECT layer, sample, pos, token, expert[1] FROM read_parquet('${file}', file_row_number = true) ORDER BY file_row_number`)) as number[][];
+        for (let i = 1; i < got.length; i++) {
+          const [a, b] = [got[i - 1], got[i]];
+          const before = a[0] !== b[0] ? a[0] < b[0] : a[1] !== b[1] ? a[1] < b[1] : a[2] !== b[2] ? a[2] < b[2] : a[3] < b[3];
+          assert.ok(before, `${f}: row ${i - 1} (${a.join(',')}) before row ${i} (${b.join(',')})`);
+        }
+        for (const r of got) {
+          assert.equal(r[4], r[3] % 4, 'the row kept its own expert');
+          seen.push(r[3]);
+        }
+      }
+      assert.deepEqual(seen.sort((x, y) => x - y), list.map((_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -1,0 +1,132 @@
+/**
+ * The routing rows of one shard, held in the writer's own column arrays (in the buffer table's
+ * types) until the shard is written, so that they can be appended to DuckDB in the shard's order
+ * and its COPY needs no sort. The arrays are allocated once and reused shard after shard (growing
+ * only when a batch does not fit), so holding rows costs no garbage.
+ */
+export type StageColumn = Int32Array | Int16Array | Uint16Array | Uint8Array | Float32Array;
+
+export interface StageRows {
+  n: number;
+  sample: Int32Array;
+  pos: Int32Array;
+  mod: Uint8Array;
+  token: Int32Array;
+  layer: Int32Array; // 0..32767 (checked by the writer)
+  experts: Int32Array; // n*K, ids < 32768
+  gates: Float32Array | null; // n*K; null: not kept (the producer recorded none)
+  probs: Float32Array | null; // n*E
+  extra: (Int32Array | Uint16Array)[]; // per extra column: values (INTEGER) or codes (VARCHAR)
+}
+
+export class RowStage {
+  rows = 0;
+  /** every row so far came with gates */
+  hasGates = true;
+  private cap = 0;
+  sample = new Int32Array(0);
+  pos = new Int32Array(0);
+  mod = new Uint8Array(0);
+  token = new Int32Array(0);
+  layer = new Int16Array(0);
+  experts = new Int16Array(0);
+  gates = new Float32Array(0);
+  probs = new Float32Array(0);
+  extra: (Int32Array | Uint16Array)[];
+  // per layer: rows, and the last (sample, pos) seen, to tell whether each layer's rows came in order
+  private readonly seen = new Uint8Array(32768);
+  private readonly count = new Int32Array(32768);
+  private readonly lastS = new Int32Array(32768);
+  private readonly lastP = new Int32Array(32768);
+  private readonly layers: number[] = [];
+  private inOrder = true;
+
+  constructor(
+    private readonly K: number,
+    private readonly E: number, // probs per row (0 without --full-probs)
+    private readonly extraTypes: ('INTEGER' | 'VARCHAR')[],
+  ) {
+    this.extra = extraTypes.map((t) => (t === 'INTEGER' ? new Int32Array(0) : new Uint16Array(0)));
+  }
+
+  append(r: StageRows): void {
+    const { K, E } = this;
+    const o = this.rows, n = r.n;
+    if (o + n > this.cap) this.grow(Math.max(o + n, 2 * this.cap));
+    this.sample.set(r.sample, o);
+    this.pos.set(r.pos, o);
+    this.mod.set(r.mod, o);
+    this.token.set(r.token, o);
+    this.layer.set(r.layer, o); // int32 -> int16, in range
+    this.experts.set(r.experts, o * K);
+    if (r.gates && this.hasGates) this.gates.set(r.gates, o * K);
+    else this.hasGates = false;
+    if (E) this.probs.set(r.probs!, o * E);
+    r.extra.forEach((v, x) => this.extra[x].set(v, o));
+    // the order check, as rows arrive
+    const { seen, count, lastS, lastP } = this;
+    const { layer, sample, pos } = r;
+    for (let i = 0; i < n; i++) {
+      const l = layer[i], s = sample[i], p = pos[i];
+      if (!seen[l]) {
+        seen[l] = 1;
+        count[l] = 0;
+        this.layers.push(l);
+      } else if (s < lastS[l] || (s === lastS[l] && p < lastP[l])) this.inOrder = false;
+      lastS[l] = s;
+      lastP[l] = p;
+      count[l]++;
+    }
+    this.rows += n;
+  }
+
+  /**
+   * The shard's row order: rows by layer, each layer's in arrival order (a stable counting sort),
+   * which is ORDER BY layer, sample, pos, rowid when every layer's rows came in (sample, pos) order
+   * (`sorted`); otherwise arrival order, and the COPY sorts.
+   */
+  order(): { perm: Int32Array; sorted: boolean } {
+    const n = this.rows;
+    const perm = new Int32Array(n);
+    const { count, layer } = this;
+    const sorted = this.inOrder;
+    if (sorted) {
+      let o = 0;
+      for (const l of this.layers.sort((a, b) => a - b)) {
+        const c = count[l];
+        count[l] = o; // from here: the next output position of layer l
+        o += c;
+      }
+      for (let i = 0; i < n; i++) perm[count[layer[i]]++] = i;
+    } else for (let i = 0; i < n; i++) perm[i] = i;
+    return { perm, sorted };
+  }
+
+  /** Empty for the next shard (the arrays are kept); after order(). */
+  clear(): void {
+    for (const l of this.layers) this.seen[l] = 0;
+    this.layers.length = 0;
+    this.rows = 0;
+    this.hasGates = true;
+    this.inOrder = true;
+  }
+
+  private grow(cap: number): void {
+    const { K, E } = this;
+    const widen = <T extends StageColumn>(a: T, w: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(cap * w);
+      b.set(a.subarray(0, this.rows * w));
+      return b;
+    };
+    this.sample = widen(this.sample, 1);
+    this.pos = widen(this.pos, 1);
+    this.mod = widen(this.mod, 1);
+    this.token = widen(this.token, 1);
+    this.layer = widen(this.layer, 1);
+    this.experts = widen(this.experts, K);
+    this.gates = widen(this.gates, K);
+    this.probs = widen(this.probs, E);
+    this.extra = this.extra.map((a) => widen(a, 1));
+    this.cap = cap;
+  }
+}
