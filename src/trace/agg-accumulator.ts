@@ -62,7 +62,7 @@ export interface AccRows {
 }
 
 const MAX_GROUPS = 20_000;
-const TOKEN_SPILL = 1 << 18; // token-map entries held in JS before they move to DuckDB
+const TOKEN_SPILL = 1 << 16; // token-map entries held in JS before they move to DuckDB (a 2 MB table at most)
 const DENSE_COACT_E = 512;
 
 export class AggregateAccumulator {

@@ -85,13 +85,13 @@ const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMP
 
 
 /**
- * Streams a routing trace to disk (SPEC §2). Rows are appended to an in-memory DuckDB table as raw
- * data chunks (each column's typed array copied straight into the DuckDB vector: fixed-size ARRAY
- * columns for expert/gate/prob, cast to LIST when copied out), so the cost per row is a few
- * memcpys. When the table holds BUFFER_BYTES it is written out as one Parquet shard
- * (routing/part-NNNNN.parquet) and dropped: memory stays flat however long the input. A trace
- * that fits one buffer is a single routing.parquet. The aggregates are counted on the way in
- * (agg-accumulator.ts), so finishing costs no second pass over the rows.
+ * Streams a routing trace to disk (SPEC §2). Rows are held in the writer's own column arrays
+ * (row-stage.ts) until they fill BUFFER_BYTES, then appended to an in-memory DuckDB table as raw
+ * data chunks in the shard's order (each column's typed array copied straight into the DuckDB
+ * vector: fixed-size ARRAY columns for expert/gate/prob, cast to LIST when copied out) and written
+ * as one Parquet shard (routing/part-NNNNN.parquet) while the next rows arrive: memory stays flat
+ * however long the input. A trace that fits one buffer is a single routing.parquet. The aggregates
+ * are counted on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows.
  * The caller makes the folder atomic (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
