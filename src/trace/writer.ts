@@ -110,7 +110,6 @@ export class TraceWriter {
   private readonly bufferRows: number;
   /** rows appended since the last shard, held until the buffer is full */
   private readonly stage: RowStage;
-  private bufRows = 0;
   private buffer = 0; // which of the two routing tables takes rows (the other may be being written)
   /** The previous buffer's COPY, running on DuckDB's threads while this thread prepares the next rows. */
   private copying: Promise<void> | null = null;
@@ -332,8 +331,7 @@ export class TraceWriter {
       experts: r.experts, gates: this.gatesRecorded ? r.gates : null, probs: r.probs,
     });
     this.rows += n;
-    this.bufRows += n;
-    if (this.bufRows >= this.bufferRows) await this.flushRouting(false);
+    if (this.stage.rows >= this.bufferRows) await this.flushRouting(false);
   }
 
   /**
@@ -390,7 +388,6 @@ export class TraceWriter {
     this.buffer ^= 1;
     this.shards.push(rel);
     if (this.gatesRecorded) this.shardsWithGates = this.shards.length;
-    this.bufRows = 0;
     if (last) await this.settleCopy();
   }
 
