@@ -44,7 +44,7 @@ export class RowStage {
   constructor(
     private readonly K: number,
     private readonly E: number, // probs per row (0 without --full-probs)
-    private readonly extraTypes: ('INTEGER' | 'VARCHAR')[],
+    extraTypes: ('INTEGER' | 'VARCHAR')[],
   ) {
     this.extra = extraTypes.map((t) => (t === 'INTEGER' ? new Int32Array(0) : new Uint16Array(0)));
   }
