@@ -1,7 +1,6 @@
 /**
- * The routing rows of one shard, held in the writer's own column arrays (in the buffer table's
- * types) until the shard is written, so that they can be appended to DuckDB in the shard's order
- * and its COPY needs no sort. The arrays are allocated once and reused shard after shard (growing
+ * The routing rows of one shard, held in the writer's own column arrays until the shard is
+ * written in its order (parquet/routing-file.ts). The arrays are allocated once and reused shard after shard (growing
  * only when a batch does not fit), so holding rows costs no garbage.
  */
 export type StageColumn = Int32Array | Int16Array | Uint16Array | Uint8Array | Float32Array;
@@ -81,25 +80,31 @@ export class RowStage {
   }
 
   /**
-   * The shard's row order: rows by layer, each layer's in arrival order (a stable counting sort),
-   * which is ORDER BY layer, sample, pos, rowid when every layer's rows came in (sample, pos) order
-   * (`sorted`); otherwise arrival order, and the COPY sorts.
+   * The shard's row order, ORDER BY layer, sample, pos, arrival: rows by layer (a stable counting
+   * sort), which is already that order when every layer's rows came in (sample, pos) order, as
+   * capture and the engines write them; otherwise each layer's rows are sorted too.
    */
-  order(): { perm: Int32Array; sorted: boolean } {
+  order(): Int32Array {
     const n = this.rows;
     const perm = new Int32Array(n);
-    const { count, layer } = this;
-    const sorted = this.inOrder;
-    if (sorted) {
-      let o = 0;
-      for (const l of this.layers.sort((a, b) => a - b)) {
-        const c = count[l];
-        count[l] = o; // from here: the next output position of layer l
-        o += c;
+    const { count, layer, sample, pos } = this;
+    const layers = this.layers.sort((a, b) => a - b);
+    const starts: number[] = [];
+    let o = 0;
+    for (const l of layers) {
+      const c = count[l];
+      count[l] = o; // from here: the next output position of layer l
+      starts.push(o);
+      o += c;
+    }
+    for (let i = 0; i < n; i++) perm[count[layer[i]]++] = i;
+    if (!this.inOrder) {
+      starts.push(n);
+      for (let x = 0; x + 1 < starts.length; x++) {
+        perm.subarray(starts[x], starts[x + 1]).sort((a, b) => sample[a] - sample[b] || pos[a] - pos[b] || a - b);
       }
-      for (let i = 0; i < n; i++) perm[count[layer[i]]++] = i;
-    } else for (let i = 0; i < n; i++) perm[i] = i;
-    return { perm, sorted };
+    }
+    return perm;
   }
 
   /** Empty for the next shard (the arrays are kept); after order(). */

@@ -1,10 +1,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import duckdb from '@duckdb/node-bindings';
-import {
-  ARRAY, BLOB, DuckDBAppender, DuckDBConnection, DuckDBDataChunk, DuckDBInstance, INTEGER, LIST, SMALLINT,
-  FLOAT, USMALLINT, UTINYINT, VARCHAR, blobValue, listValue, type DuckDBType,
-} from '@duckdb/node-api';
+import { BLOB, DuckDBAppender, DuckDBConnection, DuckDBInstance, INTEGER, LIST, VARCHAR, blobValue, listValue } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
@@ -13,7 +9,8 @@ import { aggregateQueries, baseRelation, writeAggregateQueries, type AggQuery, t
 import { AggregateAccumulator } from './agg-accumulator.js';
 import { recordFiles } from './files.js';
 import { Dictionary } from './dictionary.js';
-import { RowStage, type StageColumn } from './row-stage.js';
+import { RowStage } from './row-stage.js';
+import { writeRoutingFile } from './parquet/routing-file.js';
 import { sqlString } from '../analysis/db.js';
 
 /**
@@ -57,7 +54,7 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing (default 64MB: two row buffers and a Parquet writer; beyond it DuckDB spills to the trace's temporary folder). */
+  /** DuckDB memory limit while writing samples and aggregates (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
@@ -73,8 +70,8 @@ const BUFFER_BYTES = 16 << 20;
 const SAMPLE_BUFFER_ROWS = 4096;
 const SAMPLE_BUFFER_BYTES = 16 << 20;
 const MAX_SAMPLE_DOMAINS = 1 << 20;
-const GATE_COLUMN = 6; // index of `gate` among the buffer's columns
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
+/** Routing files rewritten by DuckDB (rarely: see nullGatesOfEarlyShards). */
 const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
 /**
  * samples.parquet: a row group is held in memory until it is written, and a sample carries its
@@ -86,13 +83,12 @@ const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMP
 
 /**
  * Streams a routing trace to disk (SPEC §2). Rows are held in the writer's own column arrays
- * (row-stage.ts) until they fill BUFFER_BYTES, then appended to an in-memory DuckDB table as raw
- * data chunks in the shard's order (each column's typed array copied straight into the DuckDB
- * vector: fixed-size ARRAY columns for expert/gate/prob, cast to LIST when copied out) and written
- * as one Parquet shard (routing/part-NNNNN.parquet) while the next rows arrive: memory stays flat
- * however long the input. A trace that fits one buffer is a single routing.parquet. The aggregates
- * are counted on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows.
- * The caller makes the folder atomic (src/util/atomic.ts writeDirAtomic).
+ * (row-stage.ts) until they fill BUFFER_BYTES, then written in the shard's order as one Parquet
+ * shard (routing/part-NNNNN.parquet, by parquet/routing-file.ts): memory stays flat however long
+ * the input. A trace that fits one buffer is a single routing.parquet. The aggregates are counted
+ * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows. samples and
+ * the aggregates are written by DuckDB. The caller makes the folder atomic
+ * (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
   private rows = 0;
@@ -103,16 +99,9 @@ export class TraceWriter {
   private readonly modalities = new Dictionary(CODE_NAMES);
   private readonly extraDicts = new Map<string, Dictionary>();
   private readonly layerModalityCounts = new Map<number, Float64Array>(); // layer -> rows per modality code
-  /** data chunks for the buffer tables: with the gate column, and without (gates are placeholders) */
-  private readonly chunks = new Map<boolean, DuckDBDataChunk>();
-  private readonly tableHasGate: boolean[] = [true, true];
-  private readonly chunkRows: number;
   private readonly bufferRows: number;
   /** rows appended since the last shard, held until the buffer is full */
   private readonly stage: RowStage;
-  private buffer = 0; // which of the two routing tables takes rows (the other may be being written)
-  /** The previous buffer's COPY, running on DuckDB's threads while this thread prepares the next rows. */
-  private copying: Promise<void> | null = null;
   private shards: string[] = []; // relative paths written so far
   private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
   private samplesAppender: DuckDBAppender | null = null;
@@ -130,11 +119,7 @@ export class TraceWriter {
     readonly opts: TraceWriterOptions,
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
-    private readonly copyConn: DuckDBConnection,
-    private readonly routingTypes: DuckDBType[],
-    private readonly routingColumns: string[],
   ) {
-    this.chunkRows = duckdb.vector_size();
     this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type));
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
     // whole row groups when they fit; wide rows (full probabilities of many experts) get fewer
@@ -163,18 +148,7 @@ export class TraceWriter {
       preserve_insertion_order: 'true',
     });
     const conn = await instance.connect();
-    const copyConn = await instance.connect();
-    const types: DuckDBType[] = [INTEGER, INTEGER, UTINYINT, INTEGER, SMALLINT, ARRAY(SMALLINT, topK), ARRAY(FLOAT, topK)];
-    const cols = ['sample INTEGER', 'pos INTEGER', 'modality UTINYINT', 'token INTEGER', 'layer SMALLINT', `expert SMALLINT[${topK}]`, `gate FLOAT[${topK}]`];
-    if (opts.fullProbs) {
-      types.push(ARRAY(FLOAT, numExperts));
-      cols.push(`prob FLOAT[${numExperts}]`);
-    }
-    for (const c of extra) {
-      types.push(c.type === 'VARCHAR' ? USMALLINT : INTEGER);
-      cols.push(`${c.name} ${c.type === 'VARCHAR' ? 'USMALLINT' : 'INTEGER'}`);
-    }
-    return new TraceWriter(dir, opts, instance, conn, copyConn, types, cols);
+    return new TraceWriter(dir, opts, instance, conn);
   }
 
   get rowCount(): number {
@@ -183,73 +157,6 @@ export class TraceWriter {
 
   get sampleCount(): number {
     return this.samples;
-  }
-
-  /**
-   * Create this buffer's table and append the held rows in the shard's order (RowStage.order);
-   * false when that order needs the COPY's sort.
-   */
-  private async fillBuffer(): Promise<boolean> {
-    const st = this.stage;
-    // ids without gates: the buffer leaves the gate column out (written NULL), a third fewer values
-    const withGate = this.gatesRecorded && st.hasGates;
-    this.tableHasGate[this.buffer] = withGate;
-    const table = `routing_${this.buffer}`;
-    await this.conn.run(`CREATE TABLE ${table} (${this.routingColumns.filter((_, i) => withGate || i !== GATE_COLUMN).join(', ')})`);
-    const appender = await this.conn.createAppender(table);
-    try {
-      const { perm, sorted } = st.order();
-      let chunk = this.chunks.get(withGate);
-      if (!chunk) this.chunks.set(withGate, (chunk = DuckDBDataChunk.create(this.routingTypes.filter((_, i) => withGate || i !== GATE_COLUMN))));
-      const raw = chunk.chunk;
-      const { topK: K, numExperts: E, fullProbs } = this.opts;
-      const extraCols = this.opts.extraColumns ?? [];
-      const CH = this.chunkRows;
-      const runs = new Int32Array(CH * 2);
-      for (let start = 0; start < st.rows; start += CH) {
-        const m = Math.min(CH, st.rows - start);
-        // runs of consecutive held rows (a layer's tokens of a sample or request)
-        let nr = 0;
-        for (let j = 0; j < m; ) {
-          const r0 = perm[start + j];
-          let len = 1;
-          while (j + len < m && perm[start + j + len] === r0 + len) len++;
-          runs[nr * 2] = r0;
-          runs[nr * 2 + 1] = len;
-          nr++;
-          j += len;
-        }
-        chunk.reset();
-        const vec = (c: number) => duckdb.data_chunk_get_vector(raw, c);
-        // each column copied run by run into the vector
-        const put = (c: number, a: StageColumn, w: number, child = false) => {
-          const v = child ? duckdb.array_vector_get_child(vec(c)) : vec(c);
-          const bytes = a.BYTES_PER_ELEMENT * w;
-          for (let x = 0, j = 0; x < nr; x++) {
-            const len = runs[x * 2 + 1];
-            duckdb.copy_data_to_vector(v, j * bytes, a.buffer as ArrayBuffer, a.byteOffset + runs[x * 2] * bytes, len * bytes);
-            j += len;
-          }
-        };
-        put(0, st.sample, 1);
-        put(1, st.pos, 1);
-        put(2, st.mod, 1);
-        put(3, st.token, 1);
-        put(4, st.layer, 1);
-        put(5, st.experts, K, true);
-        let c = GATE_COLUMN;
-        if (withGate) put(c++, st.gates, K, true);
-        if (fullProbs) put(c++, st.probs, E, true);
-        extraCols.forEach((_, x) => put(c++, st.extra[x], 1));
-        chunk.rowCount = m;
-        appender.appendDataChunk(chunk);
-      }
-      appender.flushSync();
-      return sorted;
-    } finally {
-      appender.closeSync();
-      st.clear();
-    }
   }
 
   async appendRouting(r: RoutingRows): Promise<void> {
@@ -281,7 +188,8 @@ export class TraceWriter {
     // whole-batch codes: modality, VARCHAR extra columns, the aggregates' domain
     let mod: Uint8Array<ArrayBuffer>;
     if (r.modality instanceof Uint8Array) {
-      for (let i = 0; i < n; i++) if (r.modality[i] >= CODE_NAMES.length) throw bad(`modality code ${r.modality[i]} is not one of 0..${CODE_NAMES.length - 1}`);
+      const m = r.modality;
+      for (let i = 0; i < n; i++) if (m[i] >= CODE_NAMES.length) throw bad(`modality code ${m[i]} is not one of 0..${CODE_NAMES.length - 1}`);
       mod = r.modality.byteOffset === 0 && r.modality.buffer instanceof ArrayBuffer ? (r.modality as Uint8Array<ArrayBuffer>) : new Uint8Array(r.modality);
     } else {
       mod = new Uint8Array(n);
@@ -298,11 +206,12 @@ export class TraceWriter {
       const d = this.extraDicts.get(c.name)!;
       const codes = new Uint16Array(n);
       if ('codes' in v) {
-        const map = v.names.map((name) => d.code(name));
+        const map = Int32Array.from(v.names, (name) => d.code(name));
+        const from = v.codes;
         for (let i = 0; i < n; i++) {
-          const x = map[v.codes[i]];
-          if (x === undefined) throw bad(`extra column ${c.name}: code ${v.codes[i]} has no name`);
-          codes[i] = x;
+          const x = from[i];
+          if (x >= map.length) throw bad(`extra column ${c.name}: code ${x} has no name`);
+          codes[i] = map[x];
         }
       } else for (let i = 0; i < n; i++) codes[i] = d.code(v[i]);
       extraCodes.set(c.name, codes);
@@ -331,7 +240,7 @@ export class TraceWriter {
       experts: r.experts, gates: this.gatesRecorded ? r.gates : null, probs: r.probs,
     });
     this.rows += n;
-    if (this.stage.rows >= this.bufferRows) await this.flushRouting(false);
+    if (this.stage.rows >= this.bufferRows) this.flushRouting(false);
   }
 
   /**
@@ -357,57 +266,27 @@ export class TraceWriter {
     return dom;
   }
 
-  /**
-   * Write the buffered rows as a Parquet file. The COPY runs on DuckDB's threads while the caller
-   * fills the other buffer (awaited at the next flush, or now when `last`).
-   */
-  private async flushRouting(last: boolean): Promise<void> {
+  /** Write the held rows as one routing file, laid out by layer, then sample and position (RowStage.order). */
+  private flushRouting(last: boolean): void {
+    const st = this.stage;
     // an empty trace still has its routing file
-    if (this.stage.rows === 0 && !(last && this.shards.length === 0)) {
-      await this.settleCopy();
-      return;
-    }
-    const inOrder = await this.fillBuffer(); // while the previous buffer's COPY may still run
-    await this.settleCopy();
+    if (st.rows === 0 && !(last && this.shards.length === 0)) return;
     let rel: string;
     if (last && this.shards.length === 0) rel = 'routing.parquet';
     else {
       if (this.shards.length === 0) mkdirSync(join(this.dir, 'routing'));
       rel = `routing/part-${String(this.shards.length).padStart(5, '0')}.parquet`;
     }
-    const table = `routing_${this.buffer}`;
-    const copy = this.copyConn
-      // laid out by layer, then sample and position: a row group holds one layer's tokens of a
-      // range of samples, so lookups by layer, expert drill-downs and single samples read a small
-      // part (Parquet statistics); rowid keeps duplicates in arrival order (same input, same bytes)
-      .run(`COPY (SELECT ${this.outputColumns(this.tableHasGate[this.buffer]).join(', ')} FROM ${table}${inOrder ? '' : ' ORDER BY layer, sample, pos, rowid'}) TO ${sqlString(join(this.dir, rel))} (${PARQUET})`)
-      .then(() => this.copyConn.run(`DROP TABLE ${table}`))
-      .then(() => undefined);
-    copy.catch(() => undefined); // surfaces at settleCopy
-    this.copying = copy;
-    this.buffer ^= 1;
+    const { topK: K, numExperts: E, fullProbs } = this.opts;
+    writeRoutingFile(join(this.dir, rel), st, st.order(), {
+      K, E, probs: fullProbs ? E : 0, rowGroupRows: ROW_GROUP,
+      gates: this.gatesRecorded && st.hasGates,
+      modalityNames: this.modalities.names,
+      extra: (this.opts.extraColumns ?? []).map((c) => ({ ...c, names: this.extraDicts.get(c.name)?.names ?? [] })),
+    });
+    st.clear();
     this.shards.push(rel);
     if (this.gatesRecorded) this.shardsWithGates = this.shards.length;
-    if (last) await this.settleCopy();
-  }
-
-  private async settleCopy(): Promise<void> {
-    const p = this.copying;
-    this.copying = null;
-    if (p) await p;
-  }
-
-  /** routing's columns as SPEC §2 names them (codes decoded, arrays as lists). */
-  private outputColumns(tableHasGate: boolean): string[] {
-    const select = [
-      'sample', 'pos', `(${this.modalities.sqlList()})[modality + 1] AS modality`, 'token', 'layer',
-      'expert::SMALLINT[] AS expert', this.gatesRecorded && tableHasGate ? 'gate::FLOAT[] AS gate' : 'NULL::FLOAT[] AS gate',
-    ];
-    if (this.opts.fullProbs) select.push('prob::FLOAT[] AS prob');
-    for (const c of this.opts.extraColumns ?? []) {
-      select.push(c.type === 'VARCHAR' ? `(${this.extraDicts.get(c.name)!.sqlList()})[${c.name} + 1] AS ${c.name}` : c.name);
-    }
-    return select;
   }
 
   async appendSample(s: SampleRow): Promise<void> {
@@ -468,7 +347,7 @@ export class TraceWriter {
   async finish(meta: TraceMetaInput): Promise<TraceMeta> {
     this.checkOpen();
     try {
-      await this.flushRouting(true);
+      this.flushRouting(true);
       if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
       const sampleCols = ['sample', 'text', 'images', 'source', ...['domain', 'tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
       const samplesFile = join(this.dir, 'samples.parquet');
@@ -568,12 +447,6 @@ export class TraceWriter {
 
   /** Stop and remove the temporaries (the caller's atomic folder removes the rest). */
   async abort(): Promise<void> {
-    if (this.closed) return;
-    try {
-      await this.settleCopy();
-    } catch {
-      // already failing
-    }
     this.close();
   }
 
@@ -593,7 +466,6 @@ export class TraceWriter {
         }
       }
       this.conn.closeSync();
-      this.copyConn.closeSync();
       this.instance.closeSync();
     } finally {
       for (const f of readdirSync(this.dir)) {
