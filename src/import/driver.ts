@@ -20,6 +20,7 @@ interface OpenSample {
   tok: ResolvedTokens;
   phase?: readonly string[];
   where: string;
+  iota?: Int32Array; // positions 0..rows-1, shared by the layers routing every token
 }
 
 /**
@@ -72,7 +73,8 @@ export class ImportDriver {
     } else tok = resolveTokens(r.where, r.rows, r.ids, r.hints ?? {}, this.opts.rules);
     const tokens = this.namer && tok.ids ? this.namer.name(tok.ids, tok.modality) : null;
     const sample = await this.sink.addSample(r.text ?? '', r.source, domain, tokens ?? r.extras?.tokens ?? null, r.extras);
-    this.samples.set(r.key, { sample, rows: r.rows, tok, phase: r.phase, where: r.where });
+    const phase = r.phase ?? (r.prefill !== undefined ? Array.from({ length: r.rows }, (_, t) => (t < r.prefill! ? 'prefill' : 'decode')) : undefined);
+    this.samples.set(r.key, { sample, rows: r.rows, tok, phase, where: r.where });
   }
 
   async layer(r: LayerRecord): Promise<void> {
@@ -89,7 +91,7 @@ export class ImportDriver {
       for (let i = 0; i < n; i++) out[i] = a[r.pos[i]];
       return out;
     };
-    const pos = r.pos ?? iota(n);
+    const pos = r.pos ?? (s.iota ??= iota(n));
     const phase = r.phase ?? (s.phase ? (r.pos ? Array.from(r.pos, (p) => s.phase![p]) : s.phase) : undefined);
     await this.sink.add({ where: r.where, sample: s.sample, layer, pos, token: take(s.tok.token), modality: take(s.tok.modality), routed, K: r.ids ? r.ids.K : routed.experts.length / n, phase });
   }

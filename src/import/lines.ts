@@ -9,36 +9,38 @@ export async function* readLines(path: string): AsyncGenerator<{ n: number; text
     if (e instanceof InputError) throw e;
     throw new InputError(`${path}: cannot open (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
-  // split by hand (readline's per-line regex and events cost more than parsing the JSON);
-  // line ends as readline's: \n, \r\n or a lone \r
+  // split the bytes by hand (readline's per-line regex and events cost more than parsing the JSON;
+  // decoding whole chunks costs string joins and copies): UTF-8 never has a \n or \r inside a
+  // character, so each line decodes alone. Line ends as readline's: \n, \r\n or a lone \r
   let n = 0;
-  let rest = '';
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
-    let s = rest + chunk;
+  let rest: Buffer | null = null;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
     // a \r at the end may be the first half of \r\n: wait for the next chunk
-    let end = s.length;
-    if (end > 0 && s.charCodeAt(end - 1) === 13) end--;
+    let end = buf.length;
+    if (end > 0 && buf[end - 1] === 13) end--;
     let from = 0;
-    if (s.indexOf('\r') < 0) {
-      for (let i = s.indexOf('\n'); i >= 0 && i < end; i = s.indexOf('\n', from)) {
+    if (buf.indexOf(13) < 0) {
+      for (let i = buf.indexOf(10); i >= 0 && i < end; i = buf.indexOf(10, from)) {
         n++;
-        yield { n, text: s.slice(from, i) };
+        yield { n, text: buf.toString('utf8', from, i) };
         from = i + 1;
       }
     } else {
-      const eol = /\r\n|\n|\r/g;
-      for (let m = eol.exec(s); m && m.index < end; m = eol.exec(s)) {
+      for (let i = from; i < end; i++) {
+        const c = buf[i];
+        if (c !== 10 && c !== 13) continue;
         n++;
-        yield { n, text: s.slice(from, m.index) };
-        from = m.index + m[0].length;
+        yield { n, text: buf.toString('utf8', from, i) };
+        from = c === 13 && buf[i + 1] === 10 ? i + 2 : i + 1;
+        i = from - 1;
       }
     }
-    rest = s.slice(from);
-    s = '';
+    rest = from < buf.length ? buf.subarray(from) : null;
   }
-  if (rest.length > 0) {
+  if (rest) {
     n++;
-    yield { n, text: rest.charCodeAt(rest.length - 1) === 13 ? rest.slice(0, -1) : rest };
+    yield { n, text: rest.toString('utf8', 0, rest[rest.length - 1] === 13 ? rest.length - 1 : rest.length) };
   }
 }
 

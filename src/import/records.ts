@@ -18,7 +18,8 @@ export interface SampleRecord {
   text?: string;
   source: string;
   domain?: string | null;
-  phase?: readonly string[]; // per position (engines: prefill / decode)
+  phase?: readonly string[]; // per position
+  prefill?: number; // engines: positions below this are 'prefill', the rest 'decode' (instead of phase: no string per token to send between threads)
   extras?: SampleExtras; // images, token strings and image grids the producer saved
 }
 

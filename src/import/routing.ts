@@ -9,6 +9,7 @@ export type Scoring = 'softmax' | 'sigmoid';
 export type RouterOutput = 'logits' | 'probs' | 'auto';
 
 export interface Routed {
+  // all arrays read-only: they may be the reader's or shared (placeholder gates)
   experts: Int32Array; // T*K, descending gate, ties to the lower expert id
   gates: Float32Array; // T*K
   probs?: Float32Array; // T*E router distribution
@@ -95,39 +96,50 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
  * gets gate 1/K (the engine did not say how much each expert counted).
  */
 export function sortTopK(where: string, ids: Int32Array, weights: Float32Array | null, T: number, K: number, E: number | undefined, rowName = 'token'): Routed {
+  // duplicates: each expert id stamped with its row (+1) when the count is known, else pairwise
+  const seen = E !== undefined && E <= 1 << 16 ? new Int32Array(E) : null;
+  if (!weights) {
+    for (let t = 0; t < T; t++) checkRowIds(where, ids, t, K, E, seen, rowName);
+    // slot order kept (the ids themselves: nobody writes into them), each choice 1/K
+    return { experts: ids.length === T * K ? ids : ids.subarray(0, T * K), gates: placeholderGates(T * K, K) };
+  }
   const experts = new Int32Array(T * K);
   const gates = new Float32Array(T * K);
   const order = Array.from({ length: K }, (_, j) => j);
-  // duplicates: each expert id stamped with its row (+1) when the count is known, else pairwise
-  const seen = E !== undefined && E <= 1 << 16 ? new Int32Array(E) : null;
   for (let t = 0; t < T; t++) {
     const o = t * K;
+    checkRowIds(where, ids, t, K, E, seen, rowName);
+    for (let j = 0; j < K; j++) if (!Number.isFinite(weights[o + j])) throw new InputError(`${where}: ${rowName} ${t}: weight ${weights[o + j]} is not a finite number`);
+    order.sort((a, b) => weights[o + b] - weights[o + a] || ids[o + a] - ids[o + b]);
     for (let j = 0; j < K; j++) {
-      const e = ids[o + j];
-      if (!Number.isInteger(e) || e < 0 || (E !== undefined && e >= E)) {
-        throw new InputError(`${where}: ${rowName} ${t}: expert id ${e} outside 0..${E === undefined ? '' : E - 1}`);
-      }
-      if (seen) {
-        if (seen[e] === t + 1) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
-        seen[e] = t + 1;
-      } else for (let i = 0; i < j; i++) if (ids[o + i] === e) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
+      experts[o + j] = ids[o + order[j]];
+      gates[o + j] = weights[o + order[j]];
     }
-    if (weights) {
-      for (let j = 0; j < K; j++) if (!Number.isFinite(weights[o + j])) throw new InputError(`${where}: ${rowName} ${t}: weight ${weights[o + j]} is not a finite number`);
-      order.sort((a, b) => weights[o + b] - weights[o + a] || ids[o + a] - ids[o + b]);
-      for (let j = 0; j < K; j++) {
-        experts[o + j] = ids[o + order[j]];
-        gates[o + j] = weights[o + order[j]];
-      }
-      for (let j = 0; j < K; j++) order[j] = j;
-    }
-  }
-  if (!weights) {
-    // slot order kept, each choice 1/K
-    experts.set(ids.subarray(0, T * K));
-    gates.fill(1 / K);
+    for (let j = 0; j < K; j++) order[j] = j;
   }
   return { experts, gates };
+}
+
+/** Row t of a top-k id list: every id in 0..E-1 (Int32Array values are integers; past the end, undefined fails), none twice. */
+function checkRowIds(where: string, ids: Int32Array, t: number, K: number, E: number | undefined, seen: Int32Array | null, rowName: string): void {
+  const o = t * K;
+  const max = E ?? Infinity;
+  for (let j = 0; j < K; j++) {
+    const e = ids[o + j];
+    if (!(e >= 0 && e < max)) throw new InputError(`${where}: ${rowName} ${t}: expert id ${e} outside 0..${E === undefined ? '' : E - 1}`);
+    if (seen) {
+      if (seen[e] === t + 1) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
+      seen[e] = t + 1;
+    } else for (let i = 0; i < j; i++) if (ids[o + i] === e) throw new InputError(`${where}: ${rowName} ${t}: expert ${e} chosen twice in one top-k list`);
+  }
+}
+
+let gateFill: Float32Array = new Float32Array(0);
+
+/** n gates of 1/K for ids without weights: a view of one shared array (read-only, like all Routed arrays). */
+function placeholderGates(n: number, K: number): Float32Array {
+  if (gateFill.length < n || gateFill[0] !== Math.fround(1 / K)) gateFill = new Float32Array(Math.max(n, gateFill.length)).fill(1 / K);
+  return gateFill.subarray(0, n);
 }
 
 /**

@@ -56,6 +56,7 @@ export class ImportSink {
   private bufRows = 0;
   private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
   private readonly phases = new Dictionary();
+  private readonly phaseCache = new WeakMap<readonly string[], Uint16Array>();
   private refLayers: { sample: number; layers: number[] } | null = null;
   rows = 0;
 
@@ -99,15 +100,7 @@ export class ImportSink {
     if (this.K === 0) this.K = r.K;
     else if (r.K !== this.K) throw new InputError(`${r.where}: top-k is ${r.K} but earlier records have ${this.K}`);
     if (this.opts.fullProbs && !r.routed.probs) throw new InputError(`${r.where}: --full-probs needs the router's full scores, which this input does not have`);
-    const ex = r.routed.experts;
-    for (let i = 0; i < ex.length; i++) {
-      const e = ex[i];
-      if (e > this.maxExpert) {
-        if (this.E !== undefined && e >= this.E) throw new InputError(`${r.where}: token ${Math.floor(i / r.K)}: expert id ${e} outside 0..${this.E - 1}`);
-        if (e > 32767) throw new InputError(`${r.where}: token ${Math.floor(i / r.K)}: expert id ${e} is too large`);
-        this.maxExpert = e;
-      }
-    }
+    this.checkExperts(r);
     const counts = this.perSample.get(r.sample) ?? new Map<number, number>();
     this.perSample.set(r.sample, counts);
     if (typeof r.layer === 'number') {
@@ -138,6 +131,23 @@ export class ImportSink {
     this.bufRows += n;
     this.rows += n;
     if (this.bufRows >= FLUSH_ROWS) await this.flush();
+  }
+
+  /** Ids in range: the highest id of the record decides, the first offending one is named. */
+  private checkExperts(r: LayerRows): void {
+    const ex = r.routed.experts;
+    let max = -1;
+    for (let i = 0; i < ex.length; i++) if (ex[i] > max) max = ex[i];
+    if (max <= this.maxExpert) return;
+    if ((this.E === undefined || max < this.E) && max <= 32767) {
+      this.maxExpert = max;
+      return;
+    }
+    for (let i = 0; i < ex.length; i++) {
+      const e = ex[i];
+      if (this.E !== undefined && e >= this.E) throw new InputError(`${r.where}: token ${Math.floor(i / r.K)}: expert id ${e} outside 0..${this.E - 1}`);
+      if (e > 32767) throw new InputError(`${r.where}: token ${Math.floor(i / r.K)}: expert id ${e} is too large`);
+    }
   }
 
   /**
@@ -194,7 +204,7 @@ export class ImportSink {
       gates.set(r.routed.gates, o * K);
       if (probs) probs.set(r.routed.probs!, o * E);
       modCodes.set(r.modality, o);
-      if (phase) for (let i = 0; i < m; i++) phase[o + i] = this.phases.code(r.phase?.[i] ?? '');
+      if (phase) this.phaseCodes(r, phase, o);
       o += m;
     }
     const modality = codesOnly ? modCodes : Array.from(modCodes, (c) => MODALITIES[c]);
@@ -202,6 +212,19 @@ export class ImportSink {
     await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra }, true);
     this.buf = [];
     this.bufRows = 0;
+  }
+
+  /** Dictionary codes of r's phase strings into `out` at `o`; the layers of a sample share one array, coded once. */
+  private phaseCodes(r: LayerRows, out: Uint16Array, o: number): void {
+    const m = r.pos.length;
+    const p = r.phase;
+    let codes = p && p.length === m ? this.phaseCache.get(p) : undefined;
+    if (codes) {
+      out.set(codes, o);
+      return;
+    }
+    for (let i = 0; i < m; i++) out[o + i] = this.phases.code(p?.[i] ?? '');
+    if (p && p.length === m) this.phaseCache.set(p, out.slice(o, o + m));
   }
 
   /** Write the trace; `meta.num_layers` defaults to the highest layer seen + 1. */

@@ -94,6 +94,12 @@ test('sortTopK: orders by weight, ties to the lower id; without weights keeps th
   assert.ok(u.gates.every((g) => Math.abs(g - 1 / 3) < 1e-7));
   assert.throws(() => sortTopK('f.jsonl:3', ids, null, 2, 3, 7), /f\.jsonl:3: token 1: expert id 7 outside 0\.\.6/);
   assert.throws(() => sortTopK('f', new Int32Array([1, 1]), null, 1, 2, 4), /expert 1 chosen twice/);
+  // the expert count unknown (pairwise duplicates), another K (the shared 1/K gates refilled), too few ids
+  assert.throws(() => sortTopK('f', new Int32Array([0, 3, 2, 2]), null, 2, 2, undefined), /f: token 1: expert 2 chosen twice/);
+  assert.throws(() => sortTopK('f', new Int32Array([0, -1]), null, 1, 2, undefined), /f: token 0: expert id -1 outside 0\.\./);
+  const v = sortTopK('x', new Int32Array([0, 1, 2, 3]), null, 2, 2, 4);
+  assert.deepEqual(Array.from(v.gates), [0.5, 0.5, 0.5, 0.5]);
+  assert.throws(() => sortTopK('f', new Int32Array([0, 1, 2]), null, 2, 2, 4), /f: token 1: expert id undefined outside 0\.\.3/);
 });
 
 test('resolveTokens: image token id, special ids, patch index per image, mm_token_type_ids, placeholder expansion', () => {

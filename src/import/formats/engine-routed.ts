@@ -73,8 +73,7 @@ function layerSlice(data: Int32Array, T: number, L: number, K: number, a: number
 /** The records of one completion: its sample, one record per MoE layer, its end. */
 export function* completionRecords(key: string, where: string, source: string, text: string, ids: Int32Array, P: number, re: RoutedArray, axis: [number, number, LayerIndex][], hints: { mmTokenTypeIds?: Int32Array; imageMask?: Int32Array }, domain: string | null): Generator<ImportRecord> {
   const { T, L, K, data } = re;
-  const phase = Array.from({ length: T }, (_, t) => (t < P ? 'prefill' : 'decode'));
-  yield { kind: 'sample', key, where, rows: T, ids, hints, text, source, domain, phase };
+  yield { kind: 'sample', key, where, rows: T, ids, hints, text, source, domain, prefill: P };
   for (const [a, layer, layerIndex] of axis) {
     const li = layerSlice(data, T, L, K, a);
     yield { kind: 'layer', key, where: `${where}: routed_experts[:, ${a}, :]`, layer, layerIndex, ids: { data: li, K, weights: null, order: 'unranked' } };
