@@ -1,5 +1,4 @@
 import { InputError } from '../util/errors.js';
-import { sqlString } from '../analysis/db.js';
 
 
 /** Names <-> small integer codes, so that string columns travel as one byte per row. */
@@ -23,10 +22,6 @@ export class Dictionary {
     this.lastName = name;
     this.lastCode = c;
     return c;
-  }
-  /** SQL list literal, indexed 1-based by code+1. */
-  sqlList(): string {
-    return `[${this.names.map(sqlString).join(', ')}]::VARCHAR[]`;
   }
 }
 
