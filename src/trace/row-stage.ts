@@ -1,7 +1,7 @@
 /**
  * The routing rows of one shard, held in the writer's own column arrays until the shard is
- * written in its order (parquet/routing-file.ts). The arrays are allocated once and reused shard after shard (growing
- * only when a batch does not fit), so holding rows costs no garbage.
+ * written in its order (parquet/routing-file.ts). The arrays are allocated once and reused shard
+ * after shard (growing only when a batch does not fit), so holding rows costs no garbage.
  */
 export type StageColumn = Int32Array | Int16Array | Uint16Array | Uint8Array | Float32Array;
 
