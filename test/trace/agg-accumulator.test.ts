@@ -161,6 +161,7 @@ const cases: [string, Design][] = [
   ['top-2 of 700 (sparse co-activation), full probabilities', { K: 2, E: 700, samples: 4, T: 30, layers: [0, 2], probs: true }],
   ['top-1 (no co-activation), rows in random order: the repeat rate goes to SQL', { K: 1, E: 4, samples: 5, T: 25, layers: [0, 1], shuffle: true }],
   ['top-8 of 12 without gates, co-activation counts folded every 7 rows', { K: 8, E: 12, samples: 5, T: 30, layers: [0, 3], noGates: true, coactFoldRows: 7 }],
+  ['top-17 of 40 (the co-activation counter not unrolled), phases, unusable gates', { K: 17, E: 40, samples: 4, T: 30, layers: [0, 2], phase: true, zeroGates: true }],
   ['top-4 of 8, domains known only after the rows: everything goes to SQL', { K: 4, E: 8, samples: 6, T: 20, layers: [0, 5], domains: true, domainLate: true }],
 ];
 for (const [name, d] of cases) {
