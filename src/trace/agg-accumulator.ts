@@ -62,7 +62,12 @@ export interface AccRows {
 }
 
 const MAX_GROUPS = 20_000;
-const TOKEN_SPILL = 1 << 16; // token-map entries held in JS before they move to DuckDB (a 2 MB table at most)
+/**
+ * Token-table entries before they drain into the pending columns: a 512 KB table, which stays in
+ * cache (the lookups of a table 4x larger cost the writer thread twice as much, even with addAll)
+ */
+const TOKEN_TABLE = 1 << 14;
+const TOKEN_SPILL = 1 << 16; // drained entries held in JS before they move to DuckDB
 const DENSE_COACT_E = 512;
 
 export class AggregateAccumulator {
@@ -79,6 +84,8 @@ export class AggregateAccumulator {
   private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
   /** (group * 32768 + top-1 expert, token) -> rows; moves to DuckDB when large, so memory stays flat */
   private readonly token = new CountTable();
+  /** drained token counts (gid, token, expert, n) waiting for the next spill; n used */
+  private pending = pendingColumns(TOKEN_SPILL + TOKEN_TABLE);
   private spills = 0;
   private readonly spillFiles: string[] = [];
   /** Tables that one pass could not count: computed from the written rows with SQL instead. */
@@ -168,6 +175,14 @@ export class AggregateAccumulator {
       G.tokens += i1 - i0;
       if (r.gates) countGates(G, r.gates, experts, K, i0, i1);
       if (r.probs) countProbs(G, r.probs, this.opts.numExperts, i0, i1);
+      // drained before the run could take the table past TOKEN_TABLE entries, so it stays that small
+      if (this.token.size > 0 && this.token.size + (i1 - i0) > TOKEN_TABLE) {
+        this.drainTokens();
+        if (this.pending.n >= TOKEN_SPILL) {
+          await this.spillTokens();
+          if (this.allSql) return; // given up meanwhile
+        }
+      }
       const top = this.topKeys;
       const gk = gid * 32768;
       for (let i = i0; i < i1; i++) top[i] = gk + experts[i * K];
@@ -175,7 +190,6 @@ export class AggregateAccumulator {
       if (!this.sqlTables.has('repeat')) this.countRepeats(r, layer, gid, i0, i1);
       i0 = i1;
     }
-    if (this.token.size >= TOKEN_SPILL) await this.spillTokens();
   }
 
   /** n_all, n_top1 and co-activation pairs of the rows [i0, i1) of group G. */
@@ -254,20 +268,28 @@ export class AggregateAccumulator {
     return v;
   }
 
+  /** Move the token table's counts to the pending columns (a key may be there several times). */
+  private drainTokens(): void {
+    if (this.pending.n + this.token.size > this.pending.gid.length) this.pending = pendingColumns(this.pending.n + this.token.size, this.pending);
+    const p = this.pending;
+    let o = p.n;
+    this.token.forEach((ge, tok, v) => {
+      p.gid[o] = ge >> 15;
+      p.expert[o] = ge & 32767;
+      p.token[o] = tok;
+      p.count[o++] = v;
+    });
+    p.n = o;
+    this.token.clear();
+  }
+
   /** Move the token counts to DuckDB (summed there at the end), so memory stays flat. */
   private async spillTokens(): Promise<void> {
+    this.drainTokens();
     await this.conn.run('CREATE TABLE agg_token_part (gid INTEGER, token INTEGER, expert INTEGER, n DOUBLE)');
-    const m = this.token.size;
-    const gidCol = new Int32Array(m), tokCol = new Int32Array(m), eCol = new Int32Array(m), nCol = new Float64Array(m);
-    let o = 0;
-    this.token.forEach((ge, tok, v) => {
-      gidCol[o] = ge >> 15;
-      eCol[o] = ge & 32767;
-      tokCol[o] = tok;
-      nCol[o++] = v;
-    });
-    this.token.clear();
-    await appendColumns(this.conn, 'agg_token_part', [gidCol, tokCol, eCol, nCol]);
+    const { n, gid, token, expert, count } = this.pending;
+    this.pending.n = 0;
+    await appendColumns(this.conn, 'agg_token_part', [gid.subarray(0, n), token.subarray(0, n), expert.subarray(0, n), count.subarray(0, n)]);
     // to disk, not to a table: with many distinct (token, expert) pairs the parts would grow with the input
     const part = `${this.opts.spillPrefix}${String(this.spills++).padStart(5, '0')}.parquet`;
     await this.conn.run(`COPY agg_token_part TO ${sqlString(part)} (FORMAT parquet, COMPRESSION uncompressed)`);
@@ -418,6 +440,25 @@ export class AggregateAccumulator {
     };
     return out;
   }
+}
+
+/** Columns of drained token counts, room for `cap` rows; the first `from.n` rows copied from `from`. */
+function pendingColumns(cap: number, from?: PendingColumns): PendingColumns {
+  const p = { n: from?.n ?? 0, gid: new Int32Array(cap), token: new Int32Array(cap), expert: new Int32Array(cap), count: new Float64Array(cap) };
+  if (from) {
+    p.gid.set(from.gid.subarray(0, p.n));
+    p.token.set(from.token.subarray(0, p.n));
+    p.expert.set(from.expert.subarray(0, p.n));
+    p.count.set(from.count.subarray(0, p.n));
+  }
+  return p;
+}
+interface PendingColumns {
+  n: number;
+  gid: Int32Array;
+  token: Int32Array;
+  expert: Int32Array;
+  count: Float64Array;
 }
 
 /** The end of the run of rows from i0 that share one group (layer, modality, domain, phase). */
