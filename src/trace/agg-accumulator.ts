@@ -62,7 +62,12 @@ export interface AccRows {
 }
 
 const MAX_GROUPS = 20_000;
-const TOKEN_SPILL = 1 << 16; // token-map entries held in JS before they move to DuckDB (a 2 MB table at most)
+/**
+ * Token-table entries before they drain into the pending columns: a 512 KB table, which stays in
+ * cache (the lookups of a table 4x larger cost the writer thread twice as much, even with addAll)
+ */
+const TOKEN_TABLE = 1 << 14;
+const TOKEN_SPILL = 1 << 16; // drained entries held in JS before they move to DuckDB
 const DENSE_COACT_E = 512;
 
 export class AggregateAccumulator {
@@ -75,11 +80,12 @@ export class AggregateAccumulator {
   private readonly prevPos = new Int32Array(32768);
   private readonly prevTop1 = new Int32Array(32768);
   private readonly prevGid = new Int32Array(32768);
-  private gs = new Float64Array(0); // per row of a batch: gate sum, and whether the gates are usable
-  private ok = new Uint8Array(0);
+  private topKeys = new Int32Array(0); // per row of a batch: the token table's key (group, top-1 expert)
   private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
   /** (group * 32768 + top-1 expert, token) -> rows; moves to DuckDB when large, so memory stays flat */
   private readonly token = new CountTable();
+  /** drained token counts (gid, token, expert, n) waiting for the next spill; n used */
+  private pending = pendingColumns(TOKEN_SPILL + TOKEN_TABLE);
   private spills = 0;
   private readonly spillFiles: string[] = [];
   /** Tables that one pass could not count: computed from the written rows with SQL instead. */
@@ -150,153 +156,109 @@ export class AggregateAccumulator {
 
   async add(r: AccRows): Promise<void> {
     if (this.allSql) return;
-    const { n, K, experts, gates, probs } = r;
-    const E = this.opts.numExperts;
-    if (this.gs.length < n) {
-      this.gs = new Float64Array(n);
-      this.ok = new Uint8Array(n);
-    }
-    const { gs, ok } = this;
-    // gates usable (SQL: gate not NULL, sum > 0 and not NaN), per row
-    if (gates) {
-      for (let i = 0; i < n; i++) {
-        let t = 0;
-        for (let s = 0; s < K; s++) t += gates[i * K + s];
-        gs[i] = t;
-        ok[i] = t > 0 && !Number.isNaN(t) ? 1 : 0;
-      }
-    }
+    const { n, K, experts } = r;
+    if (this.topKeys.length < n) this.topKeys = new Int32Array(n);
     // rows come in runs of one group (a layer's tokens of one modality): count a run at a time
     for (let i0 = 0; i0 < n; ) {
-      const layer = r.layer[i0], mod = r.mod[i0];
-      const dom = r.dom ? r.dom[i0] : -1;
-      const phase = r.phase ? r.phase[i0] : -1;
-      let i1 = i0 + 1;
-      while (i1 < n && r.layer[i1] === layer && r.mod[i1] === mod && (r.dom ? r.dom[i1] : -1) === dom && (r.phase ? r.phase[i1] : -1) === phase) i1++;
-      const gid = this.group(layer, mod, dom, phase);
+      const i1 = runEnd(r, i0);
+      const layer = r.layer[i0];
+      const gid = this.group(layer, r.mod[i0], r.dom ? r.dom[i0] : -1, r.phase ? r.phase[i0] : -1);
       if (gid < 0) return;
       const G = this.groups[gid];
-      if (G.cap < E) {
+      if (G.cap < this.opts.numExperts) {
         // ids are < E (the writer checked); arrays of unknown-E traces grow to the largest id seen
         let maxE = 0;
         for (let x = i0 * K; x < i1 * K; x++) if (experts[x] > maxE) maxE = experts[x];
         if (maxE >= G.cap) this.grow(G, maxE);
       }
-      const { nAll, nTop1, nGate, nBad } = G;
-      for (let x = i0 * K; x < i1 * K; x++) nAll[experts[x]]++;
-      let gateRows = 0, sumOne = 0, top1Sum = 0, marginSum = 0;
-      for (let i = i0; i < i1; i++) nTop1[experts[i * K]]++;
-      // without gates, n_gate_bad is n_all (written so by tables())
-      for (let i = i0; gates && i < i1; i++) {
-        const o = i * K;
-        if (ok[i]) {
-          const inv = gs[i];
-          for (let s = 0; s < K; s++) {
-            const w = gates[o + s] / inv;
-            if (w === w) nGate[experts[o + s]] += w;
-            else nBad[experts[o + s]]++;
-          }
-          gateRows++;
-          if (Math.abs(inv - 1) < 1e-3) sumOne++;
-          top1Sum += gates[o];
-          if (K >= 2) marginSum += gates[o] - gates[o + 1];
-        } else for (let s = 0; s < K; s++) nBad[experts[o + s]]++;
-      }
+      this.countExperts(G, experts, K, i0, i1);
       G.tokens += i1 - i0;
-      G.gateRows += gateRows;
-      G.gateSumOne += sumOne;
-      G.gateTop1 += top1Sum;
-      if (K >= 2) {
-        G.gateMargin += marginSum;
-        G.gateMarginRows += gateRows;
-      }
-      if (probs) {
-        for (let i = i0; i < i1; i++) {
-          const p0 = i * E;
-          let m1 = -Infinity, m2 = -Infinity, h = 0;
-          for (let e = 0; e < E; e++) {
-            const p = probs[p0 + e];
-            if (p > m1) {
-              m2 = m1;
-              m1 = p;
-            } else if (p > m2) m2 = p;
-            if (p > 0) h -= p * Math.log2(p);
-          }
-          G.probTop1 += m1;
-          if (E >= 2) G.probMargin += m1 - m2;
-          G.probEntropy += h;
-        }
-        G.probRows += i1 - i0;
-      }
-      if (K >= 2) {
-        const c = G.coact;
-        if (c instanceof Uint32Array) {
-          // each unordered pair of slots once, as (slot a, slot b > a); written as c[i][j] + c[j][i]
-          // (co-activation is symmetric), without the diagonal (equal ids, which SQL's list_filter drops).
-          // A cell grows at most once per row: fold into doubles before 2^32 rows
-          if (G.coactRows + (i1 - i0) > (this.opts.coactFoldRows ?? 0xffffffff)) foldCoact(G);
-          G.coactRows += i1 - i0;
-          pairCounter(K)(c, experts, i0 * K, i1 * K, E);
-        } else {
-          for (let o = i0 * K; o < i1 * K; o += K) {
-            for (let a = 0; a < K - 1; a++) {
-              for (let b = a + 1; b < K; b++) {
-                const key = experts[o + a] * 32768 + experts[o + b];
-                c.set(key, (c.get(key) ?? 0) + 1);
-              }
-            }
-          }
+      if (r.gates) countGates(G, r.gates, experts, K, i0, i1);
+      if (r.probs) countProbs(G, r.probs, this.opts.numExperts, i0, i1);
+      // drained before the run could take the table past TOKEN_TABLE entries, so it stays that small
+      if (this.token.size > 0 && this.token.size + (i1 - i0) > TOKEN_TABLE) {
+        this.drainTokens();
+        if (this.pending.n >= TOKEN_SPILL) {
+          await this.spillTokens();
+          if (this.allSql) return; // given up meanwhile
         }
       }
+      const top = this.topKeys;
       const gk = gid * 32768;
-      for (let i = i0; i < i1; i++) this.token.add(gk + experts[i * K], r.token[i]);
-      if (!this.sqlTables.has('repeat')) {
-        // consecutive positions of one sample in one layer: one pass is right only when each
-        // (sample, layer) arrives contiguous and in position order, samples ascending
-        let ps = this.prevSample[layer], pp = this.prevPos[layer], pt = this.prevTop1[layer], pg = this.prevGid[layer];
-        let has = this.prevHas[layer] === 1;
-        // pairs within the run (previous row of the same group) are summed here, the Map touched once
-        let runPairs = 0, runSame = 0;
-        for (let i = i0; i < i1; i++) {
-          const sample = r.sample[i], pos = r.pos[i], top1 = experts[i * K];
-          if (has) {
-            if (sample < ps || (sample === ps && pos <= pp)) {
-              this.sqlTables.add('repeat');
-              this.repeat.clear();
-              runPairs = 0;
-              break;
-            }
-            if (sample === ps && pos === pp + 1) {
-              if (i > i0) {
-                runPairs++;
-                if (top1 === pt) runSame++;
-              } else {
-                const v = this.repeatPair(gid * 2 ** 21 + pg);
-                v[0]++;
-                if (top1 === pt) v[1]++;
-              }
-            }
-          }
-          has = true;
-          ps = sample;
-          pp = pos;
-          pt = top1;
-          pg = gid;
-        }
-        if (runPairs > 0) {
-          const v = this.repeatPair(gid * 2 ** 21 + gid);
-          v[0] += runPairs;
-          v[1] += runSame;
-        }
-        this.prevHas[layer] = 1;
-        this.prevSample[layer] = ps;
-        this.prevPos[layer] = pp;
-        this.prevTop1[layer] = pt;
-        this.prevGid[layer] = pg;
-      }
+      for (let i = i0; i < i1; i++) top[i] = gk + experts[i * K];
+      this.token.addAll(top, r.token, i0, i1);
+      if (!this.sqlTables.has('repeat')) this.countRepeats(r, layer, gid, i0, i1);
       i0 = i1;
     }
-    if (this.token.size >= TOKEN_SPILL) await this.spillTokens();
+  }
+
+  /** n_all, n_top1 and co-activation pairs of the rows [i0, i1) of group G. */
+  private countExperts(G: Group, experts: Int32Array, K: number, i0: number, i1: number): void {
+    const c = G.coact;
+    const dense = K >= 2 && c instanceof Uint32Array;
+    if (dense) {
+      // A cell grows at most once per row: fold into doubles before 2^32 rows
+      if (G.coactRows + (i1 - i0) > (this.opts.coactFoldRows ?? 0xffffffff)) foldCoact(G);
+      G.coactRows += i1 - i0;
+    }
+    expertCounter(K, dense)(G.nAll, G.nTop1, dense ? (c as Uint32Array) : null, experts, i0 * K, i1 * K, this.opts.numExperts);
+    if (K >= 2 && c instanceof Map) {
+      for (let o = i0 * K; o < i1 * K; o += K) {
+        for (let a = 0; a < K - 1; a++) {
+          for (let b = a + 1; b < K; b++) {
+            const key = experts[o + a] * 32768 + experts[o + b];
+            c.set(key, (c.get(key) ?? 0) + 1);
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Repeat pairs: consecutive positions of one sample in one layer. One pass is right only when
+   * each (sample, layer) arrives contiguous and in position order, samples ascending.
+   */
+  private countRepeats(r: AccRows, layer: number, gid: number, i0: number, i1: number): void {
+    const { K, experts, sample: samples, pos: poss } = r;
+    let ps = this.prevSample[layer], pp = this.prevPos[layer], pt = this.prevTop1[layer], pg = this.prevGid[layer];
+    let has = this.prevHas[layer] === 1;
+    // pairs within the run (previous row of the same group) are summed here, the Map touched once
+    let runPairs = 0, runSame = 0;
+    for (let i = i0; i < i1; i++) {
+      const sample = samples[i], pos = poss[i], top1 = experts[i * K];
+      if (has) {
+        if (sample < ps || (sample === ps && pos <= pp)) {
+          this.sqlTables.add('repeat');
+          this.repeat.clear();
+          return;
+        }
+        if (sample === ps && pos === pp + 1) {
+          if (i > i0) {
+            runPairs++;
+            if (top1 === pt) runSame++;
+          } else {
+            const v = this.repeatPair(gid * 2 ** 21 + pg);
+            v[0]++;
+            if (top1 === pt) v[1]++;
+          }
+        }
+      }
+      has = true;
+      ps = sample;
+      pp = pos;
+      pt = top1;
+      pg = gid;
+    }
+    if (runPairs > 0) {
+      const v = this.repeatPair(gid * 2 ** 21 + gid);
+      v[0] += runPairs;
+      v[1] += runSame;
+    }
+    this.prevHas[layer] = 1;
+    this.prevSample[layer] = ps;
+    this.prevPos[layer] = pp;
+    this.prevTop1[layer] = pt;
+    this.prevGid[layer] = pg;
   }
 
   /** [pairs, same top-1] of (group, previous row's group) = gid * 2^21 + prevGid */
@@ -306,20 +268,28 @@ export class AggregateAccumulator {
     return v;
   }
 
+  /** Move the token table's counts to the pending columns (a key may be there several times). */
+  private drainTokens(): void {
+    if (this.pending.n + this.token.size > this.pending.gid.length) this.pending = pendingColumns(this.pending.n + this.token.size, this.pending);
+    const p = this.pending;
+    let o = p.n;
+    this.token.forEach((ge, tok, v) => {
+      p.gid[o] = ge >> 15;
+      p.expert[o] = ge & 32767;
+      p.token[o] = tok;
+      p.count[o++] = v;
+    });
+    p.n = o;
+    this.token.clear();
+  }
+
   /** Move the token counts to DuckDB (summed there at the end), so memory stays flat. */
   private async spillTokens(): Promise<void> {
+    this.drainTokens();
     await this.conn.run('CREATE TABLE agg_token_part (gid INTEGER, token INTEGER, expert INTEGER, n DOUBLE)');
-    const m = this.token.size;
-    const gidCol = new Int32Array(m), tokCol = new Int32Array(m), eCol = new Int32Array(m), nCol = new Float64Array(m);
-    let o = 0;
-    this.token.forEach((ge, tok, v) => {
-      gidCol[o] = ge >> 15;
-      eCol[o] = ge & 32767;
-      tokCol[o] = tok;
-      nCol[o++] = v;
-    });
-    this.token.clear();
-    await appendColumns(this.conn, 'agg_token_part', [gidCol, tokCol, eCol, nCol]);
+    const { n, gid, token, expert, count } = this.pending;
+    this.pending.n = 0;
+    await appendColumns(this.conn, 'agg_token_part', [gid.subarray(0, n), token.subarray(0, n), expert.subarray(0, n), count.subarray(0, n)]);
     // to disk, not to a table: with many distinct (token, expert) pairs the parts would grow with the input
     const part = `${this.opts.spillPrefix}${String(this.spills++).padStart(5, '0')}.parquet`;
     await this.conn.run(`COPY agg_token_part TO ${sqlString(part)} (FORMAT parquet, COMPRESSION uncompressed)`);
@@ -472,6 +442,90 @@ export class AggregateAccumulator {
   }
 }
 
+/** Columns of drained token counts, room for `cap` rows; the first `from.n` rows copied from `from`. */
+function pendingColumns(cap: number, from?: PendingColumns): PendingColumns {
+  const p = { n: from?.n ?? 0, gid: new Int32Array(cap), token: new Int32Array(cap), expert: new Int32Array(cap), count: new Float64Array(cap) };
+  if (from) {
+    p.gid.set(from.gid.subarray(0, p.n));
+    p.token.set(from.token.subarray(0, p.n));
+    p.expert.set(from.expert.subarray(0, p.n));
+    p.count.set(from.count.subarray(0, p.n));
+  }
+  return p;
+}
+interface PendingColumns {
+  n: number;
+  gid: Int32Array;
+  token: Int32Array;
+  expert: Int32Array;
+  count: Float64Array;
+}
+
+/** The end of the run of rows from i0 that share one group (layer, modality, domain, phase). */
+function runEnd(r: AccRows, i0: number): number {
+  const { n, layer, mod, dom, phase } = r;
+  const l = layer[i0], m = mod[i0];
+  let i1 = i0 + 1;
+  while (i1 < n && layer[i1] === l && mod[i1] === m) i1++;
+  // domain and phase split the run further, when present
+  if (dom) for (let i = i0 + 1; i < i1; i++) if (dom[i] !== dom[i0]) i1 = i;
+  if (phase) for (let i = i0 + 1; i < i1; i++) if (phase[i] !== phase[i0]) i1 = i;
+  return i1;
+}
+
+/**
+ * Gate sums of the rows [i0, i1) of group G. A row's gates are usable when their sum is > 0 and
+ * not NaN (SQL: gate not NULL); without gates n_gate_bad is n_all (written so by tables()).
+ */
+function countGates(G: Group, gates: Float32Array, experts: Int32Array, K: number, i0: number, i1: number): void {
+  const { nGate, nBad } = G;
+  let gateRows = 0, sumOne = 0, top1Sum = 0, marginSum = 0;
+  for (let i = i0; i < i1; i++) {
+    const o = i * K;
+    let sum = 0;
+    for (let s = 0; s < K; s++) sum += gates[o + s];
+    if (sum > 0 && !Number.isNaN(sum)) {
+      for (let s = 0; s < K; s++) {
+        const w = gates[o + s] / sum;
+        if (w === w) nGate[experts[o + s]] += w;
+        else nBad[experts[o + s]]++;
+      }
+      gateRows++;
+      if (Math.abs(sum - 1) < 1e-3) sumOne++;
+      top1Sum += gates[o];
+      if (K >= 2) marginSum += gates[o] - gates[o + 1];
+    } else for (let s = 0; s < K; s++) nBad[experts[o + s]]++;
+  }
+  // summed per run, then into the group: the order of additions the stored sums were made with
+  G.gateRows += gateRows;
+  G.gateSumOne += sumOne;
+  G.gateTop1 += top1Sum;
+  if (K >= 2) {
+    G.gateMargin += marginSum;
+    G.gateMarginRows += gateRows;
+  }
+}
+
+/** Top-1 probability, margin and entropy of the full distributions (E per row) of rows [i0, i1). */
+function countProbs(G: Group, probs: Float32Array, E: number, i0: number, i1: number): void {
+  for (let i = i0; i < i1; i++) {
+    const p0 = i * E;
+    let m1 = -Infinity, m2 = -Infinity, h = 0;
+    for (let e = 0; e < E; e++) {
+      const p = probs[p0 + e];
+      if (p > m1) {
+        m2 = m1;
+        m1 = p;
+      } else if (p > m2) m2 = p;
+      if (p > 0) h -= p * Math.log2(p);
+    }
+    G.probTop1 += m1;
+    if (E >= 2) G.probMargin += m1 - m2;
+    G.probEntropy += h;
+  }
+  G.probRows += i1 - i0;
+}
+
 /** Move a group's 32-bit pair counts into its double totals. */
 function foldCoact(g: Group): void {
   const c = g.coact as Uint32Array;
@@ -481,31 +535,41 @@ function foldCoact(g: Group): void {
   g.coactRows = 0;
 }
 
-/** c[e_a * E + e_b]++ for every slot pair a < b of each row of K ids in ex[from, to). */
-type PairCounter = (c: Uint32Array, ex: Int32Array, from: number, to: number, E: number) => void;
-const pairCounters = new Map<number, PairCounter>();
+/**
+ * Per row of K ids in ex[from, to): n_top1 of its first id, n_all of each, and when c is given,
+ * c[e_a * E + e_b]++ for every slot pair a < b.
+ */
+type ExpertCounter = (nAll: Float64Array, nTop1: Float64Array, c: Uint32Array | null, ex: Int32Array, from: number, to: number, E: number) => void;
+const expertCounters = new Map<number, ExpertCounter>();
 
 /**
- * The pair count specialised for one K, unrolled: the row's ids stay in registers, about twice as
- * fast as the nested loop V8 makes of the generic version (the largest per-row cost of the writer).
+ * The count specialised for one K, unrolled: the row's ids are read once and stay in registers for
+ * all of its counts (the largest per-row cost of the writer; about twice as fast as the nested
+ * loops V8 makes of the generic version).
  */
-function pairCounter(K: number): PairCounter {
-  let f = pairCounters.get(K);
+function expertCounter(K: number, pairs: boolean): ExpertCounter {
+  const key = K * 2 + (pairs ? 1 : 0);
+  let f = expertCounters.get(key);
   if (f) return f;
   if (K > 16) {
-    f = (c, ex, from, to, E) => {
+    f = (nAll, nTop1, c, ex, from, to, E) => {
       for (let o = from; o < to; o += K) {
-        for (let a = 0; a < K - 1; a++) {
+        nTop1[ex[o]]++;
+        for (let a = 0; a < K; a++) nAll[ex[o + a]]++;
+        for (let a = 0; c && a < K - 1; a++) {
           const ea = ex[o + a] * E;
           for (let b = a + 1; b < K; b++) c[ea + ex[o + b]]++;
         }
       }
     };
   } else {
-    const ids = Array.from({ length: K }, (_, s) => `const e${s} = ex[o + ${s}];`).join(' ');
-    const pairs = Array.from({ length: K - 1 }, (_, a) => `r = e${a} * E; ${Array.from({ length: K - 1 - a }, (_, j) => `c[r + e${a + 1 + j}]++;`).join(' ')}`).join('\n');
-    f = new Function('c', 'ex', 'from', 'to', 'E', `'use strict';\nfor (let o = from; o < to; o += ${K}) {\n${ids}\nlet r;\n${pairs}\n}`) as PairCounter;
+    const slots = Array.from({ length: K }, (_, s) => s);
+    const ids = slots.map((s) => `const e${s} = ex[o + ${s}];`).join(' ');
+    const all = slots.map((s) => `nAll[e${s}]++;`).join(' ');
+    const pairCounts = slots.slice(0, -1).map((a) => `r = e${a} * E; ${slots.slice(a + 1).map((b) => `c[r + e${b}]++;`).join(' ')}`).join('\n');
+    const body = `${ids}\nnTop1[e0]++; ${all}\n${pairs ? `let r;\n${pairCounts}` : ''}`;
+    f = new Function('nAll', 'nTop1', 'c', 'ex', 'from', 'to', 'E', `'use strict';\nfor (let o = from; o < to; o += ${K}) {\n${body}\n}`) as ExpertCounter;
   }
-  pairCounters.set(K, f);
+  expertCounters.set(key, f);
   return f;
 }

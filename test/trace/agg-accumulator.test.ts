@@ -43,6 +43,8 @@ interface Design {
   repeats?: boolean; // some expert lists with an id twice
   noGates?: boolean; // the producer recorded no gates (dropGates before the first rows)
   coactFoldRows?: number; // fold the 32-bit co-activation counts this often (at 2^32 rows otherwise)
+  vocab?: number; // distinct tokens (20 unless told)
+  bufferRows?: number; // rows per shard (100 unless told)
 }
 
 /** Rows per sample, layer by layer, tokens in order (unless shuffled); random experts and gates. */
@@ -59,7 +61,7 @@ function makeRows(d: Design) {
         sample[i] = s;
         pos[i] = t;
         layer[i] = l;
-        token[i] = Math.floor(rnd() * 20) - (t % 7 === 0 ? 5 : 0);
+        token[i] = Math.floor(rnd() * (d.vocab ?? 20)) - (t % 7 === 0 ? 5 : 0);
         modality.push(t < d.T / 3 ? 'text' : t < (2 * d.T) / 3 ? 'image' : t === d.T - 1 ? 'special' : 'text');
         phase.push(t < d.T / 2 ? 'prefill' : 'decode');
         const used = new Set<number>();
@@ -101,7 +103,7 @@ async function writeTrace(dir: string, d: Design, extra: Partial<TraceWriterOpti
   const domain = (s: number) => (d.domains ? ['arxiv', 'code', 'web'][s % 3] : null);
   await writeDirAtomic(out, async (dir) => {
     const w = await TraceWriter.open(dir, {
-      topK: d.K, numExperts: d.E, fullProbs: !!d.probs, bufferRows: 100,
+      topK: d.K, numExperts: d.E, fullProbs: !!d.probs, bufferRows: d.bufferRows ?? 100,
       extraColumns: d.phase ? [{ name: 'phase', type: 'VARCHAR' }] : undefined, coactFoldRows: d.coactFoldRows, ...extra,
     });
     if (d.noGates) w.dropGates();
@@ -110,13 +112,14 @@ async function writeTrace(dir: string, d: Design, extra: Partial<TraceWriterOpti
     };
     if (!d.domainLate) await samples();
     const B = 500; // several batches, several shards
+    const rows = { sample: pick(r.sample, 1), pos: pick(r.pos, 1), token: pick(r.token, 1), layer: pick(r.layer, 1), experts: pick(r.experts, d.K), gates: pick(r.gates, d.K), probs: r.probs && pick(r.probs, d.E) };
     for (let o = 0; o < r.n; o += B) {
       const sl = order.slice(o, o + B);
-      const take = <T extends Int32Array | Float32Array>(a: T, wd: number): T => pick(a, wd).subarray(o * wd, (o + sl.length) * wd) as T;
+      const take = <T extends Int32Array | Float32Array>(a: T, wd: number): T => a.subarray(o * wd, (o + sl.length) * wd) as T;
       await w.appendRouting({
-        sample: take(r.sample, 1), pos: take(r.pos, 1), token: take(r.token, 1), layer: take(r.layer, 1),
-        modality: sl.map((i) => r.modality[i]), experts: take(r.experts, d.K), gates: take(r.gates, d.K),
-        probs: r.probs && take(r.probs, d.E), extra: d.phase ? { phase: sl.map((i) => r.phase[i]) } : undefined,
+        sample: take(rows.sample, 1), pos: take(rows.pos, 1), token: take(rows.token, 1), layer: take(rows.layer, 1),
+        modality: sl.map((i) => r.modality[i]), experts: take(rows.experts, d.K), gates: take(rows.gates, d.K),
+        probs: rows.probs && take(rows.probs, d.E), extra: d.phase ? { phase: sl.map((i) => r.phase[i]) } : undefined,
       });
     }
     if (d.domainLate) await samples();
@@ -161,6 +164,8 @@ const cases: [string, Design][] = [
   ['top-2 of 700 (sparse co-activation), full probabilities', { K: 2, E: 700, samples: 4, T: 30, layers: [0, 2], probs: true }],
   ['top-1 (no co-activation), rows in random order: the repeat rate goes to SQL', { K: 1, E: 4, samples: 5, T: 25, layers: [0, 1], shuffle: true }],
   ['top-8 of 12 without gates, co-activation counts folded every 7 rows', { K: 8, E: 12, samples: 5, T: 30, layers: [0, 3], noGates: true, coactFoldRows: 7 }],
+  ['top-17 of 40 (the co-activation counter not unrolled), phases, unusable gates', { K: 17, E: 40, samples: 4, T: 30, layers: [0, 2], phase: true, zeroGates: true }],
+  ['top-2 of 16 over a large vocabulary: the per-token counts drain from their table and spill several times', { K: 2, E: 16, samples: 20, T: 1100, layers: [0, 1, 2, 3], vocab: 1_000_000, bufferRows: 40_000 }],
   ['top-4 of 8, domains known only after the rows: everything goes to SQL', { K: 4, E: 8, samples: 6, T: 20, layers: [0, 5], domains: true, domainLate: true }],
 ];
 for (const [name, d] of cases) {

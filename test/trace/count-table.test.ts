@@ -41,3 +41,24 @@ test('CountTable: the counts of a Map over the same adds, through growth, counts
   table.add(1, 2);
   table.forEach((a, b, c) => assert.deepEqual([a, b, c], [1, 2, 1]));
 });
+
+// addAll loads each block's slots before adding (so cache misses overlap): the same counts as one
+// add per pair, including growth in the middle of a block and a range that starts past 0.
+test('CountTable.addAll: the counts of add() over the same pairs, through growth', () => {
+  let seed = 5;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) / (1 << 24);
+  const n = 20_000;
+  const a = Int32Array.from({ length: n }, () => Math.floor(rnd() * 40) * 32768 + Math.floor(rnd() * 8));
+  const b = Int32Array.from({ length: n }, () => Math.floor(rnd() * rnd() * 3000) - 10);
+  const bulk = new CountTable(4), one = new CountTable(4);
+  bulk.addAll(a, b, 3, 11); // less than a block
+  bulk.addAll(a, b, 11, n - 5);
+  for (let i = 3; i < n - 5; i++) one.add(a[i], b[i]);
+  const entries = (t: CountTable) => {
+    const m: [number, number, number][] = [];
+    t.forEach((x, y, c) => m.push([x, y, c]));
+    return m.sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+  };
+  assert.equal(bulk.size, one.size);
+  assert.deepEqual(entries(bulk), entries(one));
+});
