@@ -197,8 +197,10 @@ export class AggregateAccumulator {
     const c = G.coact;
     const dense = K >= 2 && c instanceof Uint32Array;
     if (dense) {
-      // A cell grows at most once per row: fold into doubles before 2^32 rows
-      if (G.coactRows + (i1 - i0) > (this.opts.coactFoldRows ?? 0xffffffff)) foldCoact(G);
+      // A cell grows once per row, or up to floor(K/2)*ceil(K/2) times if a caller repeated an id
+      // within a row (importers and capture never do): fold into doubles before that could pass 2^32
+      const perRow = Math.floor(K / 2) * Math.ceil(K / 2);
+      if (G.coactRows + (i1 - i0) > (this.opts.coactFoldRows ?? Math.floor(0xffffffff / perRow))) foldCoact(G);
       G.coactRows += i1 - i0;
     }
     expertCounter(K, dense)(G.nAll, G.nTop1, dense ? (c as Uint32Array) : null, experts, i0 * K, i1 * K, this.opts.numExperts);
