@@ -33,6 +33,4 @@ export async function openDuck(opts: DuckOptions = {}): Promise<{ conn: DuckDBCo
 }
 
 /** A string literal for SQL (paths, modality names). */
-export function sqlString(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
+export { sqlString } from '../util/sql.js';

@@ -62,6 +62,7 @@ export class ImportSink {
 
   constructor(readonly dir: string, readonly opts: SinkOptions) {
     this.E = opts.numExperts;
+    TraceWriterThread.prestart(); // its start-up overlaps the reading of the first records
   }
 
   get numExperts(): number | undefined {

@@ -1,11 +1,11 @@
 import { statSync } from 'node:fs';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { InputError } from '../../util/errors.js';
 import { LIMITS, checkBigInt } from '../../util/limits.js';
 import { MODALITIES } from '../../analysis/groups.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord } from '../records.js';
-import { sqlString } from '../../analysis/db.js';
+import { sqlString } from '../../util/sql.js';
 
 /**
  * Any table of routing rows — CSV, TSV, Parquet or JSONL, read by DuckDB (read_csv, read_parquet,
@@ -67,6 +67,8 @@ function firstLine(e: unknown): string {
 }
 
 export async function* readTable(inputs: string[], ctx: ReaderContext): AsyncGenerator<ImportRecord> {
+  // loaded here, not at the top: the other formats' imports run without DuckDB in the main thread
+  const { DuckDBInstance } = await import('@duckdb/node-api');
   const inst = await DuckDBInstance.create(':memory:', { memory_limit: '256MB', threads: '2' });
   const conn = await inst.connect();
   try {
