@@ -2,7 +2,8 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { appendColumns } from './duckdb-columns.js';
 import { CountTable } from './count-table.js';
 import { AGG_TABLES, type AggQuery, type AggTable } from './aggregates.js';
-import { sqlString } from '../analysis/db.js';
+import { sqlString } from '../util/sql.js';
+import { Conv, PType, gatherDoubles, gatherInts, writeParquetFile, type Leaf } from './parquet/file-writer.js';
 
 /**
  * The aggregates of SPEC §2 (defined in SQL in aggregates.ts), counted while the writer appends
@@ -67,7 +68,8 @@ const MAX_GROUPS = 20_000;
  * cache (the lookups of a table 4x larger cost the writer thread twice as much, even with addAll)
  */
 const TOKEN_TABLE = 1 << 14;
-const TOKEN_SPILL = 1 << 16; // drained entries held in JS before they move to DuckDB
+const TOKEN_SPILL = 1 << 16; // drained entries held in JS before they move to disk
+const SPILL_ROW_GROUP = 1 << 16;
 const DENSE_COACT_E = 512;
 
 export class AggregateAccumulator {
@@ -179,7 +181,7 @@ export class AggregateAccumulator {
       if (this.token.size > 0 && this.token.size + (i1 - i0) > TOKEN_TABLE) {
         this.drainTokens();
         if (this.pending.n >= TOKEN_SPILL) {
-          await this.spillTokens();
+          this.spillTokens();
           if (this.allSql) return; // given up meanwhile
         }
       }
@@ -285,17 +287,20 @@ export class AggregateAccumulator {
     this.token.clear();
   }
 
-  /** Move the token counts to DuckDB (summed there at the end), so memory stays flat. */
-  private async spillTokens(): Promise<void> {
+  /**
+   * Move the token counts to a Parquet part on disk (summed by DuckDB at the end), so memory stays
+   * flat: with many distinct (token, expert) pairs a table would grow with the input.
+   */
+  private spillTokens(): void {
     this.drainTokens();
-    await this.conn.run('CREATE TABLE agg_token_part (gid INTEGER, token INTEGER, expert INTEGER, n DOUBLE)');
     const { n, gid, token, expert, count } = this.pending;
     this.pending.n = 0;
-    await appendColumns(this.conn, 'agg_token_part', [gid.subarray(0, n), token.subarray(0, n), expert.subarray(0, n), count.subarray(0, n)]);
-    // to disk, not to a table: with many distinct (token, expert) pairs the parts would grow with the input
     const part = `${this.opts.spillPrefix}${String(this.spills++).padStart(5, '0')}.parquet`;
-    await this.conn.run(`COPY agg_token_part TO ${sqlString(part)} (FORMAT parquet, COMPRESSION uncompressed)`);
-    await this.conn.run('DROP TABLE agg_token_part');
+    const int = (name: string, a: Int32Array): Leaf => ({ name, list: false, type: PType.INT32, conv: Conv.INT_32, logical: 'int32', write: (w, rows) => w.plainInts(gatherInts(w, a, rows)) });
+    writeParquetFile(part, [
+      int('gid', gid), int('token', token), int('expert', expert),
+      { name: 'n', list: false, type: PType.DOUBLE, conv: null, logical: null, write: (w, rows) => w.plainDoubles(gatherDoubles(count, rows)) },
+    ], iota(n), SPILL_ROW_GROUP);
     this.spillFiles.push(part);
   }
 
@@ -431,7 +436,7 @@ export class AggregateAccumulator {
       out.coact = `SELECT ${keys}, a.i::SMALLINT AS i, a.j::SMALLINT AS j, a.n::BIGINT AS n FROM agg_coact a JOIN agg_groups k USING (gid)`;
     }
     // token: what is still in JS joins the spilled parts
-    await this.spillTokens();
+    this.spillTokens();
     // the largest table (up to vocabulary x experts per group): summed and sorted on integer codes,
     // groups ranked as ORDER BY ALL would order their keys
     out.token = {
@@ -574,4 +579,10 @@ function expertCounter(K: number, pairs: boolean): ExpertCounter {
   }
   expertCounters.set(key, f);
   return f;
+}
+
+function iota(n: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  return a;
 }

@@ -1,0 +1,494 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { VERSION } from '../../version.js';
+import { ByteSink } from './byte-sink.js';
+import { bitWidth, deltaBinaryPacked, rleHybrid, rleRun } from './encodings.js';
+import { ThriftWriter } from './thrift.js';
+
+/**
+ * A Parquet file writer (https://github.com/apache/parquet-format) for the few shapes moescope
+ * writes at volume: nullable INT32 / FLOAT / DOUBLE / UTF8 columns and 3-level LISTs of INT32 or
+ * FLOAT, uncompressed data pages v1 whose encodings do the work of compression, min/max statistics
+ * on every column chunk, and type-defined column order in the footer. A file is a list of leaves
+ * (one per column) that each write one row group's chunk from the caller's arrays, in the order of
+ * the caller's row indices. Written by hand for speed: see encodings.ts.
+ */
+
+export const enum PType {
+  INT32 = 1,
+  FLOAT = 4,
+  DOUBLE = 5,
+  BYTE_ARRAY = 6,
+}
+const enum Enc {
+  PLAIN = 0,
+  PLAIN_DICTIONARY = 2,
+  RLE = 3,
+  DELTA_BINARY_PACKED = 5,
+}
+export const enum Conv {
+  UTF8 = 0,
+  LIST = 3,
+  INT_16 = 16,
+  INT_32 = 17,
+}
+const OPTIONAL = 1, REPEATED = 2;
+/** List pages hold about this many bytes of values. */
+const LIST_PAGE_BYTES = 1 << 20;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const MAGIC = new TextEncoder().encode('PAR1');
+
+type Stats = { min: Uint8Array; max: Uint8Array } | null;
+
+/** A column chunk as the footer describes it. */
+interface ChunkMeta {
+  path: string[];
+  type: PType;
+  encodings: Enc[];
+  numValues: number;
+  offset: number; // of its first page
+  dataPageOffset: number;
+  dictPageOffset: number | null;
+  size: number;
+  stats: Stats;
+  nulls: number;
+}
+
+/** A leaf of the schema and how one row group of it is written. */
+export interface Leaf {
+  name: string;
+  list: boolean;
+  type: PType;
+  conv: Conv | null;
+  logical: 'int16' | 'int32' | 'string' | null;
+  write(w: ChunkWriter, rows: Int32Array): void;
+}
+
+/**
+ * Write `leaves` as a Parquet file at `path`: rows[0..n) in row groups of `rowGroupRows`, each
+ * leaf reading row rows[i] of its arrays.
+ */
+export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array, rowGroupRows: number): void {
+  if (!LITTLE_ENDIAN) throw new Error('moescope writes Parquet on little-endian machines only');
+  const fd = openSync(path, 'w');
+  try {
+    const w = new ChunkWriter(fd);
+    w.writeRaw(MAGIC);
+    const groups: { rows: number; chunks: ChunkMeta[] }[] = [];
+    for (let g = 0; g < rows.length; g += rowGroupRows) {
+      const part = rows.subarray(g, Math.min(rows.length, g + rowGroupRows));
+      groups.push({ rows: part.length, chunks: leaves.map((leaf) => w.chunk(leaf, part)) });
+    }
+    const footer = fileMetaData(leaves, groups, rows.length);
+    w.writeRaw(footer);
+    const tail = new ByteSink(8);
+    tail.u32le(footer.length);
+    tail.append(MAGIC);
+    w.writeRaw(tail.bytes());
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** col[rows[i]] for each i, into the writer's scratch. */
+export function gatherInts(w: ChunkWriter, col: Int32Array | Int16Array | Uint16Array | Uint8Array, rows: Int32Array): Int32Array {
+  const out = w.ints(rows.length);
+  for (let i = 0; i < rows.length; i++) out[i] = col[rows[i]];
+  return out;
+}
+
+/** col[rows[i]] for each i (a fresh array: doubles are written rarely, in small files). */
+export function gatherDoubles(col: Float64Array, rows: Int32Array): Float64Array {
+  return Float64Array.from(rows, (r) => col[r]);
+}
+
+/**
+ * Writes column chunks: pages go to `chunk`, which is written to the file when the chunk is done;
+ * page bodies are built in `body`. Scratch arrays are kept from chunk to chunk.
+ */
+export class ChunkWriter {
+  private offset = 0;
+  private readonly chunkBytes = new ByteSink(1 << 20);
+  private readonly body = new ByteSink(1 << 20);
+  private scratchInts = new Int32Array(0);
+  private scratchVals = new Float32Array(0);
+  private readonly deltaScratch = new Int32Array(128);
+  private readonly dict = new IntDictionary();
+  private readonly repCache = new Map<string, Uint8Array>();
+  // the chunk being written
+  private cur: ChunkMeta | null = null;
+
+  constructor(private readonly fd: number) {}
+
+  writeRaw(b: Uint8Array): void {
+    let done = 0;
+    while (done < b.length) done += writeSync(this.fd, b, done, b.length - done);
+    this.offset += b.length;
+  }
+
+  ints(n: number): Int32Array {
+    if (this.scratchInts.length < n) this.scratchInts = new Int32Array(Math.max(n, 2 * this.scratchInts.length));
+    return this.scratchInts.subarray(0, n);
+  }
+
+  private floats(n: number): Float32Array {
+    if (this.scratchVals.length < n) this.scratchVals = new Float32Array(Math.max(n, 2 * this.scratchVals.length));
+    return this.scratchVals.subarray(0, n);
+  }
+
+  chunk(leaf: Leaf, rows: Int32Array): ChunkMeta {
+    this.chunkBytes.reset();
+    const meta: ChunkMeta = {
+      path: leaf.list ? [leaf.name, 'list', 'element'] : [leaf.name], type: leaf.type, encodings: [], numValues: 0,
+      offset: this.offset, dataPageOffset: -1, dictPageOffset: null, size: 0, stats: null, nulls: 0,
+    };
+    this.cur = meta;
+    leaf.write(this, rows);
+    this.cur = null;
+    meta.size = this.chunkBytes.length;
+    meta.encodings = [...new Set(meta.encodings)].sort((a, b) => a - b);
+    this.writeRaw(this.chunkBytes.bytes());
+    return meta;
+  }
+
+  // ---- flat columns: definition levels (all 1: no NULLs), then the values ----
+
+  /** Sorted non-negative integers (sample, pos, layer). */
+  deltaInts(v: Int32Array): void {
+    const b = this.flatPageStart(v.length);
+    deltaBinaryPacked(b, v, v.length, this.deltaScratch);
+    this.intStats(v);
+    this.dataPage(v.length, Enc.DELTA_BINARY_PACKED);
+  }
+
+  plainInts(v: Int32Array): void {
+    const b = this.flatPageStart(v.length);
+    b.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    this.intStats(v);
+    this.dataPage(v.length, Enc.PLAIN);
+  }
+
+  plainDoubles(v: Float64Array): void {
+    const b = this.flatPageStart(v.length);
+    b.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    let min = Infinity, max = -Infinity;
+    for (let i = 0; i < v.length; i++) {
+      if (v[i] < min) min = v[i]; // NaN compares false: left out
+      if (v[i] > max) max = v[i];
+    }
+    if (min <= max) this.cur!.stats = { min: doubleBytes(min === 0 ? -0 : min), max: doubleBytes(max === 0 ? 0 : max) };
+    this.dataPage(v.length, Enc.PLAIN);
+  }
+
+  /** Integers against a dictionary of the chunk's distinct values, in order of appearance. */
+  dictInts(v: Int32Array): void {
+    const idx = this.dict.encode(v);
+    const b = this.body;
+    b.reset();
+    b.append(new Uint8Array(this.dict.values.buffer, 0, 4 * this.dict.size));
+    this.dictPage(this.dict.size);
+    this.flatPageStart(v.length);
+    const width = bitWidth(this.dict.size - 1);
+    b.byte(width);
+    rleHybrid(b, idx, v.length, width);
+    this.intStats(v);
+    this.dataPage(v.length, Enc.PLAIN_DICTIONARY);
+  }
+
+  /** Text as codes into `names`, which is the dictionary (names no row uses cost a few bytes). */
+  codedStrings(codes: Int32Array, names: readonly string[]): void {
+    const b = this.body;
+    b.reset();
+    const bytes = names.map((s) => utf8.encode(s));
+    for (const x of bytes) {
+      b.u32le(x.length);
+      b.append(x);
+    }
+    this.dictPage(names.length);
+    this.flatPageStart(codes.length);
+    const width = bitWidth(names.length - 1);
+    b.byte(width);
+    rleHybrid(b, codes, codes.length, width);
+    // statistics over the names used (byte order, as Parquet compares BYTE_ARRAY)
+    const used = new Uint8Array(names.length);
+    for (let i = 0; i < codes.length; i++) used[codes[i]] = 1;
+    let min: Uint8Array | null = null, max: Uint8Array | null = null;
+    used.forEach((u, c) => {
+      if (!u) return;
+      if (!min || compareBytes(bytes[c], min) < 0) min = bytes[c];
+      if (!max || compareBytes(bytes[c], max) > 0) max = bytes[c];
+    });
+    if (min && max) this.cur!.stats = { min, max };
+    this.dataPage(codes.length, Enc.PLAIN_DICTIONARY);
+  }
+
+  private flatPageStart(n: number): ByteSink {
+    const b = this.body;
+    b.reset();
+    this.levels(() => rleRun(b, 1, n, 1));
+    return b;
+  }
+
+  // ---- list columns: repetition levels (0 starts a row), definition levels (3: an element, 0: a NULL list) ----
+
+  /** Expert ids against the dictionary 0..E-1: an id is its own index. */
+  expertLists(ids: Int16Array, rows: Int32Array, K: number, E: number): void {
+    const b = this.body;
+    b.reset();
+    for (let e = 0; e < E; e++) b.u32le(e);
+    this.dictPage(E);
+    const width = bitWidth(E - 1);
+    let min = Infinity, max = -Infinity;
+    for (const [r0, r1] of this.listPages(rows.length, 2 * K)) {
+      const v = this.ints((r1 - r0) * K);
+      gatherRows(v, ids, rows, r0, r1, K);
+      for (let i = 0; i < v.length; i++) {
+        if (v[i] < min) min = v[i];
+        if (v[i] > max) max = v[i];
+      }
+      this.listLevels(r1 - r0, K);
+      b.byte(width);
+      rleHybrid(b, v, v.length, width);
+      this.dataPage(v.length, Enc.PLAIN_DICTIONARY);
+    }
+    if (rows.length) this.cur!.stats = { min: int32Bytes(min), max: int32Bytes(max) };
+  }
+
+  floatLists(vals: Float32Array, rows: Int32Array, W: number): void {
+    let min = Infinity, max = -Infinity;
+    for (const [r0, r1] of this.listPages(rows.length, 4 * W)) {
+      const v = this.floats((r1 - r0) * W);
+      gatherRows(v, vals, rows, r0, r1, W);
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i];
+        if (x < min) min = x; // NaN compares false: left out, as Parquet's statistics require
+        if (x > max) max = x;
+      }
+      this.listLevels(r1 - r0, W);
+      this.body.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      this.dataPage(v.length, Enc.PLAIN);
+    }
+    // zeros as -0 / +0, so that readers comparing with either sign include them (parquet.thrift)
+    if (min <= max) this.cur!.stats = { min: floatBytes(min === 0 ? -0 : min), max: floatBytes(max === 0 ? 0 : max) };
+  }
+
+  /** Every row NULL (gates the producer did not record): one entry per row, at levels 0. */
+  nullLists(n: number): void {
+    this.body.reset();
+    this.levels(() => rleRun(this.body, 0, n, 1));
+    this.levels(() => rleRun(this.body, 0, n, 2));
+    this.cur!.nulls = n;
+    this.dataPage(n, Enc.PLAIN);
+  }
+
+  /** Pages of whole rows, about LIST_PAGE_BYTES each. */
+  private *listPages(n: number, rowBytes: number): Generator<[number, number]> {
+    const step = Math.max(1, Math.floor(LIST_PAGE_BYTES / rowBytes));
+    for (let r = 0; r < n; r += step) yield [r, Math.min(n, r + step)];
+  }
+
+  /** A page of `rows` full lists of W: repetition 0 then W-1 ones per row, definition all 3. */
+  private listLevels(rows: number, W: number): void {
+    const b = this.body;
+    b.reset();
+    const key = `${rows}x${W}`;
+    let rep = this.repCache.get(key);
+    if (!rep) {
+      const levels = new Int32Array(rows * W).fill(1);
+      for (let r = 0; r < rows; r++) levels[r * W] = 0;
+      const s = new ByteSink(levels.length);
+      rleHybrid(s, levels, levels.length, 1);
+      rep = s.bytes().slice();
+      if (this.repCache.size > 16) this.repCache.clear();
+      this.repCache.set(key, rep);
+    }
+    this.levels(() => b.append(rep));
+    this.levels(() => rleRun(b, 3, rows * W, 2));
+  }
+
+  /** A levels section of a v1 data page: its byte length, then the levels. */
+  private levels(write: () => void): void {
+    const b = this.body;
+    const at = b.reserve(4);
+    b.length = at + 4;
+    write();
+    const len = b.length - at - 4;
+    new DataView(b.buf.buffer, b.buf.byteOffset).setUint32(at, len, true);
+  }
+
+  private intStats(v: Int32Array): void {
+    if (v.length === 0) return;
+    let min = v[0], max = v[0];
+    for (let i = 1; i < v.length; i++) {
+      const x = v[i];
+      if (x < min) min = x;
+      else if (x > max) max = x;
+    }
+    this.cur!.stats = { min: int32Bytes(min), max: int32Bytes(max) };
+  }
+
+  private dictPage(numValues: number): void {
+    const meta = this.cur!;
+    meta.dictPageOffset = this.offset + this.chunkBytes.length;
+    meta.encodings.push(Enc.PLAIN_DICTIONARY);
+    const body = this.body.bytes();
+    this.chunkBytes.append(new ThriftWriter().message((w) => {
+      w.i32(1, 2).i32(2, body.length).i32(3, body.length); // DICTIONARY_PAGE
+      w.struct(7, (d) => d.i32(1, numValues).i32(2, Enc.PLAIN_DICTIONARY));
+    }));
+    this.chunkBytes.append(body);
+  }
+
+  private dataPage(numValues: number, encoding: Enc): void {
+    const meta = this.cur!;
+    if (meta.dataPageOffset < 0) meta.dataPageOffset = this.offset + this.chunkBytes.length;
+    meta.encodings.push(encoding, Enc.RLE);
+    meta.numValues += numValues;
+    const body = this.body.bytes();
+    this.chunkBytes.append(new ThriftWriter().message((w) => {
+      w.i32(1, 0).i32(2, body.length).i32(3, body.length); // DATA_PAGE
+      w.struct(5, (d) => d.i32(1, numValues).i32(2, encoding).i32(3, Enc.RLE).i32(4, Enc.RLE));
+    }));
+    this.chunkBytes.append(body);
+  }
+}
+
+/** dst[...] = the W values of each row rows[r0..r1), copied run by run (rows mostly come in runs). */
+function gatherRows<T extends Int32Array | Float32Array>(dst: T, src: Int16Array | Float32Array, rows: Int32Array, r0: number, r1: number, W: number): void {
+  let o = 0;
+  for (let i = r0; i < r1; ) {
+    const first = rows[i];
+    let len = 1;
+    while (i + len < r1 && rows[i + len] === first + len) len++;
+    dst.set(src.subarray(first * W, (first + len) * W), o);
+    o += len * W;
+    i += len;
+  }
+}
+
+/** Distinct integers in order of first appearance, and each value's index (open addressing). */
+class IntDictionary {
+  values = new Int32Array(1024);
+  size = 0;
+  private keys = new Int32Array(0);
+  private slots = new Int32Array(0); // index + 1; 0: empty
+  private indices = new Int32Array(0);
+
+  encode(v: Int32Array): Int32Array {
+    const n = v.length;
+    let cap = 16;
+    while (cap < 2 * n) cap *= 2;
+    if (this.keys.length < cap) {
+      this.keys = new Int32Array(cap);
+      this.slots = new Int32Array(cap);
+    } else this.slots.fill(0, 0, cap);
+    if (this.indices.length < n) this.indices = new Int32Array(Math.max(n, 2 * this.indices.length));
+    const { keys, slots, indices } = this;
+    const mask = cap - 1, shift = 32 - Math.log2(cap);
+    let size = 0;
+    for (let i = 0; i < n; i++) {
+      const x = v[i];
+      let h = shift === 32 ? 0 : Math.imul(x, 0x9e3779b1) >>> shift;
+      for (;;) {
+        const s = slots[h];
+        if (s === 0) {
+          if (size === this.values.length) this.grow();
+          this.values[size] = x;
+          keys[h] = x;
+          slots[h] = ++size;
+          indices[i] = size - 1;
+          break;
+        }
+        if (keys[h] === x) {
+          indices[i] = s - 1;
+          break;
+        }
+        h = (h + 1) & mask;
+      }
+    }
+    this.size = size;
+    return indices.subarray(0, n);
+  }
+
+  private grow(): void {
+    const b = new Int32Array(2 * this.values.length);
+    b.set(this.values);
+    this.values = b;
+  }
+}
+
+const utf8 = new TextEncoder();
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
+}
+
+function int32Bytes(v: number): Uint8Array {
+  return new Uint8Array(new Int32Array([v]).buffer);
+}
+
+function doubleBytes(v: number): Uint8Array {
+  return new Uint8Array(new Float64Array([v]).buffer);
+}
+
+function floatBytes(v: number): Uint8Array {
+  return new Uint8Array(new Float32Array([v]).buffer);
+}
+
+/** The footer: FileMetaData of parquet.thrift. */
+function fileMetaData(leaves: Leaf[], groups: { rows: number; chunks: ChunkMeta[] }[], numRows: number): Uint8Array {
+  return new ThriftWriter().message((w) => {
+    w.i32(1, 1); // version
+    w.structList(2, schemaElements(leaves), (s, e) => e(s));
+    w.i64(3, numRows);
+    w.structList(4, groups, (g, { rows, chunks }) => {
+      const bytes = chunks.reduce((t, c) => t + c.size, 0);
+      g.structList(1, chunks, (c, m) => {
+        c.i64(2, m.offset); // file_offset
+        c.struct(3, (cm) => {
+          cm.i32(1, m.type);
+          cm.i32List(2, m.encodings);
+          cm.binaryList(3, m.path);
+          cm.i32(4, 0); // UNCOMPRESSED
+          cm.i64(5, m.numValues);
+          cm.i64(6, m.size);
+          cm.i64(7, m.size);
+          cm.i64(9, m.dataPageOffset);
+          if (m.dictPageOffset !== null) cm.i64(11, m.dictPageOffset);
+          cm.struct(12, (st) => {
+            st.i64(3, m.nulls);
+            if (m.stats) st.binary(5, m.stats.max).binary(6, m.stats.min);
+          });
+        });
+      });
+      g.i64(2, bytes);
+      g.i64(3, rows);
+      if (chunks.length) g.i64(5, chunks[0].offset);
+      g.i64(6, bytes);
+    });
+    w.binary(6, `moescope version ${VERSION}`);
+    // column_orders: TypeDefinedOrder for every leaf, so readers trust min_value / max_value
+    w.structList(7, leaves, (o) => o.struct(1, () => {}));
+  });
+}
+
+function schemaElements(leaves: Leaf[]): ((w: ThriftWriter) => void)[] {
+  const out: ((w: ThriftWriter) => void)[] = [(w) => w.binary(4, 'schema').i32(5, leaves.length)];
+  const leaf = (l: Leaf, name: string) => (w: ThriftWriter) => {
+    w.i32(1, l.type).i32(3, OPTIONAL).binary(4, name);
+    if (l.conv !== null) w.i32(6, l.conv);
+    if (l.logical === 'string') w.struct(10, (t) => t.struct(1, () => {}));
+    else if (l.logical) w.struct(10, (t) => t.struct(10, (i) => i.byte(1, l.logical === 'int16' ? 16 : 32).bool(2, true)));
+  };
+  for (const l of leaves) {
+    if (!l.list) {
+      out.push(leaf(l, l.name));
+      continue;
+    }
+    out.push((w) => w.i32(3, OPTIONAL).binary(4, l.name).i32(5, 1).i32(6, Conv.LIST).struct(10, (t) => t.struct(3, () => {})));
+    out.push((w) => w.i32(3, REPEATED).binary(4, 'list').i32(5, 1));
+    out.push(leaf(l, 'element'));
+  }
+  return out;
+}
