@@ -62,7 +62,6 @@ export class ImportSink {
 
   constructor(readonly dir: string, readonly opts: SinkOptions) {
     this.E = opts.numExperts;
-    TraceWriterThread.prestart(); // its start-up overlaps the reading of the first records
   }
 
   get numExperts(): number | undefined {

@@ -15,9 +15,6 @@ export type WriterRequest = { id: number } & (
 );
 export type WriterReply = { id: number } & ({ ok: true; value: unknown } | { ok: false; message: string; input: boolean; stack?: string });
 
-/** A writer thread started ahead of its `open` (prestart). */
-let spare: Worker | null = null;
-
 /** Routing batches handed over and not yet written, before appendRouting waits (bounds memory). */
 const IN_FLIGHT = 3;
 
@@ -57,24 +54,8 @@ export class TraceWriterThread {
     });
   }
 
-  /**
-   * Start a writer thread now, before its options are known, so that its start-up (loading
-   * DuckDB, ~0.4 s) overlaps the caller's; the next `open` takes it. Unused, it does not keep the
-   * process alive.
-   */
-  static prestart(): void {
-    if (spare) return;
-    spare = new Worker(new URL('./writer-worker.js', import.meta.url), workerOptions());
-    spare.unref();
-    spare.on('error', () => undefined); // surfaces when opened (the thread is gone)
-  }
-
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriterThread> {
-    let worker = spare;
-    spare = null;
-    if (worker) worker.ref();
-    else worker = new Worker(new URL('./writer-worker.js', import.meta.url), workerOptions());
-    const t = new TraceWriterThread(worker);
+    const t = new TraceWriterThread(new Worker(new URL('./writer-worker.js', import.meta.url), workerOptions()));
     try {
       await t.call({ op: 'open', dir, opts });
     } catch (e) {
