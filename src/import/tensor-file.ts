@@ -2,6 +2,7 @@ import { decode as decodeHalf, parseSafetensorsHeader, safetensorsHeaderLength }
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
 import { checkBigInt } from '../util/limits.js';
+import { LITTLE_ENDIAN } from '../util/endian.js';
 
 /**
  * Tensors in safetensors files and NumPy .npy files, read by row ranges so that a large tensor
@@ -137,7 +138,6 @@ function openOrFail(path: string): number {
   }
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 function decode(buf: Buffer, dtype: TensorDtype, n: number, where: string): Float32Array | Int32Array {
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);

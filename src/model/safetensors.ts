@@ -1,5 +1,6 @@
 import { InputError } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
+import { LITTLE_ENDIAN } from '../util/endian.js';
 
 /**
  * safetensors: u64 little-endian header length N, N bytes of JSON
@@ -105,7 +106,6 @@ export function readSafetensors(bytes: Uint8Array, where: string, maxHeaderBytes
 }
 
 /** Typed arrays use the host's byte order; safetensors is little-endian. */
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** F32/F16/BF16 little-endian bytes -> Float32Array (also the importers' one half-float decoder). */
 export function decode(bytes: Uint8Array, offset: number, length: number, dtype: Dtype): Float32Array {

@@ -1,6 +1,7 @@
 import { InputError } from '../../util/errors.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord, LayerIndex } from '../records.js';
+import { LITTLE_ENDIAN } from '../../util/endian.js';
 
 /**
  * What vLLM and SGLang share: per request (completion), an integer array [tokens, layers, top_k]
@@ -88,7 +89,6 @@ export function checkTokens(where: string, T: number, P: number, O: number, hint
   }
 }
 
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Little-endian integers from base64, never wrapped: a value outside int32 is an error. */
 export function decodeInts(where: string, name: string, b64: string, dtype: string): Int32Array {

@@ -3,6 +3,7 @@ import { VERSION } from '../../version.js';
 import { ByteSink } from './byte-sink.js';
 import { bitWidth, deltaBinaryPacked, rleHybrid, rleRun } from './encodings.js';
 import { ThriftWriter } from './thrift.js';
+import { LITTLE_ENDIAN } from '../../util/endian.js';
 
 /**
  * A Parquet file writer (https://github.com/apache/parquet-format) for the few shapes moescope
@@ -34,7 +35,6 @@ export const enum Conv {
 const OPTIONAL = 1, REPEATED = 2;
 /** List pages hold about this many bytes of values. */
 const LIST_PAGE_BYTES = 1 << 20;
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const MAGIC = new TextEncoder().encode('PAR1');
 
 type Stats = { min: Uint8Array; max: Uint8Array } | null;
