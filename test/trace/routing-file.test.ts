@@ -189,8 +189,9 @@ test('routing file: top-1 of 1 expert, and an empty file', { timeout: 180_000 },
 
 const rowArb = (K: number, E: number, probs: number, nExtra: number) =>
   fc.record({
-    sample: fc.oneof(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 0, max: 2 ** 31 - 1 })),
-    pos: fc.oneof(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 2 ** 31 - 1 })),
+    // negative or far apart: chunks that cannot be DELTA_BINARY_PACKED within int32 go PLAIN
+    sample: fc.oneof(fc.integer({ min: 0, max: 5 }), fc.integer({ min: -3, max: 5 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
+    pos: fc.oneof(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
     mod: fc.integer({ min: 0, max: MODS.length - 1 }),
     token: fc.oneof(fc.integer({ min: -3, max: 40 }), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })),
     layer: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 32767 })),

@@ -71,7 +71,8 @@ export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array,
   if (!LITTLE_ENDIAN) throw new Error('moescope writes Parquet on little-endian machines only');
   const fd = openSync(path, 'w');
   try {
-    const w = new ChunkWriter(fd);
+    const w = (chunkWriter ??= new ChunkWriter());
+    w.begin(fd);
     w.writeRaw(MAGIC);
     const groups: { rows: number; chunks: ChunkMeta[] }[] = [];
     for (let g = 0; g < rows.length; g += rowGroupRows) {
@@ -89,6 +90,9 @@ export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array,
   }
 }
 
+/** The thread's chunk writer, reused from file to file. */
+let chunkWriter: ChunkWriter | null = null;
+
 /** col[rows[i]] for each i, into the writer's scratch. */
 export function gatherInts(w: ChunkWriter, col: Int32Array | Int16Array | Uint16Array | Uint8Array, rows: Int32Array): Int32Array {
   const out = w.ints(rows.length);
@@ -103,9 +107,11 @@ export function gatherDoubles(col: Float64Array, rows: Int32Array): Float64Array
 
 /**
  * Writes column chunks: pages go to `chunk`, which is written to the file when the chunk is done;
- * page bodies are built in `body`. Scratch arrays are kept from chunk to chunk.
+ * page bodies are built in `body`. Its buffers are kept from chunk to chunk and file to file (one
+ * writer per thread): allocating megabytes per file leaves the process's memory creeping up.
  */
 export class ChunkWriter {
+  private fd = -1;
   private offset = 0;
   private readonly chunkBytes = new ByteSink(1 << 20);
   private readonly body = new ByteSink(1 << 20);
@@ -117,7 +123,11 @@ export class ChunkWriter {
   // the chunk being written
   private cur: ChunkMeta | null = null;
 
-  constructor(private readonly fd: number) {}
+  /** Start a file (files are written one at a time, synchronously). */
+  begin(fd: number): void {
+    this.fd = fd;
+    this.offset = 0;
+  }
 
   writeRaw(b: Uint8Array): void {
     let done = 0;
@@ -152,11 +162,15 @@ export class ChunkWriter {
 
   // ---- flat columns: definition levels (all 1: no NULLs), then the values ----
 
-  /** Sorted non-negative integers (sample, pos, layer). */
+  /**
+   * Sorted non-negative integers (sample, pos, layer) as DELTA_BINARY_PACKED; a chunk with a
+   * negative value goes PLAIN instead, so that no delta leaves int32 (readers differ in how they
+   * wrap).
+   */
   deltaInts(v: Int32Array): void {
+    if (this.intStats(v) < 0) return this.plainInts(v);
     const b = this.flatPageStart(v.length);
     deltaBinaryPacked(b, v, v.length, this.deltaScratch);
-    this.intStats(v);
     this.dataPage(v.length, Enc.DELTA_BINARY_PACKED);
   }
 
@@ -315,8 +329,9 @@ export class ChunkWriter {
     new DataView(b.buf.buffer, b.buf.byteOffset).setUint32(at, len, true);
   }
 
-  private intStats(v: Int32Array): void {
-    if (v.length === 0) return;
+  /** Min/max statistics of the chunk; returns the least value (0 for none). */
+  private intStats(v: Int32Array): number {
+    if (v.length === 0) return 0;
     let min = v[0], max = v[0];
     for (let i = 1; i < v.length; i++) {
       const x = v[i];
@@ -324,6 +339,7 @@ export class ChunkWriter {
       else if (x > max) max = x;
     }
     this.cur!.stats = { min: int32Bytes(min), max: int32Bytes(max) };
+    return min;
   }
 
   private dictPage(numValues: number): void {
