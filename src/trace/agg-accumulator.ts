@@ -84,7 +84,7 @@ export class AggregateAccumulator {
   private readonly prevGid = new Int32Array(32768);
   private topKeys = new Int32Array(0); // per row of a batch: the token table's key (group, top-1 expert)
   private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
-  /** (group * 32768 + top-1 expert, token) -> rows; moves to DuckDB when large, so memory stays flat */
+  /** (group * 32768 + top-1 expert, token) -> rows; drained, then spilled to disk, so memory stays flat */
   private readonly token = new CountTable();
   /** drained token counts (gid, token, expert, n) waiting for the next spill; n used */
   private pending = pendingColumns(TOKEN_SPILL + TOKEN_TABLE);

@@ -20,7 +20,7 @@ const IN_FLIGHT = 3;
 
 /**
  * A TraceWriter in its own thread, same interface: the caller (an importer's parser, capture's
- * encoder) prepares the next rows while the thread appends, counts aggregates and has DuckDB write
+ * encoder) prepares the next rows while the thread appends, counts aggregates and writes
  * Parquet. Row arrays are transferred: the caller's own when it hands them over, else compact
  * copies (one copy, never two). Requests run in order; a failure is thrown from the next call
  * that waits (at the latest `finish`).
