@@ -439,11 +439,17 @@ export class AggregateAccumulator {
     this.spillTokens();
     // the largest table (up to vocabulary x experts per group): summed and sorted on integer codes,
     // groups ranked as ORDER BY ALL would order their keys
+    // groups ranked in ORDER BY ALL order of their keys: the sort runs on integers, and the keys
+    // are looked up by rank afterwards (no join, no strings in the sort)
+    const ranked = (await c.runAndReadAll('SELECT gid, layer, modality, domain, phase FROM agg_groups ORDER BY layer, modality, domain, phase')).getRowsJS();
+    const rank = new Int32Array(G.length);
+    ranked.forEach((row, i) => (rank[Number(row[0])] = i + 1));
+    const byRank = (col: number, type: string) => `([${ranked.map((row) => (row[col] === null ? 'NULL' : typeof row[col] === 'string' ? sqlString(row[col] as string) : String(row[col]))).join(', ')}]::${type}[])[r]`;
     out.token = {
-      ordered: `SELECT ${keys}, a.token, a.expert::SMALLINT AS expert, a.n::BIGINT AS n
-        FROM (SELECT gid, token, expert, sum(n) AS n FROM read_parquet([${this.spillFiles.map((f) => sqlString(f)).join(', ')}]) GROUP BY ALL) a
-        JOIN (SELECT *, row_number() OVER (ORDER BY layer, modality, domain, phase) AS rank FROM agg_groups) k USING (gid)
-        ORDER BY k.rank, a.token, a.expert`,
+      ordered: `SELECT ${byRank(1, 'SMALLINT')} AS layer, ${byRank(2, 'VARCHAR')} AS modality, ${byRank(3, 'VARCHAR')} AS domain, ${byRank(4, 'VARCHAR')} AS phase,
+          token, expert::SMALLINT AS expert, n::BIGINT AS n
+        FROM (SELECT ([${rank.join(', ')}]::INTEGER[])[gid + 1] AS r, token, expert, sum(n) AS n
+          FROM read_parquet([${this.spillFiles.map((f) => sqlString(f)).join(', ')}]) GROUP BY ALL ORDER BY r, token, expert)`,
     };
     return out;
   }
