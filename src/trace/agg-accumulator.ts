@@ -156,7 +156,7 @@ export class AggregateAccumulator {
     g.cap = cap;
   }
 
-  async add(r: AccRows): Promise<void> {
+  add(r: AccRows): void {
     if (this.allSql) return;
     const { n, K, experts } = r;
     if (this.topKeys.length < n) this.topKeys = new Int32Array(n);
@@ -437,10 +437,9 @@ export class AggregateAccumulator {
     }
     // token: what is still in JS joins the spilled parts
     this.spillTokens();
-    // the largest table (up to vocabulary x experts per group): summed and sorted on integer codes,
-    // groups ranked as ORDER BY ALL would order their keys
-    // groups ranked in ORDER BY ALL order of their keys: the sort runs on integers, and the keys
-    // are looked up by rank afterwards (no join, no strings in the sort)
+    // the largest table (up to vocabulary x experts per group): groups ranked as ORDER BY ALL
+    // would order their keys, the sum sorted on integer ranks, and the keys looked up by rank
+    // afterwards (no join, no strings in the sort)
     const ranked = (await c.runAndReadAll('SELECT gid, layer, modality, domain, phase FROM agg_groups ORDER BY layer, modality, domain, phase')).getRowsJS();
     const rank = new Int32Array(G.length);
     ranked.forEach((row, i) => (rank[Number(row[0])] = i + 1));

@@ -228,13 +228,13 @@ export class TraceWriter {
       counts![mod[i]]++;
     }
 
-    // held until the buffer is full, then appended in the shard's order (fillBuffer)
+    // held until the buffer is full, then written in the shard's order (flushRouting)
     this.stage.append({
       n, sample: r.sample, pos: r.pos, mod, token: r.token, layer, experts, gates: this.gatesRecorded ? r.gates : null,
       probs: fullProbs ? r.probs! : null, extra: extraCols.map((col) => (col.type === 'INTEGER' ? (r.extra![col.name] as Int32Array) : extraCodes.get(col.name)!)),
     });
 
-    await this.acc.add({
+    this.acc.add({
       n, K, sample: r.sample, pos: r.pos, token: r.token, layer: r.layer, mod,
       dom: this.domainCodes(r.sample, extraCodes), phase: extraCodes.get('phase') ?? null,
       experts: r.experts, gates: this.gatesRecorded ? r.gates : null, probs: r.probs,
@@ -458,12 +458,10 @@ export class TraceWriter {
     if (this.closed) return;
     this.closed = true;
     try {
-      for (const a of [this.samplesAppender]) {
-        try {
-          a?.closeSync();
-        } catch {
-          // already failing; the files are removed below
-        }
+      try {
+        this.samplesAppender?.closeSync();
+      } catch {
+        // already failing; the files are removed below
       }
       this.conn.closeSync();
       this.instance.closeSync();

@@ -89,7 +89,6 @@ export function checkTokens(where: string, T: number, P: number, O: number, hint
   }
 }
 
-
 /** Little-endian integers from base64, never wrapped: a value outside int32 is an error. */
 export function decodeInts(where: string, name: string, b64: string, dtype: string): Int32Array {
   const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype];

@@ -108,7 +108,7 @@ export function gatherDoubles(col: Float64Array, rows: Int32Array): Float64Array
 }
 
 /**
- * Writes column chunks: pages go to `chunk`, which is written to the file when the chunk is done;
+ * Writes column chunks: pages go to `chunkBytes`, written to the file when the chunk is done;
  * page bodies are built in `body`. Its buffers are kept from chunk to chunk and file to file (one
  * writer per thread): allocating megabytes per file leaves the process's memory creeping up.
  */
@@ -170,28 +170,27 @@ export class ChunkWriter {
    * wrap).
    */
   deltaInts(v: Int32Array): void {
-    if (this.intStats(v) < 0) return this.plainInts(v);
+    if (this.intStats(v) < 0) return this.plainPage(v);
     const b = this.flatPageStart(v.length);
     deltaBinaryPacked(b, v, v.length, this.deltaScratch);
     this.dataPage(v.length, Enc.DELTA_BINARY_PACKED);
   }
 
   plainInts(v: Int32Array): void {
-    const b = this.flatPageStart(v.length);
-    b.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     this.intStats(v);
-    this.dataPage(v.length, Enc.PLAIN);
+    this.plainPage(v);
   }
 
   plainDoubles(v: Float64Array): void {
+    const [min, max] = range(v, Infinity, -Infinity);
+    this.floatStats(min, max, doubleBytes);
+    this.plainPage(v);
+  }
+
+  /** A flat page of the values' bytes as they are (PLAIN is little-endian, as this machine). */
+  private plainPage(v: Int32Array | Float64Array): void {
     const b = this.flatPageStart(v.length);
     b.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-    let min = Infinity, max = -Infinity;
-    for (let i = 0; i < v.length; i++) {
-      if (v[i] < min) min = v[i]; // NaN compares false: left out
-      if (v[i] > max) max = v[i];
-    }
-    if (min <= max) this.cur!.stats = { min: doubleBytes(min === 0 ? -0 : min), max: doubleBytes(max === 0 ? 0 : max) };
     this.dataPage(v.length, Enc.PLAIN);
   }
 
@@ -257,10 +256,7 @@ export class ChunkWriter {
     for (const [r0, r1] of this.listPages(rows.length, 2 * K)) {
       const v = this.ints((r1 - r0) * K);
       gatherRows(v, ids, rows, r0, r1, K);
-      for (let i = 0; i < v.length; i++) {
-        if (v[i] < min) min = v[i];
-        if (v[i] > max) max = v[i];
-      }
+      [min, max] = range(v, min, max);
       this.listLevels(r1 - r0, K);
       b.byte(width);
       rleHybrid(b, v, v.length, width);
@@ -274,17 +270,17 @@ export class ChunkWriter {
     for (const [r0, r1] of this.listPages(rows.length, 4 * W)) {
       const v = this.floats((r1 - r0) * W);
       gatherRows(v, vals, rows, r0, r1, W);
-      for (let i = 0; i < v.length; i++) {
-        const x = v[i];
-        if (x < min) min = x; // NaN compares false: left out, as Parquet's statistics require
-        if (x > max) max = x;
-      }
+      [min, max] = range(v, min, max);
       this.listLevels(r1 - r0, W);
       this.body.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       this.dataPage(v.length, Enc.PLAIN);
     }
-    // zeros as -0 / +0, so that readers comparing with either sign include them (parquet.thrift)
-    if (min <= max) this.cur!.stats = { min: floatBytes(min === 0 ? -0 : min), max: floatBytes(max === 0 ? 0 : max) };
+    this.floatStats(min, max, floatBytes);
+  }
+
+  /** Float statistics (none when every value was NaN); zeros as -0 / +0, so that readers comparing with either sign include them (parquet.thrift). */
+  private floatStats(min: number, max: number, bytes: (x: number) => Uint8Array): void {
+    if (min <= max) this.cur!.stats = { min: bytes(min === 0 ? -0 : min), max: bytes(max === 0 ? 0 : max) };
   }
 
   /** Every row NULL (gates the producer did not record): one entry per row, at levels 0. */
@@ -368,6 +364,16 @@ export class ChunkWriter {
     }));
     this.chunkBytes.append(body);
   }
+}
+
+/** The least and greatest of v and [min, max]; NaN compares false, so it is left out (as Parquet's statistics require). */
+function range(v: ArrayLike<number>, min: number, max: number): [number, number] {
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (x < min) min = x;
+    if (x > max) max = x;
+  }
+  return [min, max];
 }
 
 /** dst[...] = the W values of each row rows[r0..r1), copied run by run (rows mostly come in runs). */
