@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { expNonPositive } from './exp-neg.js';
 
 /**
  * Turning what engines save into trace rows: top-k from router scores (logits or probabilities),
@@ -74,7 +75,7 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
       let max = -Infinity;
       for (let e = 0; e < E; e++) max = Math.max(max, scores[row + e]);
       let sum = 0;
-      for (let e = 0; e < E; e++) sum += p[e] = Math.exp(scores[row + e] - max);
+      for (let e = 0; e < E; e++) sum += p[e] = expNonPositive(scores[row + e] - max);
       for (let e = 0; e < E; e++) p[e] /= sum;
     }
     if (probs) for (let e = 0; e < E; e++) probs[row + e] = p[e];
@@ -183,7 +184,7 @@ class SoftmaxTopK {
       } else if (v !== v) return false;
     }
     let sum = 0;
-    for (let e = 0; e < E; e++) sum += ex[e] = Math.exp(scores[row + e] - max);
+    for (let e = 0; e < E; e++) sum += ex[e] = expNonPositive(scores[row + e] - max);
     if (!(sum > 0) || sum === Infinity) return false;
     // probabilities of the K+1 best must stay strictly ordered for the selection to be the plain loop's
     topP[0] = ex[topI[0]] / sum;
@@ -240,7 +241,7 @@ export function routeByRule(scores: Float32Array, T: number, E: number, K: numbe
       let max = -Infinity;
       for (let e = 0; e < E; e++) max = Math.max(max, scores[row + e]);
       let sum = 0;
-      for (let e = 0; e < E; e++) sum += s[e] = Math.exp(scores[row + e] - max);
+      for (let e = 0; e < E; e++) sum += s[e] = expNonPositive(scores[row + e] - max);
       for (let e = 0; e < E; e++) s[e] /= sum;
     }
     if (probs) for (let e = 0; e < E; e++) probs[row + e] = s[e];

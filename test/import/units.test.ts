@@ -5,6 +5,7 @@ import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../.
 import { routingFromConfig } from '../../src/import/layers.js';
 import { parseLayerList } from '../../src/util/limits.js';
 import { decodeInts } from '../../src/import/formats/engine-routed.js';
+import { expNonPositive } from '../../src/import/exp-neg.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -69,6 +70,28 @@ test('routeFromScores: softmax top-k is bit-exact against a plain softmax + sort
       }
     }
   }
+});
+
+test('expNonPositive: within 2 ulp of Math.exp over the softmax range, and Math.exp itself at the edges', () => {
+  const f = new Float64Array(2);
+  const bits = new BigInt64Array(f.buffer);
+  const ulps = (a: number, b: number) => {
+    f[0] = a;
+    f[1] = b;
+    return Number(bits[0] - bits[1]);
+  };
+  const rnd = lcg(5);
+  let worst = 0;
+  for (let i = 0; i < 200_000; i++) {
+    // small, typical and very negative arguments, and exact multiples of ln2/256 (table points)
+    const x = [-rnd() * 1e-6, -rnd() * 30, -rnd() * 700, -Math.round(rnd() * 1e4) * (Math.LN2 / 256)][i % 4];
+    if (x < -700) continue;
+    const d = Math.abs(ulps(expNonPositive(x), Math.exp(x)));
+    if (d > worst) worst = d;
+    assert.ok(d <= 2, `exp(${x}): ${expNonPositive(x)} vs ${Math.exp(x)}`);
+  }
+  assert.ok(worst >= 1, 'the sweep reached values where the two differ (the check can fail)');
+  for (const x of [0, -0, -700, -700.5, -745, -746, -Infinity, NaN]) assert.ok(Object.is(expNonPositive(x), Math.exp(x)) || ulps(expNonPositive(x), Math.exp(x)) === 0, `edge ${x}`);
 });
 
 test('routeFromScores on probabilities does not apply softmax again; looksLikeProbs tells them apart', () => {
