@@ -5,7 +5,7 @@ import type { ReaderContext } from './options.js';
 import type { FileReply, FileRequest } from './parallel-read.js';
 
 /** The thread behind readFilesInParallel: reads one input file at a time and posts its records in batches. */
-const BATCH_BYTES = 4 << 20;
+const BATCH_BYTES = 1 << 20;
 let credit: (() => void) | null = null;
 let outstanding = 0;
 

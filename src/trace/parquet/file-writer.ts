@@ -252,11 +252,11 @@ export class ChunkWriter {
     for (let e = 0; e < E; e++) b.u32le(e);
     this.dictPage(E);
     const width = bitWidth(E - 1);
-    let min = Infinity, max = -Infinity;
+    let min = 0x7fffffff, max = -0x80000000;
     for (const [r0, r1] of this.listPages(rows.length, 2 * K)) {
       const v = this.ints((r1 - r0) * K);
       gatherRows(v, ids, rows, r0, r1, K);
-      [min, max] = range(v, min, max);
+      [min, max] = intRange(v, min, max);
       this.listLevels(r1 - r0, K);
       b.byte(width);
       rleHybrid(b, v, v.length, width);
@@ -330,12 +330,7 @@ export class ChunkWriter {
   /** Min/max statistics of the chunk; returns the least value (0 for none). */
   private intStats(v: Int32Array): number {
     if (v.length === 0) return 0;
-    let min = v[0], max = v[0];
-    for (let i = 1; i < v.length; i++) {
-      const x = v[i];
-      if (x < min) min = x;
-      else if (x > max) max = x;
-    }
+    const [min, max] = intRange(v, v[0], v[0]);
     this.cur!.stats = { min: int32Bytes(min), max: int32Bytes(max) };
     return min;
   }
@@ -366,8 +361,21 @@ export class ChunkWriter {
   }
 }
 
+/**
+ * The least and greatest of v and [min, max], all int32: a loop of its own, since one shared with
+ * float arrays runs several times slower (polymorphic element loads, double compares).
+ */
+function intRange(v: Int32Array, min: number, max: number): [number, number] {
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    min = x < min ? x : min;
+    max = x > max ? x : max;
+  }
+  return [min, max];
+}
+
 /** The least and greatest of v and [min, max]; NaN compares false, so it is left out (as Parquet's statistics require). */
-function range(v: ArrayLike<number>, min: number, max: number): [number, number] {
+function range(v: Float32Array | Float64Array, min: number, max: number): [number, number] {
   for (let i = 0; i < v.length; i++) {
     const x = v[i];
     if (x < min) min = x;
