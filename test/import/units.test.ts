@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { looksLikeProbs, routeFromScores, sortTopK } from '../../src/import/routing.js';
 import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../../src/import/modality.js';
 import { routingFromConfig } from '../../src/import/layers.js';
-import { parseLayerList } from '../../src/util/limits.js';
+import { firstNonFinite, parseLayerList } from '../../src/util/limits.js';
 import { decodeInts } from '../../src/import/formats/engine-routed.js';
 import { expNonPositive } from '../../src/import/exp-neg.js';
 
@@ -92,6 +92,27 @@ test('expNonPositive: within 2 ulp of Math.exp over the softmax range, and Math.
   }
   assert.ok(worst >= 1, 'the sweep reached values where the two differ (the check can fail)');
   for (const x of [0, -0, -700, -700.5, -745, -746, -Infinity, NaN]) assert.ok(Object.is(expNonPositive(x), Math.exp(x)) || ulps(expNonPositive(x), Math.exp(x)) === 0, `edge ${x}`);
+});
+
+test('firstNonFinite: the first NaN or infinity wherever it falls (block edges, tails), else -1', () => {
+  const rnd = lcg(9);
+  for (const n of [0, 1, 3, 4, 1023, 1024, 1025, 5000]) {
+    const a = Float32Array.from({ length: n }, () => rnd() * 200 - 100);
+    const d = Float64Array.from(a);
+    assert.equal(firstNonFinite(a), -1);
+    assert.equal(firstNonFinite(Array.from(d)), -1);
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      for (const at of [0, n - 1, 1023, 1024, Math.floor(n / 2)].filter((i) => i >= 0 && i < n)) {
+        const b = a.slice();
+        b[at] = bad;
+        if (at + 7 < n) b[at + 7] = NaN; // a later one does not win
+        let expected = -1;
+        for (let i = 0; i < n; i++) if (!Number.isFinite(b[i])) { expected = i; break; }
+        assert.equal(firstNonFinite(b), expected, `n ${n}, ${bad} at ${at}`);
+      }
+    }
+  }
+  assert.equal(firstNonFinite([1, -0, 0, 1e308, -1e308]), -1, 'signed zeros and huge finite values are finite');
 });
 
 test('routeFromScores on probabilities does not apply softmax again; looksLikeProbs tells them apart', () => {
