@@ -147,16 +147,20 @@ export async function writeAggregates(conn: DuckDBConnection, base: string, dir:
   await writeAggregateQueries(conn, aggregateQueries(base, opts), dir);
 }
 
-/** An aggregate's query; `ordered` when it already sorts as ORDER BY ALL would (cheaper on integer codes). */
-export type AggQuery = string | { ordered: string };
+/**
+ * An aggregate's query, or how to write its file without DuckDB (the writer's per-token table:
+ * in the rows and order the query would give, ORDER BY ALL).
+ */
+export type AggQuery = string | { write(file: string): void };
 
 /** Write one query per aggregate table as agg-*.parquet into `dir`. */
 export async function writeAggregateQueries(conn: DuckDBConnection, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
   for (const t of AGG_TABLES) {
-    // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
     const qt = queries[t];
-    const sql = typeof qt === 'string' ? `SELECT * FROM (${qt}) ORDER BY ALL` : qt.ordered;
-    await conn.run(`COPY (${sql}) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
+    const file = join(dir, aggFile(t));
+    // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
+    if (typeof qt === 'string') await conn.run(`COPY (SELECT * FROM (${qt}) ORDER BY ALL) TO ${q(file)} (FORMAT parquet, COMPRESSION zstd)`);
+    else qt.write(file);
   }
 }
 
