@@ -110,7 +110,7 @@ export class AggregateAccumulator {
     this.tokenSpill = opts.tokenSpill ?? TOKEN_SPILL;
     this.tokenTable = Math.min(TOKEN_TABLE, this.tokenSpill);
     this.pending = pendingColumns(this.tokenSpill + this.tokenTable);
-    this.runs = new TokenRuns(opts.spillPrefix);
+    this.runs = new TokenRuns(opts.spillPrefix, opts.numExperts - 1);
   }
 
   /** Everything goes to SQL (a fact about the input found after rows were counted). */

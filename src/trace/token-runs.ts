@@ -1,18 +1,26 @@
 import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 
 /**
- * The per-token counts (agg-token) on disk: each spill is a sorted run, and the runs are merged at
- * the end into the table's final order. A sort of each spill while it is small and in cache, then a
- * merge that only compares, costs a fraction of one large GROUP BY + ORDER BY over every spilled
+ * The per-token counts (agg-token) on disk, and back in the table's order: (group rank, token,
+ * expert), equal keys summed. Costs a fraction of one GROUP BY + ORDER BY over every spilled
  * entry (a single-threaded DuckDB sort of 2M entries took ~1 s at the end of a 3M-row import).
  *
- * A run holds entries sorted by (group order, token, expert) with equal keys summed, as 16-byte
- * records: int32 gid * 32768 + expert, int32 token, float64 n (this machine's byte order: the
- * files are temporaries of this process). The group order at a spill is the final one
- * (group-order.ts) over the groups known then: a group that appears later never reorders the
- * others, so every run is already in the final order and the merge needs no index into them.
- * Memory stays bounded: a merge reads each run through a buffer of READ_ENTRIES, and at most
- * `fanIn` runs at a time (more runs are first merged in passes into fewer, longer ones).
+ * The key space is cut into buckets: a group and a range of 2^s tokens, which with every expert
+ * id is at most 2^16 cells. A spill is sorted by bucket only (a radix sort on a few bits) and
+ * written as a run; the merge takes the runs' entries bucket by bucket, in order, sums them in a
+ * dense array of the bucket's cells (in cache: no comparisons, no hashing), and hands out the
+ * touched cells in cell order, which is (token, expert) order.
+ *
+ * A run is 16-byte records (int32 gid * 32768 + expert, int32 token, float64 n; this machine's
+ * byte order: the files are temporaries of this process), sorted by bucket. The group order at a
+ * spill is the final one (group-order.ts) over the groups known then: a group that appears later
+ * never reorders the others, so every run is already in the final bucket order. Memory stays
+ * bounded: a merge reads each run through a buffer of READ_ENTRIES, and at most `fanIn` runs at a
+ * time (more runs are first merged in passes into fewer, longer ones).
+ *
+ * Loops are functions (or methods) of their own that run many times: V8 optimizes a function
+ * whose loops run once per call only on the fly, and throws that code away at every call when a
+ * later loop reaches code that has not run yet.
  */
 
 /** Entries (gid, token, expert, n) in columns; `n` of them in use. */
@@ -28,43 +36,39 @@ const WORDS = 4; // int32 words per record
 const READ_ENTRIES = 4096; // records per run read at a time while merging (64 KB)
 const WRITE_ENTRIES = 4096;
 const FAN_IN = 64;
-const DIGITS = 1 << 16;
+const CELL_BITS = 16; // a bucket's cells: token's low s bits | expert
+const DIGIT_BITS = 12, DIGIT_MASK = (1 << DIGIT_BITS) - 1;
 
 export class TokenRuns {
   private runs: string[] = [];
   private made = 0;
-  // radix sort scratch, grown to the largest spill
-  private perm = new Int32Array(0);
-  private tmp = new Int32Array(0);
-  private digit = new Int32Array(0);
-  private readonly buckets = new Int32Array(DIGITS);
+  /** expert id bits, and the token bits within a bucket (s) */
+  private readonly eb: number;
+  private readonly s: number;
+  // radix sort scratch, grown to the largest spill: the entries' columns, twice (a pass moves one into the other)
+  private a = sortColumns(0);
+  private b = sortColumns(0);
+  private readonly count = new Int32Array(1 << DIGIT_BITS);
+  private readonly range = new Float64Array(3);
 
-  /** prefix: path prefix of the run files (temporaries the caller removes if this stops early) */
-  constructor(private readonly prefix: string, private readonly fanIn = FAN_IN) {}
+  /**
+   * prefix: path prefix of the run files (temporaries the caller removes if this stops early);
+   * maxExpert: the largest expert id an entry may have (< 32768)
+   */
+  constructor(private readonly prefix: string, maxExpert: number, private readonly fanIn = FAN_IN) {
+    this.eb = bitsFor(maxExpert);
+    this.s = CELL_BITS - this.eb;
+  }
 
-  /** Write e's entries as a run: sorted by (order[gid], token, expert), equal keys summed. */
+  /** Write e's entries as a run, sorted by bucket (order[gid], token's bucket). */
   spill(e: TokenEntries, order: Int32Array): void {
-    const { n, gid, token, expert, count } = e;
-    if (n === 0) return;
-    const perm = this.sort(e, order);
+    if (e.n === 0) return;
+    const sorted = this.sort(e, order);
     const path = this.newRun();
     this.runs.push(path);
     const w = new RunWriter(path);
     try {
-      let i = perm[0];
-      let ge = gid[i] * 32768 + expert[i], tok = token[i], c = count[i];
-      for (let j = 1; j < n; j++) {
-        i = perm[j];
-        const ge2 = gid[i] * 32768 + expert[i], tok2 = token[i];
-        if (ge2 === ge && tok2 === tok) c += count[i];
-        else {
-          w.add(ge, tok, c);
-          ge = ge2;
-          tok = tok2;
-          c = count[i];
-        }
-      }
-      w.add(ge, tok, c);
+      writeSorted(w, sorted, e.n);
     } finally {
       w.close();
     }
@@ -80,27 +84,33 @@ export class TokenRuns {
       const next: string[] = [];
       for (let r = 0; r < this.runs.length; r += this.fanIn) {
         const part = this.runs.slice(r, r + this.fanIn);
-        if (part.length === 1) {
-          next.push(part[0]);
-          continue;
-        }
-        const path = this.newRun();
-        const w = new RunWriter(path);
-        try {
-          mergeRuns(part, rank, WRITE_ENTRIES, (b) => {
-            for (let i = 0; i < b.n; i++) w.add(b.gid[i] * 32768 + b.expert[i], b.token[i], b.count[i]);
-          });
-        } finally {
-          w.close();
-        }
-        for (const f of part) rmSync(f, { force: true });
-        next.push(path);
+        if (part.length > 1) {
+          const path = this.newRun();
+          const w = new RunWriter(path);
+          try {
+            this.mergeRuns(part, rank, WRITE_ENTRIES, (b) => writeBlock(w, b));
+          } finally {
+            w.close();
+          }
+          for (const f of part) rmSync(f, { force: true });
+          next.push(path);
+        } else next.push(part[0]);
       }
       this.runs = next;
     }
-    mergeRuns(this.runs, rank, blockRows, out);
+    this.mergeRuns(this.runs, rank, blockRows, out);
     for (const f of this.runs) rmSync(f, { force: true });
     this.runs = [];
+  }
+
+  private mergeRuns(paths: string[], rank: Int32Array, blockRows: number, out: (b: TokenEntries) => void): void {
+    const b: TokenEntries = { n: 0, gid: new Int32Array(blockRows), token: new Int32Array(blockRows), expert: new Int32Array(blockRows), count: new Float64Array(blockRows) };
+    const m = new Merge(paths, rank, this.eb, this.s);
+    try {
+      for (m.read(b); b.n > 0; m.read(b)) out(b);
+    } finally {
+      m.close();
+    }
   }
 
   private newRun(): string {
@@ -108,47 +118,153 @@ export class TokenRuns {
   }
 
   /**
-   * The permutation of [0, n) that sorts e by (order[gid], token, expert): LSD radix sort on 16-bit
-   * digits (expert, token low, token high with the sign flipped, group), a pass skipped when every
-   * entry has the same digit. A few ms for a spill of 80k entries, where a comparison sort takes
-   * ~50 ms.
+   * e's entries sorted by bucket: an LSD radix sort of the key (order[gid], the token's high
+   * 32 - s bits less the spill's least), in as few bits as the spill's ranges need, one word when
+   * they fit 32 bits (the usual: a few groups, a vocabulary), else two; each pass counts in 2^12
+   * buckets at most, and a pass whose digit is the same for every entry is skipped. The entries'
+   * fields travel with the keys, so that nothing is read in random order afterwards (a gather by
+   * sorted index cost more than the sort).
    */
-  private sort(e: TokenEntries, order: Int32Array): Int32Array {
-    const { n, gid, token, expert } = e;
-    if (this.perm.length < n) {
-      this.perm = new Int32Array(e.gid.length);
-      this.tmp = new Int32Array(e.gid.length);
-      this.digit = new Int32Array(e.gid.length);
+  private sort(e: TokenEntries, order: Int32Array): SortColumns {
+    const n = e.n;
+    if (this.a.lo.length < n) {
+      this.a = sortColumns(e.gid.length);
+      this.b = sortColumns(e.gid.length);
     }
-    let src = this.perm.subarray(0, n), dst = this.tmp.subarray(0, n);
-    for (let i = 0; i < n; i++) src[i] = i;
-    const d = this.digit;
-    for (let p = 0; p < 4; p++) {
-      if (p === 0) for (let i = 0; i < n; i++) d[i] = expert[i];
-      else if (p === 1) for (let i = 0; i < n; i++) d[i] = token[i] & 0xffff;
-      else if (p === 2) for (let i = 0; i < n; i++) d[i] = (token[i] >>> 16) ^ 0x8000;
-      else for (let i = 0; i < n; i++) d[i] = order[gid[i]];
-      if (radixPass(src, dst, d, n, this.buckets)) [src, dst] = [dst, src];
+    let { a, b } = this;
+    const count = this.count;
+    const [minHigh, maxHigh, maxOrder] = ranges(e, order, this.s, this.eb, this.range);
+    const tb = bitsFor(maxHigh - minHigh), ob = bitsFor(maxOrder);
+    const twoWords = ob + tb > 32;
+    sortKeys(e, order, this.s, minHigh, twoWords ? -1 : tb, a);
+    for (const shift of digitShifts(twoWords ? tb : ob + tb)) {
+      if (radixPass(a.lo, shift, n, count, a, b, twoWords)) [a, b] = [b, a];
     }
-    return src;
+    if (twoWords) {
+      for (const shift of digitShifts(ob)) {
+        if (radixPass(a.hi, shift, n, count, a, b, true)) [a, b] = [b, a];
+      }
+    }
+    return a;
   }
 }
 
-/** One stable counting pass of src into dst by digit[i] (< 2^16); false (and dst untouched) when all digits are equal. */
-function radixPass(src: Int32Array, dst: Int32Array, digit: Int32Array, n: number, buckets: Int32Array): boolean {
-  buckets.fill(0);
-  for (let i = 0; i < n; i++) buckets[digit[i]]++;
-  if (buckets[digit[0]] === n) return false;
-  for (let v = 0, sum = 0; v < DIGITS; v++) {
-    const c = buckets[v];
-    buckets[v] = sum;
+/** Spill entries while they are sorted: key words (lo, and hi when the key takes two), and the record's fields. */
+interface SortColumns {
+  lo: Int32Array;
+  hi: Int32Array;
+  ge: Int32Array; // gid * 32768 + expert
+  tok: Int32Array;
+  cnt: Float64Array;
+}
+
+function sortColumns(cap: number): SortColumns {
+  return { lo: new Int32Array(cap), hi: new Int32Array(cap), ge: new Int32Array(cap), tok: new Int32Array(cap), cnt: new Float64Array(cap) };
+}
+
+/** Bits for the values 0..max. */
+function bitsFor(max: number): number {
+  return max > 0 ? 32 - Math.clz32(max) : 0;
+}
+
+/** The shifts of the digits of a key of `bits` bits: as few as digits of at most DIGIT_BITS allow, of equal width. */
+function digitShifts(bits: number): number[] {
+  const passes = Math.ceil(bits / DIGIT_BITS), width = Math.ceil(bits / Math.max(1, passes));
+  return Array.from({ length: passes }, (_, p) => p * width);
+}
+
+/** A token's bucket within its group: its high 32 - s bits, sign flipped so that they order as unsigned. */
+function tokenHigh(token: number, s: number): number {
+  return (token ^ -0x80000000) >>> s;
+}
+
+/** [least, greatest tokenHigh, greatest group order] of e into out; throws on an expert id wider than eb bits. */
+function ranges(e: TokenEntries, order: Int32Array, s: number, eb: number, out: Float64Array): Float64Array {
+  const { n, gid, token, expert } = e;
+  let minHigh = tokenHigh(token[0], s), maxHigh = minHigh, maxExpert = 0, maxOrder = 0;
+  for (let i = 0; i < n; i++) {
+    const t = tokenHigh(token[i], s), x = expert[i], o = order[gid[i]];
+    if (t < minHigh) minHigh = t;
+    if (t > maxHigh) maxHigh = t;
+    if (x > maxExpert) maxExpert = x;
+    if (o > maxOrder) maxOrder = o;
+  }
+  if (maxExpert >>> eb !== 0) throw new Error(`token runs: expert ${maxExpert} past the ${eb} bits given`);
+  out[0] = minHigh;
+  out[1] = maxHigh;
+  out[2] = maxOrder;
+  return out;
+}
+
+/**
+ * The sort's columns of e: keys of one word, order | tokenHigh - minHigh (tb bits), or with
+ * tb = -1 of two, hi = order and lo = tokenHigh - minHigh.
+ */
+function sortKeys(e: TokenEntries, order: Int32Array, s: number, minHigh: number, tb: number, c: SortColumns): void {
+  const { n, gid, token, expert, count } = e;
+  const { lo, hi, ge, tok, cnt } = c;
+  for (let i = 0; i < n; i++) {
+    const o = order[gid[i]], t = token[i];
+    // tb may be 32 only when every order is 0 (a shift by 32 is one by 0 in JS)
+    if (tb >= 0) lo[i] = (o << tb) | (tokenHigh(t, s) - minHigh);
+    else {
+      lo[i] = tokenHigh(t, s) - minHigh;
+      hi[i] = o;
+    }
+    ge[i] = gid[i] * 32768 + expert[i];
+    tok[i] = t;
+    cnt[i] = count[i];
+  }
+}
+
+/**
+ * One stable counting pass of a's columns into b by the digit (key >>> shift) & DIGIT_MASK of one
+ * of a's key words. (A digit narrower than the mask also counts some of the next one's bits, which
+ * is harmless: the next pass orders by them again.) False, and nothing moved, when every entry has
+ * the same digit.
+ */
+function radixPass(key: Int32Array, shift: number, n: number, count: Int32Array, a: SortColumns, b: SortColumns, twoWords: boolean): boolean {
+  count.fill(0);
+  countDigits(key, shift, n, count);
+  if (count[(key[0] >>> shift) & DIGIT_MASK] === n) return false;
+  startsOf(count);
+  scatter(key, shift, n, count, a, b, twoWords);
+  return true;
+}
+
+function countDigits(key: Int32Array, shift: number, n: number, count: Int32Array): void {
+  for (let j = 0; j < n; j++) count[(key[j] >>> shift) & DIGIT_MASK]++;
+}
+
+/** Counts into the first position of each digit. */
+function startsOf(count: Int32Array): void {
+  for (let d = 0, sum = 0; d < count.length; d++) {
+    const c = count[d];
+    count[d] = sum;
     sum += c;
   }
+}
+
+function scatter(key: Int32Array, shift: number, n: number, at: Int32Array, a: SortColumns, b: SortColumns, twoWords: boolean): void {
+  const { lo, hi, ge, tok, cnt } = a;
+  const { lo: lo2, hi: hi2, ge: ge2, tok: tok2, cnt: cnt2 } = b;
   for (let j = 0; j < n; j++) {
-    const i = src[j];
-    dst[buckets[digit[i]]++] = i;
+    const k = at[(key[j] >>> shift) & DIGIT_MASK]++;
+    lo2[k] = lo[j];
+    if (twoWords) hi2[k] = hi[j];
+    ge2[k] = ge[j];
+    tok2[k] = tok[j];
+    cnt2[k] = cnt[j];
   }
-  return true;
+}
+
+function writeSorted(w: RunWriter, c: SortColumns, n: number): void {
+  const { ge, tok, cnt } = c;
+  for (let j = 0; j < n; j++) w.add(ge[j], tok[j], cnt[j]);
+}
+
+function writeBlock(w: RunWriter, b: TokenEntries): void {
+  for (let i = 0; i < b.n; i++) w.add(b.gid[i] * 32768 + b.expert[i], b.token[i], b.count[i]);
 }
 
 /** A run file being written, through a buffer of records. */
@@ -186,117 +302,202 @@ class RunWriter {
   }
 }
 
-/** A run file being read, READ_ENTRIES records at a time; `at` is the current record. */
-class RunReader {
-  private readonly fd: number;
-  private readonly buf = new ArrayBuffer(READ_ENTRIES * WORDS * 4);
-  readonly i32 = new Int32Array(this.buf);
-  readonly f64 = new Float64Array(this.buf);
-  at = -1;
-  private len = 0;
-  private pos = 0;
+/**
+ * The merge: a binary heap of the runs by their current record's bucket key
+ * rank[gid] * 2^(32 - s) + tokenHigh (exact in a double), popped a bucket at a time; the bucket's
+ * records summed into `dense` by cell, the touched cells listed, then handed out in cell order.
+ * Each run's buffer is a slice of one shared array, so the loops read records without an object
+ * per run.
+ */
+class Merge {
+  private readonly fds: number[] = [];
+  private readonly i32: Int32Array;
+  private readonly f64: Float64Array;
+  private readonly at: Int32Array; // per run: its current record in its buffer
+  private readonly len: Int32Array; // records in its buffer
+  private readonly pos: number[]; // bytes read from its file
+  private readonly heap: Int32Array;
+  private readonly key: Float64Array; // per run: its current record's bucket key
+  private size = 0;
+  // the bucket being handed out: its cells' sums, its touched cells (in order once all are summed), how many are out, its gid and first token
+  private readonly dense = new Float64Array(1 << CELL_BITS);
+  private readonly cells = new Int32Array(1 << CELL_BITS);
+  private readonly bits = new Int32Array(1 << (CELL_BITS - 5)); // the touched cells
+  private cellCount = 0;
+  private cellsOut = 0;
+  private bucketGid = 0;
+  private bucketToken = 0;
 
-  constructor(path: string) {
-    this.fd = openSync(path, 'r');
+  constructor(paths: string[], private readonly rank: Int32Array, private readonly eb: number, private readonly s: number) {
+    const k = paths.length;
+    const buf = new ArrayBuffer(k * READ_ENTRIES * WORDS * 4);
+    this.i32 = new Int32Array(buf);
+    this.f64 = new Float64Array(buf);
+    this.at = new Int32Array(k);
+    this.len = new Int32Array(k);
+    this.pos = new Array<number>(k).fill(0);
+    this.heap = new Int32Array(k);
+    this.key = new Float64Array(k);
+    try {
+      for (const p of paths) this.fds.push(openSync(p, 'r'));
+      for (let r = 0; r < k; r++) if (this.load(r)) this.push(r);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
   }
 
-  /** Move to the next record; false at the end of the run. */
-  next(): boolean {
-    if (++this.at < this.len) return true;
-    const b = new Uint8Array(this.buf);
+  /** The next entries, equal keys summed, into b (up to its length); b.n = 0 once all are out. */
+  read(b: TokenEntries): void {
+    let n = 0;
+    while (n < b.gid.length) {
+      if (this.cellsOut === this.cellCount) {
+        if (this.size === 0) break;
+        this.nextBucket();
+      }
+      n = this.handOut(b, n);
+    }
+    b.n = n;
+  }
+
+  /** Cells of the current bucket into b from row n on, while b has room; returns the rows filled. */
+  private handOut(b: TokenEntries, n: number): number {
+    const { gid, token, expert, count } = b;
+    const { dense, cells, eb, bucketGid, bucketToken } = this;
+    const cap = gid.length, end = this.cellCount, emask = (1 << eb) - 1;
+    let i = this.cellsOut;
+    for (; i < end && n < cap; i++, n++) {
+      const c = cells[i];
+      gid[n] = bucketGid;
+      token[n] = bucketToken | (c >>> eb);
+      expert[n] = c & emask;
+      count[n] = dense[c];
+      dense[c] = 0;
+    }
+    this.cellsOut = i;
+    return n;
+  }
+
+  /** Sum every record of the smallest bucket key into dense, and list its cells in order. */
+  private nextBucket(): void {
+    const { heap, key } = this;
+    const first = heap[0], o = (first * READ_ENTRIES + this.at[first]) * WORDS;
+    const bucket = key[first];
+    this.bucketGid = this.i32[o] >>> 15;
+    this.bucketToken = (this.i32[o + 1] >> this.s) << this.s;
+    this.cellCount = 0;
+    while (this.size > 0 && key[heap[0]] === bucket) {
+      const r = heap[0];
+      // the run's records of this bucket, buffer after buffer
+      while (this.take(r, bucket) && this.load(r)) {}
+      if (this.at[r] < this.len[r]) this.setKey(r);
+      else heap[0] = heap[--this.size];
+      this.siftDown();
+    }
+    this.orderCells();
+    this.cellsOut = 0;
+  }
+
+  /**
+   * The touched cells in order: a few sorted, more read off the bitmap (2^11 words, whatever the
+   * number of cells; a sort of a thousand cells per bucket took most of the merge).
+   */
+  private orderCells(): void {
+    const { cells, bits } = this, n = this.cellCount;
+    if (n <= 64) {
+      cells.subarray(0, n).sort();
+      for (let i = 0; i < n; i++) bits[cells[i] >>> 5] = 0;
+      return;
+    }
+    let m = 0;
+    for (let w = 0; w < bits.length; w++) {
+      let x = bits[w];
+      if (x === 0) continue;
+      bits[w] = 0;
+      while (x !== 0) {
+        const low = x & -x;
+        cells[m++] = (w << 5) | (31 - Math.clz32(low));
+        x ^= low;
+      }
+    }
+  }
+
+  /**
+   * Add run r's records from its current one on while they are in `bucket`; true when its buffer
+   * ran out first (the bucket may go on in the next one).
+   */
+  private take(r: number, bucket: number): boolean {
+    const { i32, f64, dense, cells, bits, rank, eb, s } = this;
+    const base = r * READ_ENTRIES, end = this.len[r];
+    const tmask = (1 << s) - 1, shift = 2 ** (32 - s);
+    let a = this.at[r], n = this.cellCount;
+    for (; a < end; a++) {
+      const o = (base + a) * WORDS;
+      const ge = i32[o], t = i32[o + 1];
+      if (rank[ge >>> 15] * shift + tokenHigh(t, s) !== bucket) break;
+      const c = ((t & tmask) << eb) | (ge & 32767);
+      if (dense[c] === 0) {
+        // counts are >= 1: a zero cell is an untouched one
+        cells[n++] = c;
+        bits[c >>> 5] |= 1 << (c & 31);
+      }
+      dense[c] += f64[(o >> 1) + 1];
+    }
+    this.at[r] = a;
+    this.cellCount = n;
+    return a === end;
+  }
+
+  /** Read run r's next buffer and set its key; false at the end of the run. */
+  private load(r: number): boolean {
+    const bytes = READ_ENTRIES * WORDS * 4;
+    const b = new Uint8Array(this.i32.buffer, r * bytes, bytes);
     let got = 0;
-    while (got < b.length) {
-      const k = readSync(this.fd, b, got, b.length - got, this.pos + got);
+    while (got < bytes) {
+      const k = readSync(this.fds[r], b, got, bytes - got, this.pos[r] + got);
       if (k === 0) break;
       got += k;
     }
     if (got % (WORDS * 4) !== 0) throw new Error(`token run: ${got} bytes is not whole records`);
-    this.pos += got;
-    this.len = got / (WORDS * 4);
-    this.at = 0;
-    return this.len > 0;
+    this.pos[r] += got;
+    this.len[r] = got / (WORDS * 4);
+    this.at[r] = 0;
+    if (got === 0) return false;
+    this.setKey(r);
+    return true;
+  }
+
+  private setKey(r: number): void {
+    const o = (r * READ_ENTRIES + this.at[r]) * WORDS;
+    this.key[r] = this.rank[this.i32[o] >>> 15] * 2 ** (32 - this.s) + tokenHigh(this.i32[o + 1], this.s);
+  }
+
+  /** Add run r to the heap. */
+  private push(r: number): void {
+    const { heap, key } = this;
+    let i = this.size++;
+    for (; i > 0 && key[r] < key[heap[(i - 1) >> 1]]; i = (i - 1) >> 1) heap[i] = heap[(i - 1) >> 1];
+    heap[i] = r;
+  }
+
+  /** Move the top of the heap down to its place. */
+  private siftDown(): void {
+    const { heap, key, size } = this;
+    const top = heap[0], k = key[top];
+    let i = 0;
+    for (;;) {
+      let ch = 2 * i + 1;
+      if (ch >= size) break;
+      if (ch + 1 < size && key[heap[ch + 1]] < key[heap[ch]]) ch++;
+      if (!(key[heap[ch]] < k)) break;
+      heap[i] = heap[ch];
+      i = ch;
+    }
+    heap[i] = top;
   }
 
   close(): void {
-    closeSync(this.fd);
-  }
-}
-
-/**
- * K-way merge of sorted runs through a binary heap of their current records, keyed by
- * (rank[gid] * 2^32 + token + 2^31, expert): the first part is exact in a double (47 bits).
- */
-function mergeRuns(paths: string[], rank: Int32Array, blockRows: number, out: (b: TokenEntries) => void): void {
-  const block: TokenEntries = { n: 0, gid: new Int32Array(blockRows), token: new Int32Array(blockRows), expert: new Int32Array(blockRows), count: new Float64Array(blockRows) };
-  const readers: RunReader[] = [];
-  try {
-    for (const p of paths) readers.push(new RunReader(p));
-    const k = readers.length;
-    const heap = new Int32Array(k), key1 = new Float64Array(k), key2 = new Int32Array(k);
-    const setKey = (r: number) => {
-      const { i32, at } = readers[r];
-      const ge = i32[at * WORDS];
-      key1[r] = rank[ge >>> 15] * 2 ** 32 + i32[at * WORDS + 1] + 2 ** 31;
-      key2[r] = ge & 32767;
-    };
-    const less = (a: number, b: number) => key1[a] < key1[b] || (key1[a] === key1[b] && key2[a] < key2[b]);
-    const siftDown = (size: number) => {
-      let i = 0;
-      const r = heap[0];
-      for (;;) {
-        let c = 2 * i + 1;
-        if (c >= size) break;
-        if (c + 1 < size && less(heap[c + 1], heap[c])) c++;
-        if (!less(heap[c], r)) break;
-        heap[i] = heap[c];
-        i = c;
-      }
-      heap[i] = r;
-    };
-    let size = 0;
-    for (let r = 0; r < k; r++) {
-      if (!readers[r].next()) continue;
-      setKey(r);
-      // sift up
-      let i = size++;
-      while (i > 0 && less(r, heap[(i - 1) >> 1])) {
-        heap[i] = heap[(i - 1) >> 1];
-        i = (i - 1) >> 1;
-      }
-      heap[i] = r;
-    }
-    // the entry being summed: its record's words
-    let ge = -1, tok = 0, c = 0;
-    const emit = () => {
-      const o = block.n++;
-      block.gid[o] = ge >>> 15;
-      block.expert[o] = ge & 32767;
-      block.token[o] = tok;
-      block.count[o] = c;
-      if (block.n === blockRows) {
-        out(block);
-        block.n = 0;
-      }
-    };
-    while (size > 0) {
-      const r = heap[0];
-      const rd = readers[r];
-      const o = rd.at * WORDS;
-      const ge2 = rd.i32[o], tok2 = rd.i32[o + 1], c2 = rd.f64[(o >> 1) + 1];
-      if (ge2 === ge && tok2 === tok) c += c2;
-      else {
-        if (ge >= 0) emit();
-        ge = ge2;
-        tok = tok2;
-        c = c2;
-      }
-      if (rd.next()) setKey(r);
-      else heap[0] = heap[--size];
-      if (size > 1) siftDown(size);
-    }
-    if (ge >= 0) emit();
-    if (block.n > 0) out(block);
-  } finally {
-    for (const r of readers) r.close();
+    for (const fd of this.fds) closeSync(fd);
+    this.fds.length = 0;
   }
 }

@@ -44,7 +44,7 @@ test('token runs: random spills merged in passes give the sums and order of a Ma
       const rank = Int32Array.from(perm);
       const dir = mkdtempSync(join(tmpdir(), 'moescope-runs-'));
       try {
-        const runs = new TokenRuns(join(dir, 'run-'), h.fanIn);
+        const runs = new TokenRuns(join(dir, 'run-'), h.E - 1, h.fanIn);
         // each spill ordered as the writer orders it: the final order over the groups seen so far
         const seen = new Set<number>();
         const bounds = [...new Set([0, ...cuts.filter((c) => c <= entries.length), entries.length])].sort((a, b) => a - b);
@@ -88,39 +88,44 @@ test('token runs: random spills merged in passes give the sums and order of a Ma
   );
 });
 
-test('token runs: a spill larger than the radix digits (80k entries, every digit in use) and no spill at all', () => {
+/** Two spills of the same n random entries merged: every key's count doubled, in order. */
+function twice(dir: string, n: number, G: number, E: number, token: () => number): void {
+  let s = 1;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const e: TokenEntries = { n, gid: new Int32Array(n), token: new Int32Array(n), expert: new Int32Array(n), count: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    e.gid[i] = Math.floor(rnd() * G);
+    e.token[i] = token();
+    e.expert[i] = Math.floor(rnd() * E);
+    e.count[i] = 1 + Math.floor(rnd() * 5);
+  }
+  const rank = Int32Array.from({ length: G }, (_, g) => (g * 7) % G);
+  const runs = new TokenRuns(join(dir, `run-${G}-`), E - 1);
+  runs.spill(e, rank);
+  runs.spill(e, rank);
+  const got: Row[] = [];
+  runs.merge(rank, 1000, (b) => {
+    for (let i = 0; i < b.n; i++) got.push([b.gid[i], b.token[i], b.expert[i], b.count[i]]);
+  });
+  const sums = new Map<string, Row>();
+  for (let i = 0; i < n; i++) {
+    const k = `${e.gid[i]},${e.token[i]},${e.expert[i]}`;
+    const r = sums.get(k);
+    if (r) r[3] += 2 * e.count[i];
+    else sums.set(k, [e.gid[i], e.token[i], e.expert[i], 2 * e.count[i]]);
+  }
+  assert.deepEqual(got, [...sums.values()].sort((a, b) => rank[a[0]] - rank[b[0]] || a[1] - b[1] || a[2] - b[2]));
+}
+
+test('token runs: spills of 80k entries, keys sparse (every int32 token, 300 groups, a key of two words) and dense (thousands of cells a bucket), and no spill at all', () => {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-runs-'));
   try {
-    let s = 1;
+    let s = 7;
     const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-    const n = 80_000, G = 300;
-    const e: TokenEntries = { n, gid: new Int32Array(n), token: new Int32Array(n), expert: new Int32Array(n), count: new Float64Array(n) };
-    for (let i = 0; i < n; i++) {
-      e.gid[i] = Math.floor(rnd() * G);
-      e.token[i] = Math.floor(rnd() * 2 ** 32) - 2 ** 31;
-      e.expert[i] = Math.floor(rnd() * 32768);
-      e.count[i] = 1 + Math.floor(rnd() * 5);
-    }
-    // two copies of the same entries: every key twice, in separate runs
-    const rank = Int32Array.from({ length: G }, (_, g) => (g * 7) % G);
-    const runs = new TokenRuns(join(dir, 'run-'));
-    runs.spill(e, rank);
-    runs.spill(e, rank);
-    const got: Row[] = [];
-    runs.merge(rank, 1000, (b) => {
-      for (let i = 0; i < b.n; i++) got.push([b.gid[i], b.token[i], b.expert[i], b.count[i]]);
-    });
-    const sums = new Map<string, Row>();
-    for (let i = 0; i < n; i++) {
-      const k = `${e.gid[i]},${e.token[i]},${e.expert[i]}`;
-      const r = sums.get(k);
-      if (r) r[3] += 2 * e.count[i];
-      else sums.set(k, [e.gid[i], e.token[i], e.expert[i], 2 * e.count[i]]);
-    }
-    assert.deepEqual(got, [...sums.values()].sort((a, b) => rank[a[0]] - rank[b[0]] || a[1] - b[1] || a[2] - b[2]));
-
+    twice(dir, 80_000, 300, 32768, () => Math.floor(rnd() * 2 ** 32) - 2 ** 31);
+    twice(dir, 80_000, 3, 64, () => Math.floor(rnd() * 3000));
     let blocks = 0;
-    new TokenRuns(join(dir, 'none-')).merge(rank, 10, () => blocks++);
+    new TokenRuns(join(dir, 'none-'), 7).merge(new Int32Array(1), 10, () => blocks++);
     assert.equal(blocks, 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
