@@ -428,6 +428,9 @@ export class TraceWriter {
       const sql = aggregateQueries(base, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       for (const t of this.acc.sqlTables) queries[t] = sql[t];
     }
+    // one thread when only the counted tables are left: they are small, the per-token table is
+    // written in JS on another core meanwhile, and two threads took ~50 MB more at the end
+    if (this.acc.sqlTables.size === 0) await this.conn.run('SET threads = 1');
     await writeAggregateQueries(this.conn, queries as Record<AggTable, AggQuery>, this.dir);
   }
 
