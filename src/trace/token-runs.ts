@@ -197,15 +197,14 @@ function ranges(e: TokenEntries, order: Int32Array, s: number, eb: number, out: 
 }
 
 /**
- * The sort's columns of e: keys of one word, order | tokenHigh - minHigh (tb bits), or with
- * tb = -1 of two, hi = order and lo = tokenHigh - minHigh.
+ * The sort's columns of e: keys of one word, order | tokenHigh - minHigh (tb bits; tb < 32, as
+ * s >= 1), or with tb = -1 of two, hi = order and lo = tokenHigh - minHigh.
  */
 function sortKeys(e: TokenEntries, order: Int32Array, s: number, minHigh: number, tb: number, c: SortColumns): void {
   const { n, gid, token, expert, count } = e;
   const { lo, hi, ge, tok, cnt } = c;
   for (let i = 0; i < n; i++) {
     const o = order[gid[i]], t = token[i];
-    // tb may be 32 only when every order is 0 (a shift by 32 is one by 0 in JS)
     if (tb >= 0) lo[i] = (o << tb) | (tokenHigh(t, s) - minHigh);
     else {
       lo[i] = tokenHigh(t, s) - minHigh;
@@ -258,11 +257,13 @@ function scatter(key: Int32Array, shift: number, n: number, at: Int32Array, a: S
   }
 }
 
+/** The sorted spill's records, in order. */
 function writeSorted(w: RunWriter, c: SortColumns, n: number): void {
   const { ge, tok, cnt } = c;
   for (let j = 0; j < n; j++) w.add(ge[j], tok[j], cnt[j]);
 }
 
+/** A merged block's records (a pass of the merge writes a longer run). */
 function writeBlock(w: RunWriter, b: TokenEntries): void {
   for (let i = 0; i < b.n; i++) w.add(b.gid[i] * 32768 + b.expert[i], b.token[i], b.count[i]);
 }

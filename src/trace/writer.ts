@@ -89,7 +89,7 @@ const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMP
  * shard (routing/part-NNNNN.parquet, by parquet/routing-file.ts): memory stays flat however long
  * the input. A trace that fits one buffer is a single routing.parquet. The aggregates are counted
  * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows. samples and
- * the aggregates are written by DuckDB. The caller makes the folder atomic
+ * the aggregates are written by DuckDB, but for the per-token one (token-runs.ts). The caller makes the folder atomic
  * (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
