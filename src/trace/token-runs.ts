@@ -45,9 +45,12 @@ export class TokenRuns {
   /** expert id bits, and the token bits within a bucket (s) */
   private readonly eb: number;
   private readonly s: number;
-  // radix sort scratch, grown to the largest spill: the entries' columns, twice (a pass moves one into the other)
-  private a = sortColumns(0);
-  private b = sortColumns(0);
+  // radix sort scratch, grown to the largest spill: the keys, and the entries' columns as the
+  // passes leave them (a second set only for spills that take more than one pass)
+  private keyLo = new Int32Array(0);
+  private keyHi = new Int32Array(0);
+  private a: SortColumns | null = null;
+  private b: SortColumns | null = null;
   private readonly count = new Int32Array(1 << DIGIT_BITS);
   private readonly range = new Float64Array(3);
 
@@ -68,7 +71,8 @@ export class TokenRuns {
     this.runs.push(path);
     const w = new RunWriter(path);
     try {
-      writeSorted(w, sorted, e.n);
+      if (sorted) writeSorted(w, sorted, e.n);
+      else writeEntries(w, e);
     } finally {
       w.close();
     }
@@ -125,31 +129,35 @@ export class TokenRuns {
    * fields travel with the keys, so that nothing is read in random order afterwards (a gather by
    * sorted index cost more than the sort).
    */
-  private sort(e: TokenEntries, order: Int32Array): SortColumns {
-    const n = e.n;
-    if (this.a.lo.length < n) {
-      this.a = sortColumns(e.gid.length);
-      this.b = sortColumns(e.gid.length);
+  private sort(e: TokenEntries, order: Int32Array): SortColumns | null {
+    const n = e.n, cap = e.gid.length;
+    if (this.keyLo.length < n) {
+      this.keyLo = new Int32Array(cap);
+      this.keyHi = new Int32Array(0);
+      this.a = this.b = null;
     }
-    let { a, b } = this;
     const count = this.count;
     const [minHigh, maxHigh, maxOrder] = ranges(e, order, this.s, this.eb, this.range);
     const tb = bitsFor(maxHigh - minHigh), ob = bitsFor(maxOrder);
     const twoWords = ob + tb > 32;
-    sortKeys(e, order, this.s, minHigh, twoWords ? -1 : tb, a);
-    for (const shift of digitShifts(twoWords ? tb : ob + tb)) {
-      if (radixPass(a.lo, shift, n, count, a, b, twoWords)) [a, b] = [b, a];
+    if (twoWords && this.keyHi.length < n) this.keyHi = new Int32Array(cap);
+    sortKeys(e, order, this.s, minHigh, twoWords ? -1 : tb, this.keyLo, this.keyHi);
+    const passes = twoWords ? [...digitShifts(tb).map((sh) => [0, sh]), ...digitShifts(ob).map((sh) => [1, sh])] : digitShifts(ob + tb).map((sh) => [0, sh]);
+    // the first pass that moves anything reads the entries themselves; later ones move one set of columns into the other
+    let src: SortColumns | null = null;
+    for (const [word, shift] of passes) {
+      const key = src ? (word ? src.hi : src.lo) : word ? this.keyHi : this.keyLo;
+      if (!digitsOf(key, shift, n, count)) continue;
+      const dst: SortColumns = src === this.a ? (this.b ??= sortColumns(cap)) : (this.a ??= sortColumns(cap));
+      if (src) scatter(key, shift, n, count, src, dst, twoWords);
+      else scatterEntries(key, shift, n, count, e, this.keyLo, this.keyHi, dst, twoWords);
+      src = dst;
     }
-    if (twoWords) {
-      for (const shift of digitShifts(ob)) {
-        if (radixPass(a.hi, shift, n, count, a, b, true)) [a, b] = [b, a];
-      }
-    }
-    return a;
+    return src;
   }
 }
 
-/** Spill entries while they are sorted: key words (lo, and hi when the key takes two), and the record's fields. */
+/** Spill entries sorted by one or more passes: key words (lo, and hi when the key takes two), and the record's fields. */
 interface SortColumns {
   lo: Int32Array;
   hi: Int32Array;
@@ -197,37 +205,32 @@ function ranges(e: TokenEntries, order: Int32Array, s: number, eb: number, out: 
 }
 
 /**
- * The sort's columns of e: keys of one word, order | tokenHigh - minHigh (tb bits; tb < 32, as
- * s >= 1), or with tb = -1 of two, hi = order and lo = tokenHigh - minHigh.
+ * The sort keys of e: of one word, order | tokenHigh - minHigh (tb bits; tb < 32, as s >= 1), or
+ * with tb = -1 of two, hi = order and lo = tokenHigh - minHigh.
  */
-function sortKeys(e: TokenEntries, order: Int32Array, s: number, minHigh: number, tb: number, c: SortColumns): void {
-  const { n, gid, token, expert, count } = e;
-  const { lo, hi, ge, tok, cnt } = c;
+function sortKeys(e: TokenEntries, order: Int32Array, s: number, minHigh: number, tb: number, lo: Int32Array, hi: Int32Array): void {
+  const { n, gid, token } = e;
   for (let i = 0; i < n; i++) {
-    const o = order[gid[i]], t = token[i];
-    if (tb >= 0) lo[i] = (o << tb) | (tokenHigh(t, s) - minHigh);
+    const o = order[gid[i]];
+    if (tb >= 0) lo[i] = (o << tb) | (tokenHigh(token[i], s) - minHigh);
     else {
-      lo[i] = tokenHigh(t, s) - minHigh;
+      lo[i] = tokenHigh(token[i], s) - minHigh;
       hi[i] = o;
     }
-    ge[i] = gid[i] * 32768 + expert[i];
-    tok[i] = t;
-    cnt[i] = count[i];
   }
 }
 
 /**
- * One stable counting pass of a's columns into b by the digit (key >>> shift) & DIGIT_MASK of one
- * of a's key words. (A digit narrower than the mask also counts some of the next one's bits, which
- * is harmless: the next pass orders by them again.) False, and nothing moved, when every entry has
- * the same digit.
+ * The first positions of each digit (key >>> shift) & DIGIT_MASK into count, for a stable pass;
+ * false when every entry has the same digit (the pass would move nothing). (A digit narrower than
+ * the mask also counts some of the next one's bits, which is harmless: the next pass orders by
+ * them again.)
  */
-function radixPass(key: Int32Array, shift: number, n: number, count: Int32Array, a: SortColumns, b: SortColumns, twoWords: boolean): boolean {
+function digitsOf(key: Int32Array, shift: number, n: number, count: Int32Array): boolean {
   count.fill(0);
   countDigits(key, shift, n, count);
   if (count[(key[0] >>> shift) & DIGIT_MASK] === n) return false;
   startsOf(count);
-  scatter(key, shift, n, count, a, b, twoWords);
   return true;
 }
 
@@ -244,6 +247,7 @@ function startsOf(count: Int32Array): void {
   }
 }
 
+/** One counting pass of a's columns into b's. */
 function scatter(key: Int32Array, shift: number, n: number, at: Int32Array, a: SortColumns, b: SortColumns, twoWords: boolean): void {
   const { lo, hi, ge, tok, cnt } = a;
   const { lo: lo2, hi: hi2, ge: ge2, tok: tok2, cnt: cnt2 } = b;
@@ -257,10 +261,29 @@ function scatter(key: Int32Array, shift: number, n: number, at: Int32Array, a: S
   }
 }
 
+/** One counting pass of the entries (and their keys lo, hi) into b's columns. */
+function scatterEntries(key: Int32Array, shift: number, n: number, at: Int32Array, e: TokenEntries, lo: Int32Array, hi: Int32Array, b: SortColumns, twoWords: boolean): void {
+  const { gid, token, expert, count } = e;
+  const { lo: lo2, hi: hi2, ge: ge2, tok: tok2, cnt: cnt2 } = b;
+  for (let j = 0; j < n; j++) {
+    const k = at[(key[j] >>> shift) & DIGIT_MASK]++;
+    lo2[k] = lo[j];
+    if (twoWords) hi2[k] = hi[j];
+    ge2[k] = gid[j] * 32768 + expert[j];
+    tok2[k] = token[j];
+    cnt2[k] = count[j];
+  }
+}
+
 /** The sorted spill's records, in order. */
 function writeSorted(w: RunWriter, c: SortColumns, n: number): void {
   const { ge, tok, cnt } = c;
   for (let j = 0; j < n; j++) w.add(ge[j], tok[j], cnt[j]);
+}
+
+/** A spill whose entries are all of one bucket, as it is. */
+function writeEntries(w: RunWriter, e: TokenEntries): void {
+  for (let i = 0; i < e.n; i++) w.add(e.gid[i] * 32768 + e.expert[i], e.token[i], e.count[i]);
 }
 
 /** A merged block's records (a pass of the merge writes a longer run). */
