@@ -127,7 +127,8 @@ export class TokenRuns {
    * they fit 32 bits (the usual: a few groups, a vocabulary), else two; each pass counts in 2^12
    * buckets at most, and a pass whose digit is the same for every entry is skipped. The entries'
    * fields travel with the keys, so that nothing is read in random order afterwards (a gather by
-   * sorted index cost more than the sort).
+   * sorted index cost more than the sort). Null when no pass moved anything: every entry is in
+   * one bucket, and e is in order as it is.
    */
   private sort(e: TokenEntries, order: Int32Array): SortColumns | null {
     const n = e.n, cap = e.gid.length;
@@ -148,7 +149,7 @@ export class TokenRuns {
     for (const [word, shift] of passes) {
       const key = src ? (word ? src.hi : src.lo) : word ? this.keyHi : this.keyLo;
       if (!digitsOf(key, shift, n, count)) continue;
-      const dst: SortColumns = src === this.a ? (this.b ??= sortColumns(cap)) : (this.a ??= sortColumns(cap));
+      const dst: SortColumns = src === null || src === this.b ? (this.a ??= sortColumns(cap)) : (this.b ??= sortColumns(cap));
       if (src) scatter(key, shift, n, count, src, dst, twoWords);
       else scatterEntries(key, shift, n, count, e, this.keyLo, this.keyHi, dst, twoWords);
       src = dst;
