@@ -1,9 +1,11 @@
+import { renameSync } from 'node:fs';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { appendColumns } from './duckdb-columns.js';
 import { CountTable } from './count-table.js';
 import { AGG_TABLES, type AggQuery, type AggTable } from './aggregates.js';
-import { sqlString } from '../util/sql.js';
-import { Conv, PType, gatherDoubles, gatherInts, writeParquetFile, type Leaf } from './parquet/file-writer.js';
+import { groupRanks, type GroupNames } from './group-order.js';
+import { TokenRuns, type TokenEntries } from './token-runs.js';
+import { TOKEN_ROW_GROUP, writeTokenFile } from './parquet/token-file.js';
 
 /**
  * The aggregates of SPEC §2 (defined in SQL in aggregates.ts), counted while the writer appends
@@ -69,7 +71,6 @@ const MAX_GROUPS = 20_000;
  */
 const TOKEN_TABLE = 1 << 14;
 const TOKEN_SPILL = 1 << 16; // drained entries held in JS before they move to disk
-const SPILL_ROW_GROUP = 1 << 16;
 const DENSE_COACT_E = 512;
 
 export class AggregateAccumulator {
@@ -86,19 +87,31 @@ export class AggregateAccumulator {
   private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
   /** (group * 32768 + top-1 expert, token) -> rows; drained, then spilled to disk, so memory stays flat */
   private readonly token = new CountTable();
+  private readonly tokenTable: number;
+  private readonly tokenSpill: number;
   /** drained token counts (gid, token, expert, n) waiting for the next spill; n used */
-  private pending = pendingColumns(TOKEN_SPILL + TOKEN_TABLE);
-  private spills = 0;
-  private readonly spillFiles: string[] = [];
+  private pending: TokenEntries;
+  private readonly runs: TokenRuns;
+  /** group order at the last spill (group-order.ts), for as many groups as there were then */
+  private order: Int32Array = new Int32Array(0);
   /** Tables that one pass could not count: computed from the written rows with SQL instead. */
   readonly sqlTables = new Set<AggTable>();
   private allSql = false;
 
   constructor(
     private readonly conn: DuckDBConnection,
-    /** spillPrefix: path prefix of the token-count parts (temporary files in the trace folder) */
-    private readonly opts: { numExperts: number; hasProb: boolean; spillPrefix: string; coactFoldRows?: number },
-  ) {}
+    /**
+     * names: the dictionaries the group codes index (growing as rows arrive); spillPrefix: path
+     * prefix of the token-count runs (temporary files in the trace folder); tokenSpill (tests):
+     * distinct token entries held before they go to disk
+     */
+    private readonly opts: { numExperts: number; hasProb: boolean; names: GroupNames; spillPrefix: string; coactFoldRows?: number; tokenSpill?: number },
+  ) {
+    this.tokenSpill = opts.tokenSpill ?? TOKEN_SPILL;
+    this.tokenTable = Math.min(TOKEN_TABLE, this.tokenSpill);
+    this.pending = pendingColumns(this.tokenSpill + this.tokenTable);
+    this.runs = new TokenRuns(opts.spillPrefix, opts.numExperts - 1);
+  }
 
   /** Everything goes to SQL (a fact about the input found after rows were counted). */
   giveUp(): void {
@@ -178,9 +191,9 @@ export class AggregateAccumulator {
       if (r.gates) countGates(G, r.gates, experts, K, i0, i1);
       if (r.probs) countProbs(G, r.probs, this.opts.numExperts, i0, i1);
       // drained before the run could take the table past TOKEN_TABLE entries, so it stays that small
-      if (this.token.size > 0 && this.token.size + (i1 - i0) > TOKEN_TABLE) {
+      if (this.token.size > 0 && this.token.size + (i1 - i0) > this.tokenTable) {
         this.drainTokens();
-        if (this.pending.n >= TOKEN_SPILL) {
+        if (this.pending.n >= this.tokenSpill) {
           this.spillTokens();
           if (this.allSql) return; // given up meanwhile
         }
@@ -288,31 +301,39 @@ export class AggregateAccumulator {
   }
 
   /**
-   * Move the token counts to a Parquet part on disk (summed by DuckDB at the end), so memory stays
-   * flat: with many distinct (token, expert) pairs a table would grow with the input.
+   * Move the token counts to disk as a sorted run (token-runs.ts), so memory stays flat: with many
+   * distinct (token, expert) pairs a table would grow with the input.
    */
   private spillTokens(): void {
     this.drainTokens();
-    const { n, gid, token, expert, count } = this.pending;
+    if (this.order.length !== this.groups.length) this.order = groupRanks(this.groups, this.opts.names);
+    this.runs.spill(this.pending, this.order);
     this.pending.n = 0;
-    const part = `${this.opts.spillPrefix}${String(this.spills++).padStart(5, '0')}.parquet`;
-    const int = (name: string, a: Int32Array): Leaf => ({ name, list: false, type: PType.INT32, conv: Conv.INT_32, logical: 'int32', write: (w, rows) => w.plainInts(gatherInts(w, a, rows)) });
-    writeParquetFile(part, [
-      int('gid', gid), int('token', token), int('expert', expert),
-      { name: 'n', list: false, type: PType.DOUBLE, conv: null, logical: null, write: (w, rows) => w.plainDoubles(gatherDoubles(count, rows)) },
-    ], iota(n), SPILL_ROW_GROUP);
-    this.spillFiles.push(part);
+  }
+
+  /**
+   * agg-token.parquet at `file`: the runs merged in the final order (the group order of the last
+   * spill covers every group), written under a temporary name and renamed.
+   */
+  private writeTokens(file: string): void {
+    this.spillTokens();
+    const col = (f: (g: Group) => number) => Int32Array.from(this.groups, f);
+    const groups = { layer: col((g) => g.layer), mod: col((g) => g.mod), dom: col((g) => g.dom), phase: col((g) => g.phase), names: this.opts.names };
+    const tmp = `${this.opts.spillPrefix}agg.parquet`;
+    writeTokenFile(tmp, groups, (rowGroup) => this.runs.merge(this.order, TOKEN_ROW_GROUP, rowGroup));
+    renameSync(tmp, file);
   }
 
   /**
    * Put the aggregates into temporary DuckDB tables and return, per table this accumulator counted,
-   * the query that gives it in the SPEC's columns. `names` decode group codes.
+   * the query that gives it in the SPEC's columns (the per-token table: how to write it).
    */
-  async tables(names: { modality: readonly string[]; domain: readonly string[]; phase: readonly string[] }, gatesDropped: boolean): Promise<Partial<Record<AggTable, AggQuery>>> {
+  async tables(gatesDropped: boolean): Promise<Partial<Record<AggTable, AggQuery>>> {
     if (this.allSql) return {};
     const c = this.conn;
     const G = this.groups;
     const E = this.opts.numExperts;
+    const names = this.opts.names;
     // groups: gid -> key columns
     await c.run('CREATE TABLE agg_groups (gid INTEGER, layer SMALLINT, modality VARCHAR, domain VARCHAR, phase VARCHAR)');
     const ga = await c.createAppender('agg_groups');
@@ -435,27 +456,13 @@ export class AggregateAccumulator {
       await appendColumns(c, 'agg_coact', [gid, ii, jj, nn]);
       out.coact = `SELECT ${keys}, a.i::SMALLINT AS i, a.j::SMALLINT AS j, a.n::BIGINT AS n FROM agg_coact a JOIN agg_groups k USING (gid)`;
     }
-    // token: what is still in JS joins the spilled parts
-    this.spillTokens();
-    // the largest table (up to vocabulary x experts per group): groups ranked as ORDER BY ALL
-    // would order their keys, the sum sorted on integer ranks, and the keys looked up by rank
-    // afterwards (no join, no strings in the sort)
-    const ranked = (await c.runAndReadAll('SELECT gid, layer, modality, domain, phase FROM agg_groups ORDER BY layer, modality, domain, phase')).getRowsJS();
-    const rank = new Int32Array(G.length);
-    ranked.forEach((row, i) => (rank[Number(row[0])] = i + 1));
-    const byRank = (col: number, type: string) => `([${ranked.map((row) => (row[col] === null ? 'NULL' : typeof row[col] === 'string' ? sqlString(row[col] as string) : String(row[col]))).join(', ')}]::${type}[])[r]`;
-    out.token = {
-      ordered: `SELECT ${byRank(1, 'SMALLINT')} AS layer, ${byRank(2, 'VARCHAR')} AS modality, ${byRank(3, 'VARCHAR')} AS domain, ${byRank(4, 'VARCHAR')} AS phase,
-          token, expert::SMALLINT AS expert, n::BIGINT AS n
-        FROM (SELECT ([${rank.join(', ')}]::INTEGER[])[gid + 1] AS r, token, expert, sum(n) AS n
-          FROM read_parquet([${this.spillFiles.map((f) => sqlString(f)).join(', ')}]) GROUP BY ALL ORDER BY r, token, expert)`,
-    };
+    out.token = { write: (file) => this.writeTokens(file) };
     return out;
   }
 }
 
 /** Columns of drained token counts, room for `cap` rows; the first `from.n` rows copied from `from`. */
-function pendingColumns(cap: number, from?: PendingColumns): PendingColumns {
+function pendingColumns(cap: number, from?: TokenEntries): TokenEntries {
   const p = { n: from?.n ?? 0, gid: new Int32Array(cap), token: new Int32Array(cap), expert: new Int32Array(cap), count: new Float64Array(cap) };
   if (from) {
     p.gid.set(from.gid.subarray(0, p.n));
@@ -464,13 +471,6 @@ function pendingColumns(cap: number, from?: PendingColumns): PendingColumns {
     p.count.set(from.count.subarray(0, p.n));
   }
   return p;
-}
-interface PendingColumns {
-  n: number;
-  gid: Int32Array;
-  token: Int32Array;
-  expert: Int32Array;
-  count: Float64Array;
 }
 
 /** The end of the run of rows from i0 that share one group (layer, modality, domain, phase). */
@@ -584,10 +584,4 @@ function expertCounter(K: number, pairs: boolean): ExpertCounter {
   }
   expertCounters.set(key, f);
   return f;
-}
-
-function iota(n: number): Int32Array {
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = i;
-  return a;
 }

@@ -147,17 +147,34 @@ export async function writeAggregates(conn: DuckDBConnection, base: string, dir:
   await writeAggregateQueries(conn, aggregateQueries(base, opts), dir);
 }
 
-/** An aggregate's query; `ordered` when it already sorts as ORDER BY ALL would (cheaper on integer codes). */
-export type AggQuery = string | { ordered: string };
+/**
+ * An aggregate's query, or how to write its file without DuckDB (the writer's per-token table:
+ * in the rows and order the query would give, ORDER BY ALL).
+ */
+export type AggQuery = string | { write(file: string): void };
 
-/** Write one query per aggregate table as agg-*.parquet into `dir`. */
+/**
+ * Write one query per aggregate table as agg-*.parquet into `dir`. DuckDB writes the SQL tables on
+ * its own threads (one call, so that it runs them all) while the tables written by the caller's
+ * code are written here.
+ */
 export async function writeAggregateQueries(conn: DuckDBConnection, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
-  for (const t of AGG_TABLES) {
-    // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
+  // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
+  const copies = AGG_TABLES.flatMap((t) => {
     const qt = queries[t];
-    const sql = typeof qt === 'string' ? `SELECT * FROM (${qt}) ORDER BY ALL` : qt.ordered;
-    await conn.run(`COPY (${sql}) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
+    return typeof qt === 'string' ? [`COPY (SELECT * FROM (${qt}) ORDER BY ALL) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`] : [];
+  });
+  const sql = copies.length ? conn.run(copies.join(';\n')) : Promise.resolve();
+  try {
+    for (const t of AGG_TABLES) {
+      const qt = queries[t];
+      if (typeof qt !== 'string') qt.write(join(dir, aggFile(t)));
+    }
+  } catch (e) {
+    await sql.catch(() => {}); // the connection is closed after this: let DuckDB finish first
+    throw e;
   }
+  await sql;
 }
 
 const DOUBLE_SUMS = new Set(['n_gate', 'gate_top1_sum', 'gate_margin_sum', 'prob_top1_sum', 'prob_margin_sum', 'prob_entropy_sum']);

@@ -60,6 +60,8 @@ export interface TraceWriterOptions {
   bufferRows?: number;
   /** Tests: fold the aggregates' 32-bit co-activation counts every this many rows (default before they could overflow). */
   coactFoldRows?: number;
+  /** Tests: move the per-token counts to disk every this many distinct entries (default 65,536). */
+  tokenSpill?: number;
 }
 
 const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
@@ -87,7 +89,7 @@ const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMP
  * shard (routing/part-NNNNN.parquet, by parquet/routing-file.ts): memory stays flat however long
  * the input. A trace that fits one buffer is a single routing.parquet. The aggregates are counted
  * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows. samples and
- * the aggregates are written by DuckDB. The caller makes the folder atomic
+ * the aggregates are written by DuckDB, but for the per-token one (token-runs.ts). The caller makes the folder atomic
  * (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
@@ -126,7 +128,17 @@ export class TraceWriter {
     const fit = Math.max(2048, Math.floor(BUFFER_BYTES / rowBytes));
     this.bufferRows = opts.bufferRows ?? (fit >= ROW_GROUP ? fit - (fit % ROW_GROUP) : fit);
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
-    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`), coactFoldRows: opts.coactFoldRows });
+    const varchar = (name: string) => (opts.extraColumns ?? []).some((c) => c.name === name && c.type === 'VARCHAR');
+    this.acc = new AggregateAccumulator(conn, {
+      numExperts: opts.numExperts, hasProb: opts.fullProbs,
+      // the dictionaries themselves, which grow as rows arrive: a spill sorts by the groups' names
+      names: {
+        modality: this.modalities.names,
+        domain: varchar('domain') ? this.extraDicts.get('domain')!.names : this.sampleDomains.names,
+        phase: varchar('phase') ? this.extraDicts.get('phase')!.names : [],
+      },
+      spillPrefix: join(dir, `${TMP_PREFIX}-token-`), coactFoldRows: opts.coactFoldRows, tokenSpill: opts.tokenSpill,
+    });
   }
 
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriter> {
@@ -405,11 +417,7 @@ export class TraceWriter {
   private async writeAggregates(): Promise<void> {
     const extra = this.opts.extraColumns ?? [];
     const hasVarchar = (name: string) => extra.some((c) => c.name === name && c.type === 'VARCHAR');
-    const queries = await this.acc.tables({
-      modality: this.modalities.names,
-      domain: hasVarchar('domain') ? this.extraDicts.get('domain')!.names : this.sampleDomains.names,
-      phase: hasVarchar('phase') ? this.extraDicts.get('phase')!.names : [],
-    }, !this.gatesRecorded);
+    const queries = await this.acc.tables(!this.gatesRecorded);
     if (this.acc.sqlTables.size) {
       const routing = `read_parquet([${this.shards.map((f) => sqlString(join(this.dir, f))).join(', ')}])`;
       const base = baseRelation(routing, `read_parquet(${sqlString(join(this.dir, 'samples.parquet'))})`, {
@@ -420,8 +428,8 @@ export class TraceWriter {
       const sql = aggregateQueries(base, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       for (const t of this.acc.sqlTables) queries[t] = sql[t];
     }
-    // one thread when only the counted tables are left (the token sum is the large one): with two,
-    // each thread's share of 64 MB is too small to sort 10M distinct (token, expert) pairs
+    // one thread when only the counted tables are left: they are small, the per-token table is
+    // written in JS on another core meanwhile, and two threads took ~50 MB more at the end
     if (this.acc.sqlTables.size === 0) await this.conn.run('SET threads = 1');
     await writeAggregateQueries(this.conn, queries as Record<AggTable, AggQuery>, this.dir);
   }

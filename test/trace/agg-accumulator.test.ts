@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { parquetReadObjects } from 'hyparquet';
 import { TraceWriter, type TraceWriterOptions } from '../../src/trace/writer.js';
 import { AGG_TABLES, aggFile, aggregateQueries, baseRelation } from '../../src/trace/aggregates.js';
 import { writeDirAtomic } from '../../src/util/atomic.js';
@@ -44,7 +45,10 @@ interface Design {
   noGates?: boolean; // the producer recorded no gates (dropGates before the first rows)
   coactFoldRows?: number; // fold the 32-bit co-activation counts this often (at 2^32 rows otherwise)
   vocab?: number; // distinct tokens (20 unless told)
+  tokens?: number[]; // tokens drawn from these instead
   bufferRows?: number; // rows per shard (100 unless told)
+  tokenSpill?: number; // per-token counts go to disk every this many entries (65,536 unless told)
+  domainNames?: (string | null)[]; // sample s has domain domainNames[s % length] (null: NULL); arxiv/code/web unless told
 }
 
 /** Rows per sample, layer by layer, tokens in order (unless shuffled); random experts and gates. */
@@ -61,7 +65,7 @@ function makeRows(d: Design) {
         sample[i] = s;
         pos[i] = t;
         layer[i] = l;
-        token[i] = Math.floor(rnd() * (d.vocab ?? 20)) - (t % 7 === 0 ? 5 : 0);
+        token[i] = d.tokens ? d.tokens[Math.floor(rnd() * d.tokens.length)] : Math.floor(rnd() * (d.vocab ?? 20)) - (t % 7 === 0 ? 5 : 0);
         modality.push(t < d.T / 3 ? 'text' : t < (2 * d.T) / 3 ? 'image' : t === d.T - 1 ? 'special' : 'text');
         phase.push(t < d.T / 2 ? 'prefill' : 'decode');
         const used = new Set<number>();
@@ -100,11 +104,12 @@ async function writeTrace(dir: string, d: Design, extra: Partial<TraceWriterOpti
     order.forEach((src, dst) => b.set(a.subarray(src * w, src * w + w), dst * w));
     return b;
   };
-  const domain = (s: number) => (d.domains ? ['arxiv', 'code', 'web'][s % 3] : null);
+  const names: (string | null)[] = d.domainNames ?? ['arxiv', 'code', 'web'];
+  const domain = (s: number) => (d.domains ? names[s % names.length] : null);
   await writeDirAtomic(out, async (dir) => {
     const w = await TraceWriter.open(dir, {
       topK: d.K, numExperts: d.E, fullProbs: !!d.probs, bufferRows: d.bufferRows ?? 100,
-      extraColumns: d.phase ? [{ name: 'phase', type: 'VARCHAR' }] : undefined, coactFoldRows: d.coactFoldRows, ...extra,
+      extraColumns: d.phase ? [{ name: 'phase', type: 'VARCHAR' }] : undefined, coactFoldRows: d.coactFoldRows, tokenSpill: d.tokenSpill, ...extra,
     });
     if (d.noGates) w.dropGates();
     const samples = async () => {
@@ -153,10 +158,32 @@ async function compare(trace: string, d: Design): Promise<void> {
       const n = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${want}`)).getRows()[0][0]);
       if (t !== 'coact' || d.K >= 2) assert.ok(n > 0, `${t}: the design must produce rows`);
     }
+    await compareTokenRows(conn, join(trace, aggFile('token')), sql.token, !d.domainLate);
   } finally {
     conn.closeSync();
     inst.closeSync();
   }
+}
+
+/**
+ * agg-token.parquet row by row, in file order, as DuckDB and hyparquet read it, against the SQL
+ * definition sorted as the stored tables are (ORDER BY ALL): same rows, same order. `counted`: the
+ * writer counted the table and wrote it itself (else DuckDB did, from the rows).
+ */
+async function compareTokenRows(conn: DuckDBConnection, file: string, sql: string, counted: boolean): Promise<void> {
+  const lit = `'${file.replace(/'/g, "''")}'`;
+  const by = String((await conn.runAndReadAll(`SELECT created_by FROM parquet_file_metadata(${lit})`)).getRows()[0][0]);
+  assert.equal(by.startsWith('moescope'), counted, `agg-token.parquet written by ${by}`);
+  const cols = ['layer', 'modality', 'domain', 'phase', 'token', 'expert', 'n'];
+  const desc = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${lit}`)).getRows().map((r) => `${r[0]} ${r[1]}`);
+  assert.deepEqual(desc, ['layer SMALLINT', 'modality VARCHAR', 'domain VARCHAR', 'phase VARCHAR', 'token INTEGER', 'expert SMALLINT', 'n BIGINT']);
+  const rows = async (q: string) => (await conn.runAndReadAll(q)).getRowsJS().map((r) => r.map((v) => (typeof v === 'bigint' ? Number(v) : v)));
+  const want = await rows(`SELECT ${cols.join(', ')} FROM (${sql}) ORDER BY ALL`);
+  assert.deepEqual(await rows(`SELECT * FROM ${lit}`), want, 'agg-token.parquet (DuckDB) differs from the SQL, or is in another order');
+  if (!counted) return; // zstd, which hyparquet does not read without a codec package
+  const buf = readFileSync(file);
+  const hy = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) });
+  assert.deepEqual(hy.map((r) => cols.map((c) => (typeof r[c] === 'bigint' ? Number(r[c]) : r[c]))), want, 'agg-token.parquet (hyparquet) differs from the SQL');
 }
 
 const cases: [string, Design][] = [
@@ -166,6 +193,14 @@ const cases: [string, Design][] = [
   ['top-8 of 12 without gates, co-activation counts folded every 7 rows', { K: 8, E: 12, samples: 5, T: 30, layers: [0, 3], noGates: true, coactFoldRows: 7 }],
   ['top-17 of 40 (the co-activation counter not unrolled), phases, unusable gates', { K: 17, E: 40, samples: 4, T: 30, layers: [0, 2], phase: true, zeroGates: true }],
   ['top-2 of 16 over a large vocabulary: the per-token counts drain from their table and spill several times', { K: 2, E: 16, samples: 20, T: 1100, layers: [0, 1, 2, 3], vocab: 1_000_000, bufferRows: 40_000 }],
+  [
+    'top-2 of 5, 180 groups (domains with names that sort differently byte-wise, in JS and by locale, and NULL), phases, tokens at the int32 edges: the per-token counts spill hundreds of times and merge in passes',
+    {
+      K: 2, E: 5, samples: 18, T: 40, layers: [0, 2, 10, 11], phase: true, domains: true, tokenSpill: 8,
+      domainNames: ['web', 'Web', 'é', 'e', '😀', '\uFF21', '', 'web ', null],
+      tokens: [-(2 ** 31), -65537, -65536, -1, 0, 1, 7, 65535, 65536, 2 ** 31 - 1, 123_456_789, -987_654_321],
+    },
+  ],
   ['top-4 of 8, domains known only after the rows: everything goes to SQL', { K: 4, E: 8, samples: 6, T: 20, layers: [0, 5], domains: true, domainLate: true }],
 ];
 for (const [name, d] of cases) {

@@ -7,15 +7,16 @@ import { LITTLE_ENDIAN } from '../../util/endian.js';
 
 /**
  * A Parquet file writer (https://github.com/apache/parquet-format) for the few shapes moescope
- * writes at volume: nullable INT32 / FLOAT / DOUBLE / UTF8 columns and 3-level LISTs of INT32 or
- * FLOAT, uncompressed data pages v1 whose encodings do the work of compression, min/max statistics
- * on every column chunk, and type-defined column order in the footer. A file is a list of leaves
- * (one per column) that each write one row group's chunk from the caller's arrays, in the order of
- * the caller's row indices. Written by hand for speed: see encodings.ts.
+ * writes at volume: nullable INT32 / INT64 / FLOAT / DOUBLE / UTF8 columns and 3-level LISTs of
+ * INT32 or FLOAT, uncompressed data pages v1 whose encodings do the work of compression, min/max
+ * statistics on every column chunk, and type-defined column order in the footer. A file is a list
+ * of leaves (one per column) that each write one row group's chunk from the caller's arrays, in
+ * the order of the caller's row indices. Written by hand for speed: see encodings.ts.
  */
 
 export const enum PType {
   INT32 = 1,
+  INT64 = 2,
   FLOAT = 4,
   DOUBLE = 5,
   BYTE_ARRAY = 6,
@@ -31,6 +32,7 @@ export const enum Conv {
   LIST = 3,
   INT_16 = 16,
   INT_32 = 17,
+  INT_64 = 18,
 }
 const OPTIONAL = 1, REPEATED = 2;
 /** List pages hold about this many bytes of values. */
@@ -59,7 +61,7 @@ export interface Leaf {
   list: boolean;
   type: PType;
   conv: Conv | null;
-  logical: 'int16' | 'int32' | 'string' | null;
+  logical: 'int16' | 'int32' | 'int64' | 'string' | null;
   write(w: ChunkWriter, rows: Int32Array): void;
 }
 
@@ -68,25 +70,57 @@ export interface Leaf {
  * leaf reading row rows[i] of its arrays.
  */
 export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array, rowGroupRows: number): void {
-  if (!LITTLE_ENDIAN) throw new Error('moescope writes Parquet on little-endian machines only');
-  const fd = openSync(path, 'w');
+  const f = new ParquetFileWriter(path, leaves);
   try {
-    const w = (chunkWriter ??= new ChunkWriter());
-    w.begin(fd);
-    w.writeRaw(MAGIC);
-    const groups: { rows: number; chunks: ChunkMeta[] }[] = [];
-    for (let g = 0; g < rows.length; g += rowGroupRows) {
-      const part = rows.subarray(g, Math.min(rows.length, g + rowGroupRows));
-      groups.push({ rows: part.length, chunks: leaves.map((leaf) => w.chunk(leaf, part)) });
+    for (let g = 0; g < rows.length; g += rowGroupRows) f.rowGroup(rows.subarray(g, Math.min(rows.length, g + rowGroupRows)));
+    f.finish();
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * A Parquet file written one row group at a time, for rows that arrive as a stream (the leaves'
+ * arrays hold one row group, refilled by the caller between calls). One file at a time per thread:
+ * the chunk writer is shared.
+ */
+export class ParquetFileWriter {
+  private readonly fd: number;
+  private readonly groups: { rows: number; chunks: ChunkMeta[] }[] = [];
+  private rows = 0;
+
+  constructor(path: string, private readonly leaves: Leaf[]) {
+    if (!LITTLE_ENDIAN) throw new Error('moescope writes Parquet on little-endian machines only');
+    this.fd = openSync(path, 'w');
+    try {
+      (chunkWriter ??= new ChunkWriter()).begin(this.fd);
+      chunkWriter.writeRaw(MAGIC);
+    } catch (e) {
+      closeSync(this.fd);
+      throw e;
     }
-    const footer = fileMetaData(leaves, groups, rows.length);
+  }
+
+  /** One row group: rows[i] of the leaves' arrays, in order. */
+  rowGroup(rows: Int32Array): void {
+    const w = chunkWriter!;
+    this.groups.push({ rows: rows.length, chunks: this.leaves.map((leaf) => w.chunk(leaf, rows)) });
+    this.rows += rows.length;
+  }
+
+  /** The footer. */
+  finish(): void {
+    const w = chunkWriter!;
+    const footer = fileMetaData(this.leaves, this.groups, this.rows);
     w.writeRaw(footer);
     const tail = new ByteSink(8);
     tail.u32le(footer.length);
     tail.append(MAGIC);
     w.writeRaw(tail.bytes());
-  } finally {
-    closeSync(fd);
+  }
+
+  close(): void {
+    closeSync(this.fd);
   }
 }
 
@@ -119,6 +153,7 @@ export class ChunkWriter {
   private readonly body = new ByteSink(1 << 20);
   private scratchInts = new Int32Array(0);
   private scratchVals = new Float32Array(0);
+  private scratchLevels = new Int32Array(0); // levels, then values, of a column with NULLs (the caller's values may be in scratchInts)
   private readonly deltaScratch = new Int32Array(128);
   private readonly dict = new IntDictionary();
   private readonly repCache = new Map<string, Uint8Array>();
@@ -140,6 +175,11 @@ export class ChunkWriter {
   ints(n: number): Int32Array {
     if (this.scratchInts.length < n) this.scratchInts = new Int32Array(Math.max(n, 2 * this.scratchInts.length));
     return this.scratchInts.subarray(0, n);
+  }
+
+  private nullScratch(n: number): Int32Array {
+    if (this.scratchLevels.length < n) this.scratchLevels = new Int32Array(Math.max(n, 2 * this.scratchLevels.length));
+    return this.scratchLevels.subarray(0, n);
   }
 
   private floats(n: number): Float32Array {
@@ -209,9 +249,22 @@ export class ChunkWriter {
     this.dataPage(v.length, Enc.PLAIN_DICTIONARY);
   }
 
-  /** Text as codes into `names`, which is the dictionary (names no row uses cost a few bytes). */
+  /**
+   * Text as codes into `names`, which is the dictionary (names no row uses cost a few bytes);
+   * code -1 is NULL.
+   */
   codedStrings(codes: Int32Array, names: readonly string[]): void {
+    const n = codes.length;
+    let nulls = 0;
+    for (let i = 0; i < n; i++) if (codes[i] < 0) nulls++;
+    this.cur!.nulls = nulls;
     const b = this.body;
+    if (n > 0 && nulls === n) {
+      // no value: levels only (a dictionary page of no use would be one more thing to read)
+      b.reset();
+      this.levels(() => rleRun(b, 0, n, 1));
+      return this.dataPage(n, Enc.PLAIN);
+    }
     b.reset();
     const bytes = names.map((s) => utf8.encode(s));
     for (const x of bytes) {
@@ -219,13 +272,24 @@ export class ChunkWriter {
       b.append(x);
     }
     this.dictPage(names.length);
-    this.flatPageStart(codes.length);
+    // the values: all codes, or (with NULLs) the non-NULL ones after their definition levels
+    let values = codes, count = n;
+    if (nulls === 0) this.flatPageStart(n);
+    else {
+      const s = this.nullScratch(n);
+      for (let i = 0; i < n; i++) s[i] = codes[i] < 0 ? 0 : 1;
+      b.reset();
+      this.levels(() => rleHybrid(b, s, n, 1));
+      count = 0;
+      for (let i = 0; i < n; i++) if (codes[i] >= 0) s[count++] = codes[i];
+      values = s;
+    }
     const width = bitWidth(names.length - 1);
     b.byte(width);
-    rleHybrid(b, codes, codes.length, width);
+    rleHybrid(b, values, count, width);
     // statistics over the names used (byte order, as Parquet compares BYTE_ARRAY)
     const used = new Uint8Array(names.length);
-    for (let i = 0; i < codes.length; i++) used[codes[i]] = 1;
+    for (let i = 0; i < count; i++) used[values[i]] = 1;
     let min: Uint8Array | null = null, max: Uint8Array | null = null;
     used.forEach((u, c) => {
       if (!u) return;
@@ -233,7 +297,28 @@ export class ChunkWriter {
       if (!max || compareBytes(bytes[c], max) > 0) max = bytes[c];
     });
     if (min && max) this.cur!.stats = { min, max };
-    this.dataPage(codes.length, Enc.PLAIN_DICTIONARY);
+    this.dataPage(n, Enc.PLAIN_DICTIONARY);
+  }
+
+  /**
+   * Integers below 2^53 in magnitude (counts) as INT64: DELTA_BINARY_PACKED when all are in
+   * 0..2^31-1 (then the int32 encoding's bytes are the int64 ones: the same zigzag varints, deltas
+   * of at most 32 bits), else PLAIN.
+   */
+  int64s(v: Float64Array): void {
+    const n = v.length;
+    const [min, max] = range(v, Infinity, -Infinity);
+    if (n > 0) this.cur!.stats = { min: int64Bytes(min), max: int64Bytes(max) };
+    if (min >= 0 && max < 2 ** 31) {
+      const x = this.ints(n);
+      for (let i = 0; i < n; i++) x[i] = v[i];
+      deltaBinaryPacked(this.flatPageStart(n), x, n, this.deltaScratch);
+      this.dataPage(n, Enc.DELTA_BINARY_PACKED);
+    } else {
+      const x = BigInt64Array.from(v, (c) => BigInt(c));
+      this.flatPageStart(n).append(new Uint8Array(x.buffer));
+      this.dataPage(n, Enc.PLAIN);
+    }
   }
 
   private flatPageStart(n: number): ByteSink {
@@ -460,6 +545,10 @@ function int32Bytes(v: number): Uint8Array {
   return new Uint8Array(new Int32Array([v]).buffer);
 }
 
+function int64Bytes(v: number): Uint8Array {
+  return new Uint8Array(BigInt64Array.of(BigInt(v)).buffer);
+}
+
 function doubleBytes(v: number): Uint8Array {
   return new Uint8Array(new Float64Array([v]).buffer);
 }
@@ -511,7 +600,7 @@ function schemaElements(leaves: Leaf[]): ((w: ThriftWriter) => void)[] {
     w.i32(1, l.type).i32(3, OPTIONAL).binary(4, name);
     if (l.conv !== null) w.i32(6, l.conv);
     if (l.logical === 'string') w.struct(10, (t) => t.struct(1, () => {}));
-    else if (l.logical) w.struct(10, (t) => t.struct(10, (i) => i.byte(1, l.logical === 'int16' ? 16 : 32).bool(2, true)));
+    else if (l.logical) w.struct(10, (t) => t.struct(10, (i) => i.byte(1, l.logical === 'int16' ? 16 : l.logical === 'int32' ? 32 : 64).bool(2, true)));
   };
   for (const l of leaves) {
     if (!l.list) {
