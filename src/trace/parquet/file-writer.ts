@@ -16,6 +16,7 @@ import { LITTLE_ENDIAN } from '../../util/endian.js';
 
 export const enum PType {
   INT32 = 1,
+  INT64 = 2,
   FLOAT = 4,
   DOUBLE = 5,
   BYTE_ARRAY = 6,
@@ -31,6 +32,7 @@ export const enum Conv {
   LIST = 3,
   INT_16 = 16,
   INT_32 = 17,
+  INT_64 = 18,
 }
 const OPTIONAL = 1, REPEATED = 2;
 /** List pages hold about this many bytes of values. */
@@ -59,7 +61,9 @@ export interface Leaf {
   list: boolean;
   type: PType;
   conv: Conv | null;
-  logical: 'int16' | 'int32' | 'string' | null;
+  logical: 'int16' | 'int32' | 'int64' | 'string' | null;
+  /** With `list`: a LIST of LISTs (INTEGER[][]), the inner list named as the outer one. */
+  listOfLists?: boolean;
   write(w: ChunkWriter, rows: Int32Array): void;
 }
 
@@ -150,7 +154,7 @@ export class ChunkWriter {
   chunk(leaf: Leaf, rows: Int32Array): ChunkMeta {
     this.chunkBytes.reset();
     const meta: ChunkMeta = {
-      path: leaf.list ? [leaf.name, 'list', 'element'] : [leaf.name], type: leaf.type, encodings: [], numValues: 0,
+      path: leaf.list ? [leaf.name, 'list', 'element', ...(leaf.listOfLists ? ['list', 'element'] : [])] : [leaf.name], type: leaf.type, encodings: [], numValues: 0,
       offset: this.offset, dataPageOffset: -1, dictPageOffset: null, size: 0, stats: null, nulls: 0,
     };
     this.cur = meta;
@@ -290,6 +294,113 @@ export class ChunkWriter {
     this.levels(() => rleRun(this.body, 0, n, 2));
     this.cur!.nulls = n;
     this.dataPage(n, Enc.PLAIN);
+  }
+
+  // ---- plain values with NULLs and nesting (samples.parquet, the aggregates): few rows, written as they are ----
+
+  private readonly levelPage = new LevelPage();
+
+  /** BYTE_ARRAY values (text as UTF-8, bytes as they are), NULL where null. No min/max: a value may be a whole document or image. */
+  byteArrays(v: readonly (string | Uint8Array | null)[]): void {
+    this.levelPages(v.length, 0, 1, (r, p) => {
+      const x = v[r];
+      if (x === null) return p.entry(0, 0);
+      p.entry(0, 1);
+      p.bytes(x);
+    });
+  }
+
+  /** A 3-level LIST of BYTE_ARRAY per row. Definition: 0 NULL list, 1 empty list, 2 NULL element, 3 element. */
+  byteArrayLists(v: readonly (readonly (string | Uint8Array | null)[] | null)[]): void {
+    this.levelPages(v.length, 1, 3, (r, p) => {
+      const list = v[r];
+      if (list === null) return p.entry(0, 0);
+      if (list.length === 0) return p.entry(0, 1);
+      for (let i = 0; i < list.length; i++) {
+        const x = list[i];
+        p.entry(i === 0 ? 0 : 1, x === null ? 2 : 3);
+        if (x !== null) p.bytes(x);
+      }
+    });
+  }
+
+  /**
+   * A LIST of LISTs of INT32 per row (INTEGER[][]). Repetition: 0 starts a row, 1 an inner list, 2
+   * continues one. Definition: 0 NULL list, 1 empty list, 2 NULL inner list, 3 empty inner list,
+   * 4 NULL element, 5 element.
+   */
+  intListLists(v: readonly (readonly (readonly (number | null)[] | null)[] | null)[]): void {
+    let min = Infinity, max = -Infinity;
+    this.levelPages(v.length, 2, 5, (r, p) => {
+      const outer = v[r];
+      if (outer === null) return p.entry(0, 0);
+      if (outer.length === 0) return p.entry(0, 1);
+      for (let i = 0; i < outer.length; i++) {
+        const inner = outer[i], rep = i === 0 ? 0 : 1;
+        if (inner === null) p.entry(rep, 2);
+        else if (inner.length === 0) p.entry(rep, 3);
+        else for (let j = 0; j < inner.length; j++) {
+          const x = inner[j];
+          p.entry(j === 0 ? rep : 2, x === null ? 4 : 5);
+          if (x === null) continue;
+          if (!(x === (x | 0))) throw new Error(`Parquet INT32: ${x} is not a 32-bit integer`);
+          p.values.u32le(x);
+          if (x < min) min = x;
+          if (x > max) max = x;
+        }
+      }
+    });
+    if (min <= max) this.cur!.stats = { min: int32Bytes(min), max: int32Bytes(max) };
+  }
+
+  /** DOUBLE values, NULL where isNull[i]. */
+  optionalDoubles(v: Float64Array, isNull: Uint8Array): void {
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    let min = Infinity, max = -Infinity;
+    this.levelPages(v.length, 0, 1, (r, p) => {
+      if (isNull[r]) return p.entry(0, 0);
+      p.entry(0, 1);
+      p.values.append(bytes.subarray(8 * r, 8 * r + 8));
+      const x = v[r];
+      if (x < min) min = x;
+      if (x > max) max = x;
+    });
+    this.floatStats(min, max, doubleBytes);
+  }
+
+  /** INT64 values (integers below 2^53 in magnitude: counts), PLAIN, no NULLs. */
+  plainInt64s(v: Float64Array): void {
+    const words = this.ints(2 * v.length);
+    for (let i = 0; i < v.length; i++) int64Words(v[i], words, 2 * i);
+    const [min, max] = range(v, Infinity, -Infinity);
+    if (v.length) this.cur!.stats = { min: int64Bytes(min), max: int64Bytes(max) };
+    this.flatPageStart(v.length).append(new Uint8Array(words.buffer, words.byteOffset, words.byteLength));
+    this.dataPage(v.length, Enc.PLAIN);
+  }
+
+  /**
+   * Pages of whole rows, about LIST_PAGE_BYTES of values each, of a column with NULLs or nested
+   * lists: `row(r, p)` adds row r's levels and values to p.
+   */
+  private levelPages(rows: number, maxRep: number, maxDef: number, row: (r: number, p: LevelPage) => void): void {
+    const p = this.levelPage;
+    p.reset();
+    const page = () => {
+      const b = this.body;
+      b.reset();
+      if (maxRep > 0) this.levels(() => rleHybrid(b, p.rep, p.n, bitWidth(maxRep)));
+      this.levels(() => rleHybrid(b, p.def, p.n, bitWidth(maxDef)));
+      // NULLs and empty lists, as DuckDB counts them
+      for (let i = 0; i < p.n; i++) if (p.def[i] < maxDef) this.cur!.nulls++;
+      b.append(p.values.bytes());
+      this.dataPage(p.n, Enc.PLAIN);
+      p.reset();
+    };
+    for (let r = 0; r < rows; r++) {
+      row(r, p);
+      if (p.values.length >= LIST_PAGE_BYTES) page();
+    }
+    if (p.n > 0 || this.cur!.dataPageOffset < 0) page();
   }
 
   /** Pages of whole rows, about LIST_PAGE_BYTES each. */
@@ -452,6 +563,19 @@ function int32Bytes(v: number): Uint8Array {
   return new Uint8Array(new Int32Array([v]).buffer);
 }
 
+/** v (a safe integer) as the two little-endian 32-bit words of an int64, at out[o], out[o + 1]. */
+function int64Words(v: number, out: Int32Array, o: number): void {
+  if (!Number.isSafeInteger(v)) throw new Error(`Parquet INT64: ${v} is not a safe integer`);
+  out[o] = v % 0x100000000;
+  out[o + 1] = Math.floor(v / 0x100000000);
+}
+
+function int64Bytes(v: number): Uint8Array {
+  const w = new Int32Array(2);
+  int64Words(v, w, 0);
+  return new Uint8Array(w.buffer);
+}
+
 function doubleBytes(v: number): Uint8Array {
   return new Uint8Array(new Float64Array([v]).buffer);
 }
@@ -503,7 +627,7 @@ function schemaElements(leaves: Leaf[]): ((w: ThriftWriter) => void)[] {
     w.i32(1, l.type).i32(3, OPTIONAL).binary(4, name);
     if (l.conv !== null) w.i32(6, l.conv);
     if (l.logical === 'string') w.struct(10, (t) => t.struct(1, () => {}));
-    else if (l.logical) w.struct(10, (t) => t.struct(10, (i) => i.byte(1, l.logical === 'int16' ? 16 : 32).bool(2, true)));
+    else if (l.logical) w.struct(10, (t) => t.struct(10, (i) => i.byte(1, l.logical === 'int16' ? 16 : l.logical === 'int32' ? 32 : 64).bool(2, true)));
   };
   for (const l of leaves) {
     if (!l.list) {
@@ -512,7 +636,103 @@ function schemaElements(leaves: Leaf[]): ((w: ThriftWriter) => void)[] {
     }
     out.push((w) => w.i32(3, OPTIONAL).binary(4, l.name).i32(5, 1).i32(6, Conv.LIST).struct(10, (t) => t.struct(3, () => {})));
     out.push((w) => w.i32(3, REPEATED).binary(4, 'list').i32(5, 1));
+    if (l.listOfLists) {
+      out.push((w) => w.i32(3, OPTIONAL).binary(4, 'element').i32(5, 1).i32(6, Conv.LIST).struct(10, (t) => t.struct(3, () => {})));
+      out.push((w) => w.i32(3, REPEATED).binary(4, 'list').i32(5, 1));
+    }
     out.push(leaf(l, 'element'));
   }
   return out;
+}
+
+/** Levels and PLAIN values of a page being built (columns with NULLs or nested lists). */
+class LevelPage {
+  rep = new Int32Array(1024);
+  def = new Int32Array(1024);
+  n = 0;
+  readonly values = new ByteSink(1 << 16);
+
+  entry(rep: number, def: number): void {
+    if (this.n === this.rep.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(2 * a.length);
+        b.set(a);
+        return b;
+      };
+      this.rep = grow(this.rep);
+      this.def = grow(this.def);
+    }
+    this.rep[this.n] = rep;
+    this.def[this.n++] = def;
+  }
+
+  /** A BYTE_ARRAY value: its length, then its bytes (a string encoded in place). */
+  bytes(x: string | Uint8Array): void {
+    const s = this.values;
+    if (typeof x !== 'string') {
+      s.u32le(x.length);
+      s.append(x);
+      return;
+    }
+    const at = s.reserve(4 + 3 * x.length); // a UTF-16 unit takes at most 3 bytes
+    const { written } = utf8.encodeInto(x, s.buf.subarray(at + 4, at + 4 + 3 * x.length));
+    s.u32le(written);
+    s.length = at + 4 + written;
+  }
+
+  reset(): void {
+    this.n = 0;
+    this.values.reset();
+  }
+}
+
+/**
+ * A Parquet file written a row group at a time while other files are written on the same thread
+ * (samples.parquet stays open through an import while routing shards come and go): it has its own
+ * chunk writer, so its own file offset. `finish` writes the footer over the leaves `keep` selects;
+ * the chunks of a leaf left out stay in the file unreferenced (readers go by the footer's offsets).
+ */
+export class ParquetStream {
+  private readonly fd: number;
+  private readonly w = new ChunkWriter();
+  private readonly groups: { rows: number; chunks: ChunkMeta[] }[] = [];
+  private rows = 0;
+  private closed = false;
+
+  constructor(path: string, private readonly leaves: Leaf[]) {
+    if (!LITTLE_ENDIAN) throw new Error('moescope writes Parquet on little-endian machines only');
+    this.fd = openSync(path, 'w');
+    try {
+      this.w.begin(this.fd);
+      this.w.writeRaw(MAGIC);
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** One row group: each leaf writes rows[i] of its arrays, in order. */
+  rowGroup(rows: Int32Array): void {
+    this.groups.push({ rows: rows.length, chunks: this.leaves.map((leaf) => this.w.chunk(leaf, rows)) });
+    this.rows += rows.length;
+  }
+
+  /** The footer; then close. */
+  finish(keep: (leaf: Leaf) => boolean = () => true): void {
+    const kept = this.leaves.flatMap((leaf, i) => (keep(leaf) ? [i] : []));
+    const groups = this.groups.map((g) => ({ rows: g.rows, chunks: kept.map((i) => g.chunks[i]) }));
+    const footer = fileMetaData(kept.map((i) => this.leaves[i]), groups, this.rows);
+    this.w.writeRaw(footer);
+    const tail = new ByteSink(8);
+    tail.u32le(footer.length);
+    tail.append(MAGIC);
+    this.w.writeRaw(tail.bytes());
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
 }
