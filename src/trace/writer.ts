@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BLOB, DuckDBAppender, DuckDBConnection, DuckDBInstance, INTEGER, LIST, VARCHAR, blobValue, listValue } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
@@ -11,6 +11,7 @@ import { recordFiles } from './files.js';
 import { Dictionary } from './dictionary.js';
 import { RowStage } from './row-stage.js';
 import { writeRoutingFile } from './parquet/routing-file.js';
+import { SamplesFile } from './parquet/samples-file.js';
 import { sqlString } from '../analysis/db.js';
 
 /**
@@ -54,7 +55,7 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing samples and aggregates (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
+  /** DuckDB memory limit while writing the aggregates (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
@@ -67,18 +68,10 @@ const TMP_PREFIX = '.trace-tmp';
 const ROW_GROUP = 122880;
 /** Routing rows held in memory before they go out as one Parquet file (a shard when more follow). */
 const BUFFER_BYTES = 16 << 20;
-const SAMPLE_BUFFER_ROWS = 4096;
-const SAMPLE_BUFFER_BYTES = 16 << 20;
 const MAX_SAMPLE_DOMAINS = 1 << 20;
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
 /** Routing files rewritten by DuckDB (rarely: see nullGatesOfEarlyShards). */
 const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
-/**
- * samples.parquet: a row group is held in memory until it is written, and a sample carries its
- * images, so row groups are a few thousand samples (the routing rows' 122880 would hold every
- * sample of most traces, memory growing with the trace).
- */
-const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMPLE_BUFFER_ROWS}`;
 
 
 /**
@@ -86,14 +79,14 @@ const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMP
  * (row-stage.ts) until they fill BUFFER_BYTES, then written in the shard's order as one Parquet
  * shard (routing/part-NNNNN.parquet, by parquet/routing-file.ts): memory stays flat however long
  * the input. A trace that fits one buffer is a single routing.parquet. The aggregates are counted
- * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows. samples and
- * the aggregates are written by DuckDB. The caller makes the folder atomic
+ * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows, and written
+ * by DuckDB. samples.parquet is written by the same encoder as the rows (parquet/samples-file.ts),
+ * a row group at a time. The caller makes the folder atomic
  * (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
   private rows = 0;
   private samples = 0;
-  private readonly sampleColumns = new Set<string>(); // optional samples columns some sample filled
   private closed = false;
   private gatesRecorded = true;
   private readonly modalities = new Dictionary(CODE_NAMES);
@@ -104,10 +97,8 @@ export class TraceWriter {
   private readonly stage: RowStage;
   private shards: string[] = []; // relative paths written so far
   private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
-  private samplesAppender: DuckDBAppender | null = null;
-  private sampleBufRows = 0;
-  private sampleBufBytes = 0;
-  private sampleParts: string[] = [];
+  /** samples.parquet under a temporary name, from the first sample on */
+  private samplesFile: SamplesFile | null = null;
   // the samples' domains (SPEC §2 samples.domain), for the aggregates' domain key
   private readonly sampleDomains = new Dictionary();
   private readonly sampleDomain = new Map<number, number>();
@@ -291,53 +282,18 @@ export class TraceWriter {
 
   async appendSample(s: SampleRow): Promise<void> {
     this.checkOpen();
-    if (!this.samplesAppender) {
-      await this.conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
-      this.samplesAppender = await this.conn.createAppender('samples');
+    if (s.domain !== undefined && s.domain !== null && !(this.opts.extraColumns ?? []).some((c) => c.name === 'domain')) {
+      // rows of this sample already counted without its domain, or too many to remember: the
+      // aggregates come from the written rows instead
+      if (s.sample <= this.maxSampleWithoutDomain || this.sampleDomain.size >= MAX_SAMPLE_DOMAINS) this.acc.giveUp();
+      else this.sampleDomain.set(s.sample, this.sampleDomains.code(s.domain));
     }
-    const a = this.samplesAppender;
-    a.appendInteger(s.sample);
-    a.appendVarchar(s.text);
-    a.appendList(listValue(s.images.map((b) => blobValue(b))), LIST(BLOB));
-    a.appendVarchar(s.source);
-    if (s.domain === undefined || s.domain === null) a.appendNull();
-    else {
-      a.appendVarchar(s.domain);
-      this.sampleColumns.add('domain');
-      if (!(this.opts.extraColumns ?? []).some((c) => c.name === 'domain')) {
-        // rows of this sample already counted without its domain, or too many to remember: the
-        // aggregates come from the written rows instead
-        if (s.sample <= this.maxSampleWithoutDomain || this.sampleDomain.size >= MAX_SAMPLE_DOMAINS) this.acc.giveUp();
-        else this.sampleDomain.set(s.sample, this.sampleDomains.code(s.domain));
-      }
-    }
-    if (s.tokens) {
-      a.appendList(listValue(s.tokens), LIST(VARCHAR));
-      this.sampleColumns.add('tokens');
-    } else a.appendNull();
-    if (s.image_grids) {
-      a.appendList(listValue(s.image_grids.map((g) => listValue(g))), LIST(LIST(INTEGER)));
-      this.sampleColumns.add('image_grids');
-    } else a.appendNull();
-    a.endRow();
+    this.samplesOut().add(s);
     this.samples++;
-    this.sampleBufRows++;
-    this.sampleBufBytes += 64 + s.text.length + s.images.reduce((t, b) => t + b.length, 0) + (s.tokens?.reduce((t, x) => t + x.length + 16, 0) ?? 0);
-    if (this.sampleBufRows >= SAMPLE_BUFFER_ROWS || this.sampleBufBytes >= SAMPLE_BUFFER_BYTES) await this.flushSamples();
   }
 
-  /** Move buffered samples to a temporary Parquet part (joined into samples.parquet at the end). */
-  private async flushSamples(): Promise<void> {
-    if (!this.samplesAppender) return;
-    this.samplesAppender.flushSync();
-    this.samplesAppender.closeSync();
-    this.samplesAppender = null;
-    const part = join(this.dir, `${TMP_PREFIX}-samples-${String(this.sampleParts.length).padStart(5, '0')}.parquet`);
-    await this.conn.run(`COPY samples TO ${sqlString(part)} (${SAMPLES_PARQUET})`);
-    await this.conn.run('DROP TABLE samples');
-    this.sampleParts.push(part);
-    this.sampleBufRows = 0;
-    this.sampleBufBytes = 0;
+  private samplesOut(): SamplesFile {
+    return (this.samplesFile ??= new SamplesFile(join(this.dir, `${TMP_PREFIX}-samples.parquet`)));
   }
 
   /**
@@ -349,17 +305,8 @@ export class TraceWriter {
     try {
       this.flushRouting(true);
       if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
-      const sampleCols = ['sample', 'text', 'images', 'source', ...['domain', 'tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
-      const samplesFile = join(this.dir, 'samples.parquet');
-      if (this.sampleParts.length === 0) {
-        if (!this.samplesAppender) await this.appendNoSamples();
-        this.samplesAppender!.flushSync();
-        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(samplesFile)} (${SAMPLES_PARQUET})`);
-      } else {
-        await this.flushSamples();
-        const parts = `read_parquet([${this.sampleParts.map(sqlString).join(', ')}])`;
-        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${SAMPLES_PARQUET})`);
-      }
+      this.samplesOut().finish();
+      renameSync(join(this.dir, `${TMP_PREFIX}-samples.parquet`), join(this.dir, 'samples.parquet'));
       await this.writeAggregates();
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
@@ -393,11 +340,6 @@ export class TraceWriter {
     }
   }
 
-  private async appendNoSamples(): Promise<void> {
-    await this.conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
-    this.samplesAppender = await this.conn.createAppender('samples');
-  }
-
   /**
    * agg-*.parquet: the tables counted on the way in, and (rarely) the ones one pass could not
    * count, computed with SQL from the files just written.
@@ -413,7 +355,7 @@ export class TraceWriter {
     if (this.acc.sqlTables.size) {
       const routing = `read_parquet([${this.shards.map((f) => sqlString(join(this.dir, f))).join(', ')}])`;
       const base = baseRelation(routing, `read_parquet(${sqlString(join(this.dir, 'samples.parquet'))})`, {
-        domain: hasVarchar('domain') ? 'routing' : this.sampleColumns.has('domain') ? 'samples' : null,
+        domain: hasVarchar('domain') ? 'routing' : this.samplesFile?.filled.has('domain') ? 'samples' : null,
         phase: hasVarchar('phase'),
         prob: this.opts.fullProbs,
       });
@@ -458,11 +400,7 @@ export class TraceWriter {
     if (this.closed) return;
     this.closed = true;
     try {
-      try {
-        this.samplesAppender?.closeSync();
-      } catch {
-        // already failing; the files are removed below
-      }
+      this.samplesFile?.close();
       this.conn.closeSync();
       this.instance.closeSync();
     } finally {
