@@ -1,9 +1,8 @@
-import type { DuckDBConnection } from '@duckdb/node-api';
-import { appendColumns } from './duckdb-columns.js';
 import { CountTable } from './count-table.js';
 import { AGG_TABLES, type AggQuery, type AggTable } from './aggregates.js';
 import { sqlString } from '../util/sql.js';
 import { Conv, PType, gatherDoubles, gatherInts, writeParquetFile, type Leaf } from './parquet/file-writer.js';
+import { aggGroups, writeAggFile, type AggColumn, type AggGroups, type AggRows, type GroupNames } from './parquet/agg-file.js';
 
 /**
  * The aggregates of SPEC §2 (defined in SQL in aggregates.ts), counted while the writer appends
@@ -95,7 +94,6 @@ export class AggregateAccumulator {
   private allSql = false;
 
   constructor(
-    private readonly conn: DuckDBConnection,
     /** spillPrefix: path prefix of the token-count parts (temporary files in the trace folder) */
     private readonly opts: { numExperts: number; hasProb: boolean; spillPrefix: string; coactFoldRows?: number },
   ) {}
@@ -305,152 +303,183 @@ export class AggregateAccumulator {
   }
 
   /**
-   * Put the aggregates into temporary DuckDB tables and return, per table this accumulator counted,
-   * the query that gives it in the SPEC's columns. `names` decode group codes.
+   * Per table this accumulator counted, how to write it: the small ones from their arrays here
+   * (parquet/agg-file.ts), the per-token one as the query DuckDB sums its spilled parts with.
+   * `names` decode group codes.
    */
-  async tables(names: { modality: readonly string[]; domain: readonly string[]; phase: readonly string[] }, gatesDropped: boolean): Promise<Partial<Record<AggTable, AggQuery>>> {
+  tables(names: GroupNames, gatesDropped: boolean): Partial<Record<AggTable, AggQuery>> {
     if (this.allSql) return {};
-    const c = this.conn;
-    const G = this.groups;
-    const E = this.opts.numExperts;
-    // groups: gid -> key columns
-    await c.run('CREATE TABLE agg_groups (gid INTEGER, layer SMALLINT, modality VARCHAR, domain VARCHAR, phase VARCHAR)');
-    const ga = await c.createAppender('agg_groups');
-    G.forEach((g, gi) => {
-      ga.appendInteger(gi);
-      ga.appendSmallInt(g.layer);
-      ga.appendVarchar(names.modality[g.mod]);
-      if (g.dom < 0) ga.appendNull();
-      else ga.appendVarchar(names.domain[g.dom]);
-      if (g.phase < 0) ga.appendNull();
-      else ga.appendVarchar(names.phase[g.phase]);
-      ga.endRow();
-    });
-    ga.flushSync();
-    ga.closeSync();
-    const keys = 'k.layer, k.modality, k.domain, k.phase';
-    const out: Partial<Record<AggTable, AggQuery>> = {};
-
-    // counts: experts chosen at least once
-    {
-      let m = 0;
-      for (const g of G) for (let e = 0; e < g.cap; e++) if (g.nAll[e] > 0) m++;
-      const gid = new Int32Array(m), ex = new Int32Array(m), all = new Float64Array(m), top1 = new Float64Array(m), gate = new Float64Array(m), bad = new Float64Array(m);
-      let o = 0;
-      G.forEach((g, gi) => {
-        for (let e = 0; e < g.cap; e++) {
-          if (!(g.nAll[e] > 0)) continue;
-          gid[o] = gi;
-          ex[o] = e;
-          all[o] = g.nAll[e];
-          top1[o] = g.nTop1[e];
-          gate[o] = gatesDropped ? 0 : g.nGate[e];
-          bad[o++] = gatesDropped ? g.nAll[e] : g.nBad[e];
-        }
-      });
-      await c.run('CREATE TABLE agg_counts (gid INTEGER, expert INTEGER, n_all DOUBLE, n_top1 DOUBLE, n_gate DOUBLE, n_gate_bad DOUBLE)');
-      await appendColumns(c, 'agg_counts', [gid, ex, all, top1, gate, bad]);
-      out.counts = `SELECT ${keys}, a.expert::SMALLINT AS expert, a.n_all::BIGINT AS n_all, a.n_top1::BIGINT AS n_top1,
-          a.n_gate AS n_gate, a.n_gate_bad::BIGINT AS n_gate_bad FROM agg_counts a JOIN agg_groups k USING (gid)`;
-    }
-    // tokens: one row per group
-    {
-      const m = G.length;
-      const cols = Array.from({ length: 11 }, () => new Float64Array(m));
-      G.forEach((g, gi) => {
-        const v = gatesDropped
-          ? [g.tokens, 0, 0, 0, 0, 0, 0]
-          : [g.tokens, 0, g.gateRows, g.gateSumOne, g.gateTop1, g.gateMargin, g.gateMarginRows];
-        v.push(g.probTop1, g.probMargin, g.probEntropy, g.probRows);
-        v.forEach((x, j) => (cols[j][gi] = x));
-      });
-      const gid = Int32Array.from(G.keys());
-      await c.run(`CREATE TABLE agg_tokens (gid INTEGER, tokens DOUBLE, empty DOUBLE, gate_rows DOUBLE, gate_sum_one DOUBLE,
-        gate_top1_sum DOUBLE, gate_margin_sum DOUBLE, gate_margin_rows DOUBLE, prob_top1_sum DOUBLE, prob_margin_sum DOUBLE, prob_entropy_sum DOUBLE, prob_rows DOUBLE)`);
-      await appendColumns(c, 'agg_tokens', [gid, ...cols]);
-      const p = this.opts.hasProb;
-      const probSum = (col: string, rows: string) => (p ? `CASE WHEN a.${rows} > 0 THEN a.${col} END` : 'NULL::DOUBLE');
-      out.tokens = `SELECT ${keys}, a.tokens::BIGINT AS tokens, a.empty::BIGINT AS empty, a.gate_rows::BIGINT AS gate_rows,
-          a.gate_sum_one::BIGINT AS gate_sum_one, a.gate_top1_sum, a.gate_margin_sum, a.gate_margin_rows::BIGINT AS gate_margin_rows,
-          ${probSum('prob_top1_sum', 'prob_rows')} AS prob_top1_sum,
-          ${p && E >= 2 ? 'CASE WHEN a.prob_rows > 0 THEN a.prob_margin_sum END' : 'NULL::DOUBLE'} AS prob_margin_sum,
-          ${probSum('prob_entropy_sum', 'prob_rows')} AS prob_entropy_sum, ${p ? 'a.prob_rows::BIGINT' : '0::BIGINT'} AS prob_rows
-        FROM agg_tokens a JOIN agg_groups k USING (gid)`;
-    }
-    // repeat
-    if (!this.sqlTables.has('repeat')) {
-      const m = this.repeat.size;
-      const gid = new Int32Array(m), prev = new Int32Array(m), pairs = new Float64Array(m), same = new Float64Array(m);
-      let o = 0;
-      for (const [k, v] of this.repeat) {
-        gid[o] = Math.floor(k / 2 ** 21);
-        prev[o] = k % 2 ** 21;
-        pairs[o] = v[0];
-        same[o++] = v[1];
-      }
-      await c.run('CREATE TABLE agg_repeat (gid INTEGER, prev INTEGER, pairs DOUBLE, same DOUBLE)');
-      await appendColumns(c, 'agg_repeat', [gid, prev, pairs, same]);
-      out.repeat = `SELECT ${keys}, pk.modality AS prev_modality, pk.phase AS prev_phase, sum(a.pairs)::BIGINT AS pairs, sum(a.same)::BIGINT AS same
-        FROM agg_repeat a JOIN agg_groups k USING (gid) JOIN agg_groups pk ON pk.gid = a.prev GROUP BY ALL`;
-    }
-    // coact: symmetrised (i, j) = pairs counted as (i, j) plus as (j, i); counted first, then filled
-    {
-      // per group: unordered pair (i < j) -> pairs
-      const pairs: { i: number; j: number; n: number }[][] = G.map((g) => {
-        const out: { i: number; j: number; n: number }[] = [];
-        const c = g.coact;
-        if (c instanceof Uint32Array) {
-          const t = g.coactTotal;
-          for (let i = 0; i < E; i++) {
-            for (let j = i + 1; j < E; j++) {
-              const v = c[i * E + j] + c[j * E + i] + (t ? t[i * E + j] + t[j * E + i] : 0);
-              if (v > 0) out.push({ i, j, n: v });
-            }
-          }
-        } else {
-          const sym = new Map<number, number>();
-          for (const [k, v] of c) {
-            const a = Math.floor(k / 32768), b = k % 32768;
-            if (a === b) continue;
-            const key = Math.min(a, b) * 32768 + Math.max(a, b);
-            sym.set(key, (sym.get(key) ?? 0) + v);
-          }
-          for (const [k, v] of sym) out.push({ i: Math.floor(k / 32768), j: k % 32768, n: v });
-        }
-        return out;
-      });
-      const m = 2 * pairs.reduce((t, p) => t + p.length, 0);
-      const gid = new Int32Array(m), ii = new Int32Array(m), jj = new Int32Array(m), nn = new Float64Array(m);
-      let o = 0;
-      pairs.forEach((ps, gi) => {
-        for (const { i, j, n } of ps) {
-          gid[o] = gid[o + 1] = gi;
-          ii[o] = jj[o + 1] = i;
-          jj[o] = ii[o + 1] = j;
-          nn[o] = nn[o + 1] = n;
-          o += 2;
-        }
-      });
-      await c.run('CREATE TABLE agg_coact (gid INTEGER, i INTEGER, j INTEGER, n DOUBLE)');
-      await appendColumns(c, 'agg_coact', [gid, ii, jj, nn]);
-      out.coact = `SELECT ${keys}, a.i::SMALLINT AS i, a.j::SMALLINT AS j, a.n::BIGINT AS n FROM agg_coact a JOIN agg_groups k USING (gid)`;
-    }
-    // token: what is still in JS joins the spilled parts
-    this.spillTokens();
-    // the largest table (up to vocabulary x experts per group): groups ranked as ORDER BY ALL
-    // would order their keys, the sum sorted on integer ranks, and the keys looked up by rank
-    // afterwards (no join, no strings in the sort)
-    const ranked = (await c.runAndReadAll('SELECT gid, layer, modality, domain, phase FROM agg_groups ORDER BY layer, modality, domain, phase')).getRowsJS();
-    const rank = new Int32Array(G.length);
-    ranked.forEach((row, i) => (rank[Number(row[0])] = i + 1));
-    const byRank = (col: number, type: string) => `([${ranked.map((row) => (row[col] === null ? 'NULL' : typeof row[col] === 'string' ? sqlString(row[col] as string) : String(row[col]))).join(', ')}]::${type}[])[r]`;
-    out.token = {
-      ordered: `SELECT ${byRank(1, 'SMALLINT')} AS layer, ${byRank(2, 'VARCHAR')} AS modality, ${byRank(3, 'VARCHAR')} AS domain, ${byRank(4, 'VARCHAR')} AS phase,
-          token, expert::SMALLINT AS expert, n::BIGINT AS n
-        FROM (SELECT ([${rank.join(', ')}]::INTEGER[])[gid + 1] AS r, token, expert, sum(n) AS n
-          FROM read_parquet([${this.spillFiles.map((f) => sqlString(f)).join(', ')}]) GROUP BY ALL ORDER BY r, token, expert)`,
+    const groups = aggGroups(this.groups, names);
+    // each table built when it is written (one at a time in memory), its rows in group order (so the sort finds them in order)
+    const file = (rows: () => AggRows) => ({ write: (path: string) => writeAggFile(path, groups, rows()) });
+    const out: Partial<Record<AggTable, AggQuery>> = {
+      counts: file(() => this.countsRows(groups.order, gatesDropped)),
+      tokens: file(() => this.tokensRows(groups.order, gatesDropped)),
+      coact: file(() => this.coactRows(groups.order)),
     };
+    if (!this.sqlTables.has('repeat')) out.repeat = file(() => this.repeatRows(groups));
+    out.token = { ordered: this.tokenQuery(groups) };
     return out;
+  }
+
+  /** counts: per group and expert chosen at least once. */
+  private countsRows(order: Int32Array, gatesDropped: boolean): AggRows {
+    const G = this.groups;
+    let m = 0;
+    for (const g of G) for (let e = 0; e < g.cap; e++) if (g.nAll[e] > 0) m++;
+    const gid = new Int32Array(m), ex = new Int32Array(m), all = new Float64Array(m), top1 = new Float64Array(m), gate = new Float64Array(m), bad = new Float64Array(m);
+    let o = 0;
+    for (const gi of order) {
+      const g = G[gi];
+      for (let e = 0; e < g.cap; e++) {
+        if (!(g.nAll[e] > 0)) continue;
+        gid[o] = gi;
+        ex[o] = e;
+        all[o] = g.nAll[e];
+        top1[o] = g.nTop1[e];
+        gate[o] = gatesDropped ? 0 : g.nGate[e];
+        bad[o++] = gatesDropped ? g.nAll[e] : g.nBad[e];
+      }
+    }
+    return {
+      gid,
+      columns: [
+        { name: 'expert', type: 'SMALLINT', values: ex }, { name: 'n_all', type: 'BIGINT', values: all }, { name: 'n_top1', type: 'BIGINT', values: top1 },
+        { name: 'n_gate', type: 'DOUBLE', values: gate }, { name: 'n_gate_bad', type: 'BIGINT', values: bad },
+      ],
+    };
+  }
+
+  /** tokens: one row per group; the probability sums NULL without probabilities (and the margin with one expert). */
+  private tokensRows(order: Int32Array, gatesDropped: boolean): AggRows {
+    const G = this.groups;
+    const m = G.length;
+    const p = this.opts.hasProb, E = this.opts.numExperts;
+    const col = () => new Float64Array(m);
+    const c = {
+      tokens: col(), empty: col(), gateRows: col(), sumOne: col(), top1: col(), margin: col(), marginRows: col(),
+      probTop1: col(), probMargin: col(), probEntropy: col(), probRows: col(),
+    };
+    const noProb = new Uint8Array(m), noMargin = new Uint8Array(m);
+    order.forEach((gi, o) => {
+      const g = G[gi];
+      c.tokens[o] = g.tokens;
+      if (!gatesDropped) {
+        c.gateRows[o] = g.gateRows;
+        c.sumOne[o] = g.gateSumOne;
+        c.top1[o] = g.gateTop1;
+        c.margin[o] = g.gateMargin;
+        c.marginRows[o] = g.gateMarginRows;
+      }
+      noProb[o] = p && g.probRows > 0 ? 0 : 1;
+      noMargin[o] = noProb[o] || E < 2 ? 1 : 0;
+      c.probTop1[o] = g.probTop1;
+      c.probMargin[o] = g.probMargin;
+      c.probEntropy[o] = g.probEntropy;
+      c.probRows[o] = p ? g.probRows : 0;
+    });
+    const big = (name: string, values: Float64Array): AggColumn => ({ name, type: 'BIGINT', values });
+    const dbl = (name: string, values: Float64Array, nulls?: Uint8Array): AggColumn => ({ name, type: 'DOUBLE', values, nulls });
+    return {
+      gid: Int32Array.from(order),
+      columns: [
+        big('tokens', c.tokens), big('empty', c.empty), big('gate_rows', c.gateRows), big('gate_sum_one', c.sumOne),
+        dbl('gate_top1_sum', c.top1), dbl('gate_margin_sum', c.margin), big('gate_margin_rows', c.marginRows),
+        dbl('prob_top1_sum', c.probTop1, noProb), dbl('prob_margin_sum', c.probMargin, noMargin), dbl('prob_entropy_sum', c.probEntropy, noProb),
+        big('prob_rows', c.probRows),
+      ],
+    };
+  }
+
+  /** repeat: pairs per group and the previous row's modality and phase (summed over its other keys). */
+  private repeatRows(groups: AggGroups): AggRows {
+    const sums = new Map<string, { gid: number; mod: number; phase: number; pairs: number; same: number }>();
+    for (const [k, v] of this.repeat) {
+      const gid = Math.floor(k / 2 ** 21), prev = k % 2 ** 21;
+      const mod = groups.mod[prev], phase = groups.phase[prev];
+      const key = `${gid},${mod},${phase}`;
+      const s = sums.get(key);
+      if (s) {
+        s.pairs += v[0];
+        s.same += v[1];
+      } else sums.set(key, { gid, mod, phase, pairs: v[0], same: v[1] });
+    }
+    const rows = [...sums.values()];
+    return {
+      gid: Int32Array.from(rows, (r) => r.gid),
+      columns: [
+        { name: 'prev_modality', type: 'VARCHAR', codes: Int32Array.from(rows, (r) => r.mod), names: groups.names.modality },
+        { name: 'prev_phase', type: 'VARCHAR', codes: Int32Array.from(rows, (r) => r.phase), names: groups.names.phase },
+        { name: 'pairs', type: 'BIGINT', values: Float64Array.from(rows, (r) => r.pairs) },
+        { name: 'same', type: 'BIGINT', values: Float64Array.from(rows, (r) => r.same) },
+      ],
+    };
+  }
+
+  /** coact: (i, j) for i != j, both ways: the pairs counted as (i, j) plus as (j, i). */
+  private coactRows(order: Int32Array): AggRows {
+    const E = this.opts.numExperts;
+    const rows: { gid: number[]; i: number[]; j: number[]; n: number[] } = { gid: [], i: [], j: [], n: [] };
+    const push = (gid: number, i: number, j: number, n: number) => {
+      rows.gid.push(gid);
+      rows.i.push(i);
+      rows.j.push(j);
+      rows.n.push(n);
+    };
+    for (const gi of order) {
+      const c = this.groups[gi].coact;
+      if (c instanceof Uint32Array) {
+        const t = this.groups[gi].coactTotal;
+        for (let i = 0; i < E; i++) {
+          for (let j = 0; j < E; j++) {
+            if (i === j) continue;
+            const a = Math.min(i, j) * E + Math.max(i, j), b = Math.max(i, j) * E + Math.min(i, j);
+            const v = c[a] + c[b] + (t ? t[a] + t[b] : 0);
+            if (v > 0) push(gi, i, j, v);
+          }
+        }
+      } else {
+        const sym = new Map<number, number>();
+        for (const [k, v] of c) {
+          const a = Math.floor(k / 32768), b = k % 32768;
+          if (a === b) continue;
+          const key = Math.min(a, b) * 32768 + Math.max(a, b);
+          sym.set(key, (sym.get(key) ?? 0) + v);
+        }
+        for (const [k, v] of sym) {
+          push(gi, Math.floor(k / 32768), k % 32768, v);
+          push(gi, k % 32768, Math.floor(k / 32768), v);
+        }
+      }
+    }
+    return {
+      gid: Int32Array.from(rows.gid),
+      columns: [
+        { name: 'i', type: 'SMALLINT', values: Int32Array.from(rows.i) }, { name: 'j', type: 'SMALLINT', values: Int32Array.from(rows.j) },
+        { name: 'n', type: 'BIGINT', values: Float64Array.from(rows.n) },
+      ],
+    };
+  }
+
+  /**
+   * token, the largest table (up to vocabulary x experts per group): what is still in JS joins the
+   * spilled parts, summed by DuckDB and sorted on the groups' ranks (no strings in the sort), the
+   * keys looked up by rank afterwards.
+   */
+  private tokenQuery(groups: AggGroups): string {
+    this.spillTokens();
+    const { names } = groups;
+    const byRank = (key: (gid: number) => string | number | null, type: string) =>
+      `([${Array.from(groups.order, (gid) => {
+        const v = key(gid);
+        return v === null ? 'NULL' : typeof v === 'string' ? sqlString(v) : String(v);
+      }).join(', ')}]::${type}[])[r]`;
+    const text = (codes: Int32Array, list: readonly string[]) => (gid: number) => (codes[gid] < 0 ? null : list[codes[gid]]);
+    return `SELECT ${byRank((g) => groups.layer[g], 'SMALLINT')} AS layer, ${byRank(text(groups.mod, names.modality), 'VARCHAR')} AS modality,
+        ${byRank(text(groups.dom, names.domain), 'VARCHAR')} AS domain, ${byRank(text(groups.phase, names.phase), 'VARCHAR')} AS phase,
+        token, expert::SMALLINT AS expert, n::BIGINT AS n
+      FROM (SELECT ([${Array.from(groups.rank, (r) => r + 1).join(', ')}]::INTEGER[])[gid + 1] AS r, token, expert, sum(n) AS n
+        FROM read_parquet([${this.spillFiles.map((f) => sqlString(f)).join(', ')}]) GROUP BY ALL ORDER BY r, token, expert)`;
   }
 }
 

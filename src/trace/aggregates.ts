@@ -144,19 +144,28 @@ export function baseRelation(routing: string, samples: string | null, cols: Base
 
 /** Write every aggregate of a base relation as agg-*.parquet into `dir` (index, merge). */
 export async function writeAggregates(conn: DuckDBConnection, base: string, dir: string, opts: AggSqlOptions): Promise<void> {
-  await writeAggregateQueries(conn, aggregateQueries(base, opts), dir);
+  await writeAggregateQueries(async () => conn, aggregateQueries(base, opts), dir);
 }
 
-/** An aggregate's query; `ordered` when it already sorts as ORDER BY ALL would (cheaper on integer codes). */
-export type AggQuery = string | { ordered: string };
+/**
+ * An aggregate's query (`ordered` when it already sorts as ORDER BY ALL would: cheaper on integer
+ * codes), or how to write its file without DuckDB (the writer's tables counted in JS, in the rows
+ * and order the query would give).
+ */
+export type AggQuery = string | { ordered: string } | { write(file: string): void };
 
-/** Write one query per aggregate table as agg-*.parquet into `dir`. */
-export async function writeAggregateQueries(conn: DuckDBConnection, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
+/** Write one query per aggregate table as agg-*.parquet into `dir`; DuckDB is asked for only when a query needs it. */
+export async function writeAggregateQueries(connect: () => Promise<DuckDBConnection>, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
   for (const t of AGG_TABLES) {
-    // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
     const qt = queries[t];
+    const file = join(dir, aggFile(t));
+    if (typeof qt === 'object' && 'write' in qt) {
+      qt.write(file);
+      continue;
+    }
+    // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
     const sql = typeof qt === 'string' ? `SELECT * FROM (${qt}) ORDER BY ALL` : qt.ordered;
-    await conn.run(`COPY (${sql}) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`);
+    await (await connect()).run(`COPY (${sql}) TO ${q(file)} (FORMAT parquet, COMPRESSION zstd)`);
   }
 }
 

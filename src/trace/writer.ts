@@ -55,7 +55,7 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing the aggregates (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
+  /** DuckDB memory limit, when the writer needs DuckDB (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
@@ -80,8 +80,9 @@ const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
  * shard (routing/part-NNNNN.parquet, by parquet/routing-file.ts): memory stays flat however long
  * the input. A trace that fits one buffer is a single routing.parquet. The aggregates are counted
  * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows, and written
- * by DuckDB. samples.parquet is written by the same encoder as the rows (parquet/samples-file.ts),
- * a row group at a time. The caller makes the folder atomic
+ * with samples.parquet by the same encoder (parquet/agg-file.ts, samples-file.ts). DuckDB starts
+ * only when something still needs it: the per-token sum, and the rare fallbacks (gates dropped
+ * after shards went out, tables one pass could not count). The caller makes the folder atomic
  * (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
@@ -99,25 +100,21 @@ export class TraceWriter {
   private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
   /** samples.parquet under a temporary name, from the first sample on */
   private samplesFile: SamplesFile | null = null;
+  private db: { instance: DuckDBInstance; conn: DuckDBConnection } | null = null;
   // the samples' domains (SPEC §2 samples.domain), for the aggregates' domain key
   private readonly sampleDomains = new Dictionary();
   private readonly sampleDomain = new Map<number, number>();
   private maxSampleWithoutDomain = -1;
   private readonly acc: AggregateAccumulator;
 
-  private constructor(
-    readonly dir: string,
-    readonly opts: TraceWriterOptions,
-    private readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
-  ) {
+  private constructor(readonly dir: string, readonly opts: TraceWriterOptions) {
     this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type));
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
     // whole row groups when they fit; wide rows (full probabilities of many experts) get fewer
     const fit = Math.max(2048, Math.floor(BUFFER_BYTES / rowBytes));
     this.bufferRows = opts.bufferRows ?? (fit >= ROW_GROUP ? fit - (fit % ROW_GROUP) : fit);
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
-    this.acc = new AggregateAccumulator(conn, { numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`), coactFoldRows: opts.coactFoldRows });
+    this.acc = new AggregateAccumulator({ numExperts: opts.numExperts, hasProb: opts.fullProbs, spillPrefix: join(dir, `${TMP_PREFIX}-token-`), coactFoldRows: opts.coactFoldRows });
   }
 
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriter> {
@@ -132,14 +129,21 @@ export class TraceWriter {
         throw new Error(`TraceWriter: bad extra column name ${JSON.stringify(c.name)}`);
       }
     }
-    const instance = await DuckDBInstance.create(':memory:', {
-      memory_limit: opts.memoryLimit ?? '64MB',
-      threads: '2',
-      temp_directory: join(dir, TMP_PREFIX + '.spill'),
-      preserve_insertion_order: 'true',
-    });
-    const conn = await instance.connect();
-    return new TraceWriter(dir, opts, instance, conn);
+    return new TraceWriter(dir, opts);
+  }
+
+  /** DuckDB, started on first use. */
+  private async duck(): Promise<DuckDBConnection> {
+    if (!this.db) {
+      const instance = await DuckDBInstance.create(':memory:', {
+        memory_limit: this.opts.memoryLimit ?? '64MB',
+        threads: '2',
+        temp_directory: join(this.dir, TMP_PREFIX + '.spill'),
+        preserve_insertion_order: 'true',
+      });
+      this.db = { instance, conn: await instance.connect() };
+    }
+    return this.db.conn;
   }
 
   get rowCount(): number {
@@ -347,7 +351,7 @@ export class TraceWriter {
   private async writeAggregates(): Promise<void> {
     const extra = this.opts.extraColumns ?? [];
     const hasVarchar = (name: string) => extra.some((c) => c.name === name && c.type === 'VARCHAR');
-    const queries = await this.acc.tables({
+    const queries = this.acc.tables({
       modality: this.modalities.names,
       domain: hasVarchar('domain') ? this.extraDicts.get('domain')!.names : this.sampleDomains.names,
       phase: hasVarchar('phase') ? this.extraDicts.get('phase')!.names : [],
@@ -362,10 +366,13 @@ export class TraceWriter {
       const sql = aggregateQueries(base, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       for (const t of this.acc.sqlTables) queries[t] = sql[t];
     }
-    // one thread when only the counted tables are left (the token sum is the large one): with two,
-    // each thread's share of 64 MB is too small to sort 10M distinct (token, expert) pairs
-    if (this.acc.sqlTables.size === 0) await this.conn.run('SET threads = 1');
-    await writeAggregateQueries(this.conn, queries as Record<AggTable, AggQuery>, this.dir);
+    await writeAggregateQueries(async () => {
+      const conn = await this.duck();
+      // one thread when only the per-token sum is left (the large one): with two, each thread's
+      // share of 64 MB is too small to sort 10M distinct (token, expert) pairs
+      if (this.acc.sqlTables.size === 0) await conn.run('SET threads = 1');
+      return conn;
+    }, queries as Record<AggTable, AggQuery>, this.dir);
   }
 
   /**
@@ -381,7 +388,7 @@ export class TraceWriter {
     for (const rel of this.shards.slice(0, this.shardsWithGates)) {
       const f = join(this.dir, rel);
       const tmp = join(this.dir, `${TMP_PREFIX}-regate.parquet`);
-      await this.conn.run(`COPY (SELECT * REPLACE (NULL::FLOAT[] AS gate) FROM read_parquet(${sqlString(f)})) TO ${sqlString(tmp)} (${PARQUET})`);
+      await (await this.duck()).run(`COPY (SELECT * REPLACE (NULL::FLOAT[] AS gate) FROM read_parquet(${sqlString(f)})) TO ${sqlString(tmp)} (${PARQUET})`);
       renameSync(tmp, f);
     }
     this.shardsWithGates = 0;
@@ -401,8 +408,8 @@ export class TraceWriter {
     this.closed = true;
     try {
       this.samplesFile?.close();
-      this.conn.closeSync();
-      this.instance.closeSync();
+      this.db?.conn.closeSync();
+      this.db?.instance.closeSync();
     } finally {
       for (const f of readdirSync(this.dir)) {
         if (f.startsWith(TMP_PREFIX)) rmSync(join(this.dir, f), { recursive: true, force: true });
