@@ -419,26 +419,21 @@ export class AggregateAccumulator {
   /** coact: (i, j) for i != j, both ways: the pairs counted as (i, j) plus as (j, i). */
   private coactRows(order: Int32Array): AggRows {
     const E = this.opts.numExperts;
-    const rows: { gid: number[]; i: number[]; j: number[]; n: number[] } = { gid: [], i: [], j: [], n: [] };
-    const push = (gid: number, i: number, j: number, n: number) => {
-      rows.gid.push(gid);
-      rows.i.push(i);
-      rows.j.push(j);
-      rows.n.push(n);
-    };
-    for (const gi of order) {
-      const c = this.groups[gi].coact;
-      if (c instanceof Uint32Array) {
-        const t = this.groups[gi].coactTotal;
-        for (let i = 0; i < E; i++) {
-          for (let j = 0; j < E; j++) {
-            if (i === j) continue;
-            const a = Math.min(i, j) * E + Math.max(i, j), b = Math.max(i, j) * E + Math.min(i, j);
-            const v = c[a] + c[b] + (t ? t[a] + t[b] : 0);
-            if (v > 0) push(gi, i, j, v);
+    // each group's rows in (i, j) order (sparse ones as they come), visited twice: to count them, then to fill the columns
+    const visit = (row: (gid: number, i: number, j: number, n: number) => void) => {
+      for (const gi of order) {
+        const { coact: c, coactTotal: t } = this.groups[gi];
+        if (c instanceof Uint32Array) {
+          for (let i = 0; i < E; i++) {
+            for (let j = 0; j < E; j++) {
+              if (i === j) continue;
+              const a = Math.min(i, j) * E + Math.max(i, j), b = Math.max(i, j) * E + Math.min(i, j);
+              const v = c[a] + c[b] + (t ? t[a] + t[b] : 0);
+              if (v > 0) row(gi, i, j, v);
+            }
           }
+          continue;
         }
-      } else {
         const sym = new Map<number, number>();
         for (const [k, v] of c) {
           const a = Math.floor(k / 32768), b = k % 32768;
@@ -447,17 +442,24 @@ export class AggregateAccumulator {
           sym.set(key, (sym.get(key) ?? 0) + v);
         }
         for (const [k, v] of sym) {
-          push(gi, Math.floor(k / 32768), k % 32768, v);
-          push(gi, k % 32768, Math.floor(k / 32768), v);
+          row(gi, Math.floor(k / 32768), k % 32768, v);
+          row(gi, k % 32768, Math.floor(k / 32768), v);
         }
       }
-    }
+    };
+    let m = 0;
+    visit(() => m++);
+    const gid = new Int32Array(m), ii = new Int32Array(m), jj = new Int32Array(m), nn = new Float64Array(m);
+    let o = 0;
+    visit((g, i, j, n) => {
+      gid[o] = g;
+      ii[o] = i;
+      jj[o] = j;
+      nn[o++] = n;
+    });
     return {
-      gid: Int32Array.from(rows.gid),
-      columns: [
-        { name: 'i', type: 'SMALLINT', values: Int32Array.from(rows.i) }, { name: 'j', type: 'SMALLINT', values: Int32Array.from(rows.j) },
-        { name: 'n', type: 'BIGINT', values: Float64Array.from(rows.n) },
-      ],
+      gid,
+      columns: [{ name: 'i', type: 'SMALLINT', values: ii }, { name: 'j', type: 'SMALLINT', values: jj }, { name: 'n', type: 'BIGINT', values: nn }],
     };
   }
 

@@ -65,6 +65,8 @@ export interface TraceWriterOptions {
 
 const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
 const TMP_PREFIX = '.trace-tmp';
+/** samples.parquet while it is written (open through the whole trace), renamed by finish */
+const SAMPLES_TMP = `${TMP_PREFIX}-samples.parquet`;
 const ROW_GROUP = 122880;
 /** Routing rows held in memory before they go out as one Parquet file (a shard when more follow). */
 const BUFFER_BYTES = 16 << 20;
@@ -98,9 +100,8 @@ export class TraceWriter {
   private readonly stage: RowStage;
   private shards: string[] = []; // relative paths written so far
   private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
-  /** samples.parquet under a temporary name, from the first sample on */
-  private samplesFile: SamplesFile | null = null;
-  private db: { instance: DuckDBInstance; conn: DuckDBConnection } | null = null;
+  private samplesFile: SamplesFile | null = null; // from the first sample on
+  private db: { instance: DuckDBInstance; conn: DuckDBConnection } | null = null; // started by duck() on first use
   // the samples' domains (SPEC §2 samples.domain), for the aggregates' domain key
   private readonly sampleDomains = new Dictionary();
   private readonly sampleDomain = new Map<number, number>();
@@ -297,7 +298,7 @@ export class TraceWriter {
   }
 
   private samplesOut(): SamplesFile {
-    return (this.samplesFile ??= new SamplesFile(join(this.dir, `${TMP_PREFIX}-samples.parquet`)));
+    return (this.samplesFile ??= new SamplesFile(join(this.dir, SAMPLES_TMP)));
   }
 
   /**
@@ -310,7 +311,7 @@ export class TraceWriter {
       this.flushRouting(true);
       if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
       this.samplesOut().finish();
-      renameSync(join(this.dir, `${TMP_PREFIX}-samples.parquet`), join(this.dir, 'samples.parquet'));
+      renameSync(join(this.dir, SAMPLES_TMP), join(this.dir, 'samples.parquet'));
       await this.writeAggregates();
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
