@@ -59,11 +59,11 @@ interface ChunkMeta {
 export interface Leaf {
   name: string;
   list: boolean;
+  /** With `list`: a LIST of LISTs (INTEGER[][]), the inner list named as the outer one. */
+  listOfLists?: boolean;
   type: PType;
   conv: Conv | null;
   logical: 'int16' | 'int32' | 'int64' | 'string' | null;
-  /** With `list`: a LIST of LISTs (INTEGER[][]), the inner list named as the outer one. */
-  listOfLists?: boolean;
   write(w: ChunkWriter, rows: Int32Array): void;
 }
 
@@ -563,17 +563,8 @@ function int32Bytes(v: number): Uint8Array {
   return new Uint8Array(new Int32Array([v]).buffer);
 }
 
-/** v (a safe integer) as the two little-endian 32-bit words of an int64, at out[o], out[o + 1]. */
-function int64Words(v: number, out: Int32Array, o: number): void {
-  if (!Number.isSafeInteger(v)) throw new Error(`Parquet INT64: ${v} is not a safe integer`);
-  out[o] = v % 0x100000000;
-  out[o + 1] = Math.floor(v / 0x100000000);
-}
-
 function int64Bytes(v: number): Uint8Array {
-  const w = new Int32Array(2);
-  int64Words(v, w, 0);
-  return new Uint8Array(w.buffer);
+  return new Uint8Array(BigInt64Array.of(BigInt(v)).buffer);
 }
 
 function doubleBytes(v: number): Uint8Array {
@@ -643,6 +634,13 @@ function schemaElements(leaves: Leaf[]): ((w: ThriftWriter) => void)[] {
     out.push(leaf(l, 'element'));
   }
   return out;
+}
+
+/** v (a safe integer) as the two little-endian 32-bit words of an int64, at out[o], out[o + 1] (no BigInt per value). */
+function int64Words(v: number, out: Int32Array, o: number): void {
+  if (!Number.isSafeInteger(v)) throw new Error(`Parquet INT64: ${v} is not a safe integer`);
+  out[o] = v % 0x100000000;
+  out[o + 1] = Math.floor(v / 0x100000000);
 }
 
 /** Levels and PLAIN values of a page being built (columns with NULLs or nested lists). */
