@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { sqlString } from '../analysis/db.js';
+import { sqlString } from '../util/sql.js';
 
 /**
  * Aggregates (SPEC §2): the sums every §3 metric needs, per (layer, modality, domain, phase),

@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
@@ -12,7 +12,7 @@ import { Dictionary } from './dictionary.js';
 import { RowStage } from './row-stage.js';
 import { writeRoutingFile } from './parquet/routing-file.js';
 import { SamplesFile } from './parquet/samples-file.js';
-import { sqlString } from '../analysis/db.js';
+import { sqlString } from '../util/sql.js';
 
 /**
  * A batch of routing rows (SPEC §2), one per token per MoE layer, in column form.
@@ -133,9 +133,10 @@ export class TraceWriter {
     return new TraceWriter(dir, opts);
   }
 
-  /** DuckDB, started on first use. */
+  /** DuckDB, started on first use; its module too (loading it takes about 0.25 s). */
   private async duck(): Promise<DuckDBConnection> {
     if (!this.db) {
+      const { DuckDBInstance } = await import('@duckdb/node-api');
       const instance = await DuckDBInstance.create(':memory:', {
         memory_limit: this.opts.memoryLimit ?? '64MB',
         threads: '2',
