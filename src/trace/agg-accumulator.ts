@@ -1,11 +1,10 @@
 import { renameSync } from 'node:fs';
-import type { DuckDBConnection } from '@duckdb/node-api';
-import { appendColumns } from './duckdb-columns.js';
 import { CountTable } from './count-table.js';
 import { AGG_TABLES, type AggQuery, type AggTable } from './aggregates.js';
-import { groupRanks, type GroupNames } from './group-order.js';
+import { groupOrder, groupPositions, type GroupNames, type GroupOrder } from './group-order.js';
 import { TokenRuns, type TokenEntries } from './token-runs.js';
 import { TOKEN_ROW_GROUP, writeTokenFile } from './parquet/token-file.js';
+import { writeAggFile, type AggColumn, type AggRows } from './parquet/agg-file.js';
 
 /**
  * The aggregates of SPEC §2 (defined in SQL in aggregates.ts), counted while the writer appends
@@ -99,7 +98,6 @@ export class AggregateAccumulator {
   private allSql = false;
 
   constructor(
-    private readonly conn: DuckDBConnection,
     /**
      * names: the dictionaries the group codes index (growing as rows arrive); spillPrefix: path
      * prefix of the token-count runs (temporary files in the trace folder); tokenSpill (tests):
@@ -306,7 +304,7 @@ export class AggregateAccumulator {
    */
   private spillTokens(): void {
     this.drainTokens();
-    if (this.order.length !== this.groups.length) this.order = groupRanks(this.groups, this.opts.names);
+    if (this.order.length !== this.groups.length) this.order = groupPositions(this.groups, this.opts.names);
     this.runs.spill(this.pending, this.order);
     this.pending.n = 0;
   }
@@ -325,139 +323,163 @@ export class AggregateAccumulator {
   }
 
   /**
-   * Put the aggregates into temporary DuckDB tables and return, per table this accumulator counted,
-   * the query that gives it in the SPEC's columns (the per-token table: how to write it).
+   * Per table this accumulator counted, how to write it: the small ones from their arrays here
+   * (parquet/agg-file.ts), the per-token one by merging its spilled runs (token-runs.ts).
    */
-  async tables(gatesDropped: boolean): Promise<Partial<Record<AggTable, AggQuery>>> {
+  tables(gatesDropped: boolean): Partial<Record<AggTable, AggQuery>> {
     if (this.allSql) return {};
-    const c = this.conn;
-    const G = this.groups;
-    const E = this.opts.numExperts;
-    const names = this.opts.names;
-    // groups: gid -> key columns
-    await c.run('CREATE TABLE agg_groups (gid INTEGER, layer SMALLINT, modality VARCHAR, domain VARCHAR, phase VARCHAR)');
-    const ga = await c.createAppender('agg_groups');
-    G.forEach((g, gi) => {
-      ga.appendInteger(gi);
-      ga.appendSmallInt(g.layer);
-      ga.appendVarchar(names.modality[g.mod]);
-      if (g.dom < 0) ga.appendNull();
-      else ga.appendVarchar(names.domain[g.dom]);
-      if (g.phase < 0) ga.appendNull();
-      else ga.appendVarchar(names.phase[g.phase]);
-      ga.endRow();
-    });
-    ga.flushSync();
-    ga.closeSync();
-    const keys = 'k.layer, k.modality, k.domain, k.phase';
-    const out: Partial<Record<AggTable, AggQuery>> = {};
-
-    // counts: experts chosen at least once
-    {
-      let m = 0;
-      for (const g of G) for (let e = 0; e < g.cap; e++) if (g.nAll[e] > 0) m++;
-      const gid = new Int32Array(m), ex = new Int32Array(m), all = new Float64Array(m), top1 = new Float64Array(m), gate = new Float64Array(m), bad = new Float64Array(m);
-      let o = 0;
-      G.forEach((g, gi) => {
-        for (let e = 0; e < g.cap; e++) {
-          if (!(g.nAll[e] > 0)) continue;
-          gid[o] = gi;
-          ex[o] = e;
-          all[o] = g.nAll[e];
-          top1[o] = g.nTop1[e];
-          gate[o] = gatesDropped ? 0 : g.nGate[e];
-          bad[o++] = gatesDropped ? g.nAll[e] : g.nBad[e];
-        }
-      });
-      await c.run('CREATE TABLE agg_counts (gid INTEGER, expert INTEGER, n_all DOUBLE, n_top1 DOUBLE, n_gate DOUBLE, n_gate_bad DOUBLE)');
-      await appendColumns(c, 'agg_counts', [gid, ex, all, top1, gate, bad]);
-      out.counts = `SELECT ${keys}, a.expert::SMALLINT AS expert, a.n_all::BIGINT AS n_all, a.n_top1::BIGINT AS n_top1,
-          a.n_gate AS n_gate, a.n_gate_bad::BIGINT AS n_gate_bad FROM agg_counts a JOIN agg_groups k USING (gid)`;
-    }
-    // tokens: one row per group
-    {
-      const m = G.length;
-      const cols = Array.from({ length: 11 }, () => new Float64Array(m));
-      G.forEach((g, gi) => {
-        const v = gatesDropped
-          ? [g.tokens, 0, 0, 0, 0, 0, 0]
-          : [g.tokens, 0, g.gateRows, g.gateSumOne, g.gateTop1, g.gateMargin, g.gateMarginRows];
-        v.push(g.probTop1, g.probMargin, g.probEntropy, g.probRows);
-        v.forEach((x, j) => (cols[j][gi] = x));
-      });
-      const gid = Int32Array.from(G.keys());
-      await c.run(`CREATE TABLE agg_tokens (gid INTEGER, tokens DOUBLE, empty DOUBLE, gate_rows DOUBLE, gate_sum_one DOUBLE,
-        gate_top1_sum DOUBLE, gate_margin_sum DOUBLE, gate_margin_rows DOUBLE, prob_top1_sum DOUBLE, prob_margin_sum DOUBLE, prob_entropy_sum DOUBLE, prob_rows DOUBLE)`);
-      await appendColumns(c, 'agg_tokens', [gid, ...cols]);
-      const p = this.opts.hasProb;
-      const probSum = (col: string, rows: string) => (p ? `CASE WHEN a.${rows} > 0 THEN a.${col} END` : 'NULL::DOUBLE');
-      out.tokens = `SELECT ${keys}, a.tokens::BIGINT AS tokens, a.empty::BIGINT AS empty, a.gate_rows::BIGINT AS gate_rows,
-          a.gate_sum_one::BIGINT AS gate_sum_one, a.gate_top1_sum, a.gate_margin_sum, a.gate_margin_rows::BIGINT AS gate_margin_rows,
-          ${probSum('prob_top1_sum', 'prob_rows')} AS prob_top1_sum,
-          ${p && E >= 2 ? 'CASE WHEN a.prob_rows > 0 THEN a.prob_margin_sum END' : 'NULL::DOUBLE'} AS prob_margin_sum,
-          ${probSum('prob_entropy_sum', 'prob_rows')} AS prob_entropy_sum, ${p ? 'a.prob_rows::BIGINT' : '0::BIGINT'} AS prob_rows
-        FROM agg_tokens a JOIN agg_groups k USING (gid)`;
-    }
-    // repeat
-    if (!this.sqlTables.has('repeat')) {
-      const m = this.repeat.size;
-      const gid = new Int32Array(m), prev = new Int32Array(m), pairs = new Float64Array(m), same = new Float64Array(m);
-      let o = 0;
-      for (const [k, v] of this.repeat) {
-        gid[o] = Math.floor(k / 2 ** 21);
-        prev[o] = k % 2 ** 21;
-        pairs[o] = v[0];
-        same[o++] = v[1];
-      }
-      await c.run('CREATE TABLE agg_repeat (gid INTEGER, prev INTEGER, pairs DOUBLE, same DOUBLE)');
-      await appendColumns(c, 'agg_repeat', [gid, prev, pairs, same]);
-      out.repeat = `SELECT ${keys}, pk.modality AS prev_modality, pk.phase AS prev_phase, sum(a.pairs)::BIGINT AS pairs, sum(a.same)::BIGINT AS same
-        FROM agg_repeat a JOIN agg_groups k USING (gid) JOIN agg_groups pk ON pk.gid = a.prev GROUP BY ALL`;
-    }
-    // coact: symmetrised (i, j) = pairs counted as (i, j) plus as (j, i); counted first, then filled
-    {
-      // per group: unordered pair (i < j) -> pairs
-      const pairs: { i: number; j: number; n: number }[][] = G.map((g) => {
-        const out: { i: number; j: number; n: number }[] = [];
-        const c = g.coact;
-        if (c instanceof Uint32Array) {
-          const t = g.coactTotal;
-          for (let i = 0; i < E; i++) {
-            for (let j = i + 1; j < E; j++) {
-              const v = c[i * E + j] + c[j * E + i] + (t ? t[i * E + j] + t[j * E + i] : 0);
-              if (v > 0) out.push({ i, j, n: v });
-            }
-          }
-        } else {
-          const sym = new Map<number, number>();
-          for (const [k, v] of c) {
-            const a = Math.floor(k / 32768), b = k % 32768;
-            if (a === b) continue;
-            const key = Math.min(a, b) * 32768 + Math.max(a, b);
-            sym.set(key, (sym.get(key) ?? 0) + v);
-          }
-          for (const [k, v] of sym) out.push({ i: Math.floor(k / 32768), j: k % 32768, n: v });
-        }
-        return out;
-      });
-      const m = 2 * pairs.reduce((t, p) => t + p.length, 0);
-      const gid = new Int32Array(m), ii = new Int32Array(m), jj = new Int32Array(m), nn = new Float64Array(m);
-      let o = 0;
-      pairs.forEach((ps, gi) => {
-        for (const { i, j, n } of ps) {
-          gid[o] = gid[o + 1] = gi;
-          ii[o] = jj[o + 1] = i;
-          jj[o] = ii[o + 1] = j;
-          nn[o] = nn[o + 1] = n;
-          o += 2;
-        }
-      });
-      await c.run('CREATE TABLE agg_coact (gid INTEGER, i INTEGER, j INTEGER, n DOUBLE)');
-      await appendColumns(c, 'agg_coact', [gid, ii, jj, nn]);
-      out.coact = `SELECT ${keys}, a.i::SMALLINT AS i, a.j::SMALLINT AS j, a.n::BIGINT AS n FROM agg_coact a JOIN agg_groups k USING (gid)`;
-    }
+    const groups = groupOrder(this.groups, this.opts.names);
+    // each table built when it is written (one at a time in memory), its rows in group order (so the sort finds them in order)
+    const file = (rows: () => AggRows) => ({ write: (path: string) => writeAggFile(path, groups, rows()) });
+    const out: Partial<Record<AggTable, AggQuery>> = {
+      counts: file(() => this.countsRows(groups.order, gatesDropped)),
+      tokens: file(() => this.tokensRows(groups.order, gatesDropped)),
+      coact: file(() => this.coactRows(groups.order)),
+    };
+    if (!this.sqlTables.has('repeat')) out.repeat = file(() => this.repeatRows(groups));
     out.token = { write: (file) => this.writeTokens(file) };
     return out;
+  }
+
+  /** counts: per group and expert chosen at least once. */
+  private countsRows(order: Int32Array, gatesDropped: boolean): AggRows {
+    const G = this.groups;
+    let m = 0;
+    for (const g of G) for (let e = 0; e < g.cap; e++) if (g.nAll[e] > 0) m++;
+    const gid = new Int32Array(m), ex = new Int32Array(m), all = new Float64Array(m), top1 = new Float64Array(m), gate = new Float64Array(m), bad = new Float64Array(m);
+    let o = 0;
+    for (const gi of order) {
+      const g = G[gi];
+      for (let e = 0; e < g.cap; e++) {
+        if (!(g.nAll[e] > 0)) continue;
+        gid[o] = gi;
+        ex[o] = e;
+        all[o] = g.nAll[e];
+        top1[o] = g.nTop1[e];
+        gate[o] = gatesDropped ? 0 : g.nGate[e];
+        bad[o++] = gatesDropped ? g.nAll[e] : g.nBad[e];
+      }
+    }
+    return {
+      gid,
+      columns: [
+        { name: 'expert', type: 'SMALLINT', values: ex }, { name: 'n_all', type: 'BIGINT', values: all }, { name: 'n_top1', type: 'BIGINT', values: top1 },
+        { name: 'n_gate', type: 'DOUBLE', values: gate }, { name: 'n_gate_bad', type: 'BIGINT', values: bad },
+      ],
+    };
+  }
+
+  /** tokens: one row per group; the probability sums NULL without probabilities (and the margin with one expert). */
+  private tokensRows(order: Int32Array, gatesDropped: boolean): AggRows {
+    const G = this.groups;
+    const m = G.length;
+    const p = this.opts.hasProb, E = this.opts.numExperts;
+    const col = () => new Float64Array(m);
+    const c = {
+      tokens: col(), empty: col(), gateRows: col(), sumOne: col(), top1: col(), margin: col(), marginRows: col(),
+      probTop1: col(), probMargin: col(), probEntropy: col(), probRows: col(),
+    };
+    const noProb = new Uint8Array(m), noMargin = new Uint8Array(m);
+    order.forEach((gi, o) => {
+      const g = G[gi];
+      c.tokens[o] = g.tokens;
+      if (!gatesDropped) {
+        c.gateRows[o] = g.gateRows;
+        c.sumOne[o] = g.gateSumOne;
+        c.top1[o] = g.gateTop1;
+        c.margin[o] = g.gateMargin;
+        c.marginRows[o] = g.gateMarginRows;
+      }
+      noProb[o] = p && g.probRows > 0 ? 0 : 1;
+      noMargin[o] = noProb[o] || E < 2 ? 1 : 0;
+      c.probTop1[o] = g.probTop1;
+      c.probMargin[o] = g.probMargin;
+      c.probEntropy[o] = g.probEntropy;
+      c.probRows[o] = p ? g.probRows : 0;
+    });
+    const big = (name: string, values: Float64Array): AggColumn => ({ name, type: 'BIGINT', values });
+    const dbl = (name: string, values: Float64Array, nulls?: Uint8Array): AggColumn => ({ name, type: 'DOUBLE', values, nulls });
+    return {
+      gid: Int32Array.from(order),
+      columns: [
+        big('tokens', c.tokens), big('empty', c.empty), big('gate_rows', c.gateRows), big('gate_sum_one', c.sumOne),
+        dbl('gate_top1_sum', c.top1), dbl('gate_margin_sum', c.margin), big('gate_margin_rows', c.marginRows),
+        dbl('prob_top1_sum', c.probTop1, noProb), dbl('prob_margin_sum', c.probMargin, noMargin), dbl('prob_entropy_sum', c.probEntropy, noProb),
+        big('prob_rows', c.probRows),
+      ],
+    };
+  }
+
+  /** repeat: pairs per group and the previous row's modality and phase (summed over its other keys). */
+  private repeatRows(groups: GroupOrder): AggRows {
+    const sums = new Map<string, { gid: number; mod: number; phase: number; pairs: number; same: number }>();
+    for (const [k, v] of this.repeat) {
+      const gid = Math.floor(k / 2 ** 21), prev = k % 2 ** 21;
+      const mod = groups.mod[prev], phase = groups.phase[prev];
+      const key = `${gid},${mod},${phase}`;
+      const s = sums.get(key);
+      if (s) {
+        s.pairs += v[0];
+        s.same += v[1];
+      } else sums.set(key, { gid, mod, phase, pairs: v[0], same: v[1] });
+    }
+    const rows = [...sums.values()];
+    return {
+      gid: Int32Array.from(rows, (r) => r.gid),
+      columns: [
+        { name: 'prev_modality', type: 'VARCHAR', codes: Int32Array.from(rows, (r) => r.mod), names: groups.names.modality },
+        { name: 'prev_phase', type: 'VARCHAR', codes: Int32Array.from(rows, (r) => r.phase), names: groups.names.phase },
+        { name: 'pairs', type: 'BIGINT', values: Float64Array.from(rows, (r) => r.pairs) },
+        { name: 'same', type: 'BIGINT', values: Float64Array.from(rows, (r) => r.same) },
+      ],
+    };
+  }
+
+  /** coact: (i, j) for i != j, both ways: the pairs counted as (i, j) plus as (j, i). */
+  private coactRows(order: Int32Array): AggRows {
+    const E = this.opts.numExperts;
+    // each group's rows in (i, j) order (sparse ones as they come), visited twice: to count them, then to fill the columns
+    const visit = (row: (gid: number, i: number, j: number, n: number) => void) => {
+      for (const gi of order) {
+        const { coact: c, coactTotal: t } = this.groups[gi];
+        if (c instanceof Uint32Array) {
+          for (let i = 0; i < E; i++) {
+            for (let j = 0; j < E; j++) {
+              if (i === j) continue;
+              const a = Math.min(i, j) * E + Math.max(i, j), b = Math.max(i, j) * E + Math.min(i, j);
+              const v = c[a] + c[b] + (t ? t[a] + t[b] : 0);
+              if (v > 0) row(gi, i, j, v);
+            }
+          }
+          continue;
+        }
+        const sym = new Map<number, number>();
+        for (const [k, v] of c) {
+          const a = Math.floor(k / 32768), b = k % 32768;
+          if (a === b) continue;
+          const key = Math.min(a, b) * 32768 + Math.max(a, b);
+          sym.set(key, (sym.get(key) ?? 0) + v);
+        }
+        for (const [k, v] of sym) {
+          row(gi, Math.floor(k / 32768), k % 32768, v);
+          row(gi, k % 32768, Math.floor(k / 32768), v);
+        }
+      }
+    };
+    let m = 0;
+    visit(() => m++);
+    const gid = new Int32Array(m), ii = new Int32Array(m), jj = new Int32Array(m), nn = new Float64Array(m);
+    let o = 0;
+    visit((g, i, j, n) => {
+      gid[o] = g;
+      ii[o] = i;
+      jj[o] = j;
+      nn[o++] = n;
+    });
+    return {
+      gid,
+      columns: [{ name: 'i', type: 'SMALLINT', values: ii }, { name: 'j', type: 'SMALLINT', values: jj }, { name: 'n', type: 'BIGINT', values: nn }],
+    };
   }
 }
 

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { sqlString } from '../analysis/db.js';
+import { sqlString } from '../util/sql.js';
 
 /**
  * Aggregates (SPEC §2): the sums every §3 metric needs, per (layer, modality, domain, phase),
@@ -144,27 +144,27 @@ export function baseRelation(routing: string, samples: string | null, cols: Base
 
 /** Write every aggregate of a base relation as agg-*.parquet into `dir` (index, merge). */
 export async function writeAggregates(conn: DuckDBConnection, base: string, dir: string, opts: AggSqlOptions): Promise<void> {
-  await writeAggregateQueries(conn, aggregateQueries(base, opts), dir);
+  await writeAggregateQueries(async () => conn, aggregateQueries(base, opts), dir);
 }
 
 /**
- * An aggregate's query, or how to write its file without DuckDB (the writer's per-token table:
- * in the rows and order the query would give, ORDER BY ALL).
+ * An aggregate's query, or how to write its file without DuckDB (the writer's tables counted in
+ * JS, in the rows and order the query would give, ORDER BY ALL).
  */
 export type AggQuery = string | { write(file: string): void };
 
 /**
- * Write one query per aggregate table as agg-*.parquet into `dir`. DuckDB writes the SQL tables on
- * its own threads (one call, so that it runs them all) while the tables written by the caller's
- * code are written here.
+ * Write one query per aggregate table as agg-*.parquet into `dir`. DuckDB is asked for only when a
+ * table is SQL, and then writes them all in one call on its own threads while the tables written by
+ * the caller's code are written here.
  */
-export async function writeAggregateQueries(conn: DuckDBConnection, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
+export async function writeAggregateQueries(connect: () => Promise<DuckDBConnection>, queries: Record<AggTable, AggQuery>, dir: string): Promise<void> {
   // sorted, and floats summed in a fixed order, so that the same rows give the same bytes
   const copies = AGG_TABLES.flatMap((t) => {
     const qt = queries[t];
     return typeof qt === 'string' ? [`COPY (SELECT * FROM (${qt}) ORDER BY ALL) TO ${q(join(dir, aggFile(t)))} (FORMAT parquet, COMPRESSION zstd)`] : [];
   });
-  const sql = copies.length ? conn.run(copies.join(';\n')) : Promise.resolve();
+  const sql = copies.length ? connect().then((conn) => conn.run(copies.join(';\n'))) : Promise.resolve();
   try {
     for (const t of AGG_TABLES) {
       const qt = queries[t];

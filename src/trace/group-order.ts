@@ -1,9 +1,11 @@
+import { rankRows } from './order-by-all.js';
+
 /**
  * The order of the aggregate groups (layer, modality, domain, phase) that DuckDB's
- * `ORDER BY layer, modality, domain, phase` gives: layer as a number, text byte-wise in UTF-8
- * (code point order, which JS's `<` on UTF-16 is not for characters above U+FFFF), NULL last.
- * The per-token counts are sorted by it in JS (token-runs.ts), so agg-token.parquet comes out in
- * the order ORDER BY ALL gives without DuckDB sorting it.
+ * `ORDER BY layer, modality, domain, phase` gives (order-by-all.ts: layer as a number, text
+ * byte-wise in UTF-8, NULL last). The small aggregate tables are written in it (parquet/agg-file.ts)
+ * and the per-token counts sorted by it (token-runs.ts), so the files come out in ORDER BY ALL
+ * order without DuckDB sorting them.
  */
 
 /** A group's codes into the writer's dictionaries; -1 is NULL. */
@@ -21,31 +23,51 @@ export interface GroupNames {
   phase: readonly string[];
 }
 
-/** Per group, its 0-based position in that order. */
-export function groupRanks(groups: readonly GroupKey[], names: GroupNames): Int32Array {
-  // each name encoded once (a name is shared by many groups), as the Parquet writer encodes it
-  const utf8 = new TextEncoder();
-  const encoder = (list: readonly string[]) => {
-    const memo = new Map<number, Uint8Array>();
-    return (code: number): Uint8Array | null => {
-      if (code < 0) return null;
-      let b = memo.get(code);
-      if (!b) memo.set(code, (b = utf8.encode(list[code])));
-      return b;
-    };
-  };
-  const mod = encoder(names.modality), dom = encoder(names.domain), phase = encoder(names.phase);
-  const keyed = groups.map((g, i) => ({ i, layer: g.layer, mod: mod(g.mod), dom: dom(g.dom), phase: phase(g.phase) }));
-  keyed.sort((a, b) => a.layer - b.layer || compareText(a.mod, b.mod) || compareText(a.dom, b.dom) || compareText(a.phase, b.phase));
-  const rank = new Int32Array(groups.length);
-  keyed.forEach((k, r) => (rank[k.i] = r));
-  return rank;
+/**
+ * The groups' keys by gid: layer, and codes (-1 NULL) into `names`, which hold only the names some
+ * group uses; `order`: gids in ORDER BY layer, modality, domain, phase; `rank`: a gid's place in it
+ * (groups with equal keys share one).
+ */
+export interface GroupOrder {
+  layer: Int32Array;
+  mod: Int32Array;
+  dom: Int32Array;
+  phase: Int32Array;
+  names: GroupNames;
+  order: Int32Array;
+  rank: Int32Array;
 }
 
-/** Byte-wise, NULL last. */
-function compareText(a: Uint8Array | null, b: Uint8Array | null): number {
-  if (a === b) return 0;
-  if (a === null) return 1;
-  if (b === null) return -1;
-  return Buffer.compare(a, b);
+export function groupOrder(keys: readonly GroupKey[], names: GroupNames): GroupOrder {
+  // each dictionary reduced to the names groups use (a writer's domains may run to a million)
+  const compact = (codes: Int32Array, all: readonly string[]) => {
+    const used = new Map<number, number>();
+    const out: string[] = [];
+    for (let g = 0; g < codes.length; g++) {
+      const c = codes[g];
+      if (c < 0) continue;
+      let k = used.get(c);
+      if (k === undefined) {
+        used.set(c, (k = out.length));
+        out.push(all[c]);
+      }
+      codes[g] = k;
+    }
+    return out;
+  };
+  const layer = Int32Array.from(keys, (k) => k.layer);
+  const mod = Int32Array.from(keys, (k) => k.mod), dom = Int32Array.from(keys, (k) => k.dom), phase = Int32Array.from(keys, (k) => k.phase);
+  const compactNames = { modality: compact(mod, names.modality), domain: compact(dom, names.domain), phase: compact(phase, names.phase) };
+  const { order, rank } = rankRows([
+    { values: layer }, { codes: mod, names: compactNames.modality }, { codes: dom, names: compactNames.domain }, { codes: phase, names: compactNames.phase },
+  ], keys.length);
+  return { layer, mod, dom, phase, names: compactNames, order, rank };
+}
+
+/** Per group, its 0-based position in that order (distinct: equal keys keep gid order). */
+export function groupPositions(keys: readonly GroupKey[], names: GroupNames): Int32Array {
+  const { order } = groupOrder(keys, names);
+  const pos = new Int32Array(order.length);
+  order.forEach((g, k) => (pos[g] = k));
+  return pos;
 }

@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BLOB, DuckDBAppender, DuckDBConnection, DuckDBInstance, INTEGER, LIST, VARCHAR, blobValue, listValue } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
@@ -11,7 +11,8 @@ import { recordFiles } from './files.js';
 import { Dictionary } from './dictionary.js';
 import { RowStage } from './row-stage.js';
 import { writeRoutingFile } from './parquet/routing-file.js';
-import { sqlString } from '../analysis/db.js';
+import { SamplesFile } from './parquet/samples-file.js';
+import { sqlString } from '../util/sql.js';
 
 /**
  * A batch of routing rows (SPEC §2), one per token per MoE layer, in column form.
@@ -54,7 +55,7 @@ export interface TraceWriterOptions {
   fullProbs: boolean;
   /** Extra routing columns after the SPEC ones: VARCHAR (dictionary-coded while writing) or INTEGER. */
   extraColumns?: { name: string; type: 'VARCHAR' | 'INTEGER' }[];
-  /** DuckDB memory limit while writing samples and aggregates (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
+  /** DuckDB memory limit, when the writer needs DuckDB (default 64MB; beyond it DuckDB spills to the trace's temporary folder). */
   memoryLimit?: string;
   /** Rows per routing file (default: what fits BUFFER_BYTES, in whole row groups); tests use small ones to get shards. */
   bufferRows?: number;
@@ -66,21 +67,15 @@ export interface TraceWriterOptions {
 
 const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
 const TMP_PREFIX = '.trace-tmp';
+/** samples.parquet while it is written (open through the whole trace), renamed by finish */
+const SAMPLES_TMP = `${TMP_PREFIX}-samples.parquet`;
 const ROW_GROUP = 122880;
 /** Routing rows held in memory before they go out as one Parquet file (a shard when more follow). */
 const BUFFER_BYTES = 16 << 20;
-const SAMPLE_BUFFER_ROWS = 4096;
-const SAMPLE_BUFFER_BYTES = 16 << 20;
 const MAX_SAMPLE_DOMAINS = 1 << 20;
 const SQL_IDENT = /^[a-z_][a-z0-9_]*$/;
 /** Routing files rewritten by DuckDB (rarely: see nullGatesOfEarlyShards). */
 const PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${ROW_GROUP}`;
-/**
- * samples.parquet: a row group is held in memory until it is written, and a sample carries its
- * images, so row groups are a few thousand samples (the routing rows' 122880 would hold every
- * sample of most traces, memory growing with the trace).
- */
-const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMPLE_BUFFER_ROWS}`;
 
 
 /**
@@ -88,14 +83,15 @@ const SAMPLES_PARQUET = `FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${SAMP
  * (row-stage.ts) until they fill BUFFER_BYTES, then written in the shard's order as one Parquet
  * shard (routing/part-NNNNN.parquet, by parquet/routing-file.ts): memory stays flat however long
  * the input. A trace that fits one buffer is a single routing.parquet. The aggregates are counted
- * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows. samples and
- * the aggregates are written by DuckDB, but for the per-token one (token-runs.ts). The caller makes the folder atomic
+ * on the way in (agg-accumulator.ts), so finishing costs no second pass over the rows, and written
+ * with samples.parquet by the same encoder (parquet/agg-file.ts, token-file.ts, samples-file.ts).
+ * DuckDB starts only when something still needs it: the rare fallbacks (gates dropped after
+ * shards went out, tables one pass could not count). The caller makes the folder atomic
  * (src/util/atomic.ts writeDirAtomic).
  */
 export class TraceWriter {
   private rows = 0;
   private samples = 0;
-  private readonly sampleColumns = new Set<string>(); // optional samples columns some sample filled
   private closed = false;
   private gatesRecorded = true;
   private readonly modalities = new Dictionary(CODE_NAMES);
@@ -106,22 +102,15 @@ export class TraceWriter {
   private readonly stage: RowStage;
   private shards: string[] = []; // relative paths written so far
   private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
-  private samplesAppender: DuckDBAppender | null = null;
-  private sampleBufRows = 0;
-  private sampleBufBytes = 0;
-  private sampleParts: string[] = [];
+  private samplesFile: SamplesFile | null = null; // from the first sample on
+  private db: { instance: DuckDBInstance; conn: DuckDBConnection } | null = null; // started by duck() on first use
   // the samples' domains (SPEC §2 samples.domain), for the aggregates' domain key
   private readonly sampleDomains = new Dictionary();
   private readonly sampleDomain = new Map<number, number>();
   private maxSampleWithoutDomain = -1;
   private readonly acc: AggregateAccumulator;
 
-  private constructor(
-    readonly dir: string,
-    readonly opts: TraceWriterOptions,
-    private readonly instance: DuckDBInstance,
-    private readonly conn: DuckDBConnection,
-  ) {
+  private constructor(readonly dir: string, readonly opts: TraceWriterOptions) {
     this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type));
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
     // whole row groups when they fit; wide rows (full probabilities of many experts) get fewer
@@ -129,7 +118,7 @@ export class TraceWriter {
     this.bufferRows = opts.bufferRows ?? (fit >= ROW_GROUP ? fit - (fit % ROW_GROUP) : fit);
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
     const varchar = (name: string) => (opts.extraColumns ?? []).some((c) => c.name === name && c.type === 'VARCHAR');
-    this.acc = new AggregateAccumulator(conn, {
+    this.acc = new AggregateAccumulator({
       numExperts: opts.numExperts, hasProb: opts.fullProbs,
       // the dictionaries themselves, which grow as rows arrive: a spill sorts by the groups' names
       names: {
@@ -153,14 +142,22 @@ export class TraceWriter {
         throw new Error(`TraceWriter: bad extra column name ${JSON.stringify(c.name)}`);
       }
     }
-    const instance = await DuckDBInstance.create(':memory:', {
-      memory_limit: opts.memoryLimit ?? '64MB',
-      threads: '2',
-      temp_directory: join(dir, TMP_PREFIX + '.spill'),
-      preserve_insertion_order: 'true',
-    });
-    const conn = await instance.connect();
-    return new TraceWriter(dir, opts, instance, conn);
+    return new TraceWriter(dir, opts);
+  }
+
+  /** DuckDB, started on first use; its module too (loading it takes about 0.25 s). */
+  private async duck(): Promise<DuckDBConnection> {
+    if (!this.db) {
+      const { DuckDBInstance } = await import('@duckdb/node-api');
+      const instance = await DuckDBInstance.create(':memory:', {
+        memory_limit: this.opts.memoryLimit ?? '64MB',
+        threads: '2',
+        temp_directory: join(this.dir, TMP_PREFIX + '.spill'),
+        preserve_insertion_order: 'true',
+      });
+      this.db = { instance, conn: await instance.connect() };
+    }
+    return this.db.conn;
   }
 
   get rowCount(): number {
@@ -303,53 +300,18 @@ export class TraceWriter {
 
   async appendSample(s: SampleRow): Promise<void> {
     this.checkOpen();
-    if (!this.samplesAppender) {
-      await this.conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
-      this.samplesAppender = await this.conn.createAppender('samples');
+    if (s.domain !== undefined && s.domain !== null && !(this.opts.extraColumns ?? []).some((c) => c.name === 'domain')) {
+      // rows of this sample already counted without its domain, or too many to remember: the
+      // aggregates come from the written rows instead
+      if (s.sample <= this.maxSampleWithoutDomain || this.sampleDomain.size >= MAX_SAMPLE_DOMAINS) this.acc.giveUp();
+      else this.sampleDomain.set(s.sample, this.sampleDomains.code(s.domain));
     }
-    const a = this.samplesAppender;
-    a.appendInteger(s.sample);
-    a.appendVarchar(s.text);
-    a.appendList(listValue(s.images.map((b) => blobValue(b))), LIST(BLOB));
-    a.appendVarchar(s.source);
-    if (s.domain === undefined || s.domain === null) a.appendNull();
-    else {
-      a.appendVarchar(s.domain);
-      this.sampleColumns.add('domain');
-      if (!(this.opts.extraColumns ?? []).some((c) => c.name === 'domain')) {
-        // rows of this sample already counted without its domain, or too many to remember: the
-        // aggregates come from the written rows instead
-        if (s.sample <= this.maxSampleWithoutDomain || this.sampleDomain.size >= MAX_SAMPLE_DOMAINS) this.acc.giveUp();
-        else this.sampleDomain.set(s.sample, this.sampleDomains.code(s.domain));
-      }
-    }
-    if (s.tokens) {
-      a.appendList(listValue(s.tokens), LIST(VARCHAR));
-      this.sampleColumns.add('tokens');
-    } else a.appendNull();
-    if (s.image_grids) {
-      a.appendList(listValue(s.image_grids.map((g) => listValue(g))), LIST(LIST(INTEGER)));
-      this.sampleColumns.add('image_grids');
-    } else a.appendNull();
-    a.endRow();
+    this.samplesOut().add(s);
     this.samples++;
-    this.sampleBufRows++;
-    this.sampleBufBytes += 64 + s.text.length + s.images.reduce((t, b) => t + b.length, 0) + (s.tokens?.reduce((t, x) => t + x.length + 16, 0) ?? 0);
-    if (this.sampleBufRows >= SAMPLE_BUFFER_ROWS || this.sampleBufBytes >= SAMPLE_BUFFER_BYTES) await this.flushSamples();
   }
 
-  /** Move buffered samples to a temporary Parquet part (joined into samples.parquet at the end). */
-  private async flushSamples(): Promise<void> {
-    if (!this.samplesAppender) return;
-    this.samplesAppender.flushSync();
-    this.samplesAppender.closeSync();
-    this.samplesAppender = null;
-    const part = join(this.dir, `${TMP_PREFIX}-samples-${String(this.sampleParts.length).padStart(5, '0')}.parquet`);
-    await this.conn.run(`COPY samples TO ${sqlString(part)} (${SAMPLES_PARQUET})`);
-    await this.conn.run('DROP TABLE samples');
-    this.sampleParts.push(part);
-    this.sampleBufRows = 0;
-    this.sampleBufBytes = 0;
+  private samplesOut(): SamplesFile {
+    return (this.samplesFile ??= new SamplesFile(join(this.dir, SAMPLES_TMP)));
   }
 
   /**
@@ -361,17 +323,8 @@ export class TraceWriter {
     try {
       this.flushRouting(true);
       if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
-      const sampleCols = ['sample', 'text', 'images', 'source', ...['domain', 'tokens', 'image_grids'].filter((c) => this.sampleColumns.has(c))];
-      const samplesFile = join(this.dir, 'samples.parquet');
-      if (this.sampleParts.length === 0) {
-        if (!this.samplesAppender) await this.appendNoSamples();
-        this.samplesAppender!.flushSync();
-        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM samples) TO ${sqlString(samplesFile)} (${SAMPLES_PARQUET})`);
-      } else {
-        await this.flushSamples();
-        const parts = `read_parquet([${this.sampleParts.map(sqlString).join(', ')}])`;
-        await this.conn.run(`COPY (SELECT ${sampleCols.join(', ')} FROM ${parts}) TO ${sqlString(samplesFile)} (${SAMPLES_PARQUET})`);
-      }
+      this.samplesOut().finish();
+      renameSync(join(this.dir, SAMPLES_TMP), join(this.dir, 'samples.parquet'));
       await this.writeAggregates();
       // tokens per modality: rows of one layer are its tokens; the largest layer count covers
       // importers whose layers saw different token sets
@@ -405,11 +358,6 @@ export class TraceWriter {
     }
   }
 
-  private async appendNoSamples(): Promise<void> {
-    await this.conn.run('CREATE TABLE samples (sample INTEGER, text VARCHAR, images BLOB[], source VARCHAR, domain VARCHAR, tokens VARCHAR[], image_grids INTEGER[][])');
-    this.samplesAppender = await this.conn.createAppender('samples');
-  }
-
   /**
    * agg-*.parquet: the tables counted on the way in, and (rarely) the ones one pass could not
    * count, computed with SQL from the files just written.
@@ -417,21 +365,18 @@ export class TraceWriter {
   private async writeAggregates(): Promise<void> {
     const extra = this.opts.extraColumns ?? [];
     const hasVarchar = (name: string) => extra.some((c) => c.name === name && c.type === 'VARCHAR');
-    const queries = await this.acc.tables(!this.gatesRecorded);
+    const queries = this.acc.tables(!this.gatesRecorded);
     if (this.acc.sqlTables.size) {
       const routing = `read_parquet([${this.shards.map((f) => sqlString(join(this.dir, f))).join(', ')}])`;
       const base = baseRelation(routing, `read_parquet(${sqlString(join(this.dir, 'samples.parquet'))})`, {
-        domain: hasVarchar('domain') ? 'routing' : this.sampleColumns.has('domain') ? 'samples' : null,
+        domain: hasVarchar('domain') ? 'routing' : this.samplesFile?.filled.has('domain') ? 'samples' : null,
         phase: hasVarchar('phase'),
         prob: this.opts.fullProbs,
       });
       const sql = aggregateQueries(base, { hasProb: this.opts.fullProbs, numExperts: this.opts.numExperts, topK: this.opts.topK });
       for (const t of this.acc.sqlTables) queries[t] = sql[t];
     }
-    // one thread when only the counted tables are left: they are small, the per-token table is
-    // written in JS on another core meanwhile, and two threads took ~50 MB more at the end
-    if (this.acc.sqlTables.size === 0) await this.conn.run('SET threads = 1');
-    await writeAggregateQueries(this.conn, queries as Record<AggTable, AggQuery>, this.dir);
+    await writeAggregateQueries(() => this.duck(), queries as Record<AggTable, AggQuery>, this.dir);
   }
 
   /**
@@ -447,7 +392,7 @@ export class TraceWriter {
     for (const rel of this.shards.slice(0, this.shardsWithGates)) {
       const f = join(this.dir, rel);
       const tmp = join(this.dir, `${TMP_PREFIX}-regate.parquet`);
-      await this.conn.run(`COPY (SELECT * REPLACE (NULL::FLOAT[] AS gate) FROM read_parquet(${sqlString(f)})) TO ${sqlString(tmp)} (${PARQUET})`);
+      await (await this.duck()).run(`COPY (SELECT * REPLACE (NULL::FLOAT[] AS gate) FROM read_parquet(${sqlString(f)})) TO ${sqlString(tmp)} (${PARQUET})`);
       renameSync(tmp, f);
     }
     this.shardsWithGates = 0;
@@ -466,13 +411,9 @@ export class TraceWriter {
     if (this.closed) return;
     this.closed = true;
     try {
-      try {
-        this.samplesAppender?.closeSync();
-      } catch {
-        // already failing; the files are removed below
-      }
-      this.conn.closeSync();
-      this.instance.closeSync();
+      this.samplesFile?.close();
+      this.db?.conn.closeSync();
+      this.db?.instance.closeSync();
     } finally {
       for (const f of readdirSync(this.dir)) {
         if (f.startsWith(TMP_PREFIX)) rmSync(join(this.dir, f), { recursive: true, force: true });

@@ -10,9 +10,11 @@ import { AGG_TABLES, aggFile, aggregateQueries, baseRelation } from '../../src/t
 import { writeDirAtomic } from '../../src/util/atomic.js';
 
 /**
- * The writer counts the aggregates on the way in (agg-accumulator.ts); `index` computes them with
- * the SQL of aggregates.ts. Both must give the same tables for the same rows, including the cases
- * the one-pass counter hands to SQL (rows out of order, a domain that arrives after its rows).
+ * The writer counts the aggregates on the way in (agg-accumulator.ts) and writes them itself
+ * (parquet/agg-file.ts); `index` computes them with the SQL of aggregates.ts. Both must give the
+ * same tables for the same rows — columns, types, values, and rows in ORDER BY ALL order —
+ * including the cases the one-pass counter hands to SQL (rows out of order, a domain that arrives
+ * after its rows).
  */
 
 const KEYS: Record<string, string[]> = {
@@ -146,14 +148,25 @@ async function compare(trace: string, d: Design): Promise<void> {
     const sql = aggregateQueries(base, { hasProb: !!d.probs, numExperts: d.E, topK: d.K });
     for (const t of AGG_TABLES) {
       const keys = KEYS[t];
-      const cols = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${lit(join(trace, aggFile(t)))}`)).getRows().map((r) => String(r[0]));
-      const vals = cols.filter((c) => !keys.includes(c));
+      const file = lit(join(trace, aggFile(t)));
+      const describe = async (rel: string) => (await conn.runAndReadAll(`DESCRIBE SELECT * FROM ${rel}`)).getRows().map((r): [string, string] => [String(r[0]), String(r[1])]);
+      // the file as the SQL would have it: its columns and types, rows in ORDER BY ALL order
+      assert.deepEqual(await describe(file), await describe(`(${sql[t]})`), `${t}: columns or types differ from the SQL's`);
+      const rows = async (q: string) => (await conn.runAndReadAll(q)).getRowsJson();
+      assert.deepEqual(await rows(`SELECT * FROM ${file}`), await rows(`SELECT * FROM ${file} ORDER BY ALL`), `${t}: rows not in ORDER BY ALL order`);
+      const types = new Map(await describe(file));
+      const vals = [...types.keys()].filter((c) => !keys.includes(c));
+      // a NULL count is 0 (the SQL's grouped counts give NULL n_top1 for an expert never first);
+      // a NULL sum (no probabilities) must be NULL on both sides
+      const differs = (v: string) => types.get(v) === 'BIGINT'
+        ? `abs(coalesce(a.${v}, 0) - coalesce(b.${v}, 0)) > 0`
+        : `(a.${v} IS NULL) <> (b.${v} IS NULL) OR abs(a.${v} - b.${v}) > 1e-6 * (1 + abs(b.${v}))`;
       const norm = (src: string) => `(SELECT ${keys.map((k) => `coalesce(${k}::VARCHAR, '~') AS ${k}`).join(', ')}, ${vals.map((v) => `sum(${v})::DOUBLE AS ${v}`).join(', ')} FROM ${src} GROUP BY ALL)`;
-      const got = norm(`read_parquet(${lit(join(trace, aggFile(t)))})`);
+      const got = norm(`read_parquet(${file})`);
       const want = norm(`(${sql[t]})`);
       const diff = await conn.runAndReadAll(`SELECT ${keys.join(', ')}, ${vals.map((v) => `a.${v} AS got_${v}, b.${v} AS want_${v}`).join(', ')}
         FROM ${got} a FULL JOIN ${want} b USING (${keys.join(', ')})
-        WHERE a.${vals[0]} IS NULL OR b.${vals[0]} IS NULL OR ${vals.map((v) => `abs(coalesce(a.${v}, 0) - coalesce(b.${v}, 0)) > 1e-6 * (1 + abs(coalesce(b.${v}, 0)))`).join(' OR ')} LIMIT 3`);
+        WHERE a.${vals[0]} IS NULL OR b.${vals[0]} IS NULL OR ${vals.map(differs).join(' OR ')} LIMIT 3`);
       assert.deepEqual(diff.getRowObjectsJson(), [], `${t}: stored aggregate differs from SQL`);
       const n = Number((await conn.runAndReadAll(`SELECT count(*) FROM ${want}`)).getRows()[0][0]);
       if (t !== 'coact' || d.K >= 2) assert.ok(n > 0, `${t}: the design must produce rows`);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { groupRanks, type GroupKey, type GroupNames } from '../../src/trace/group-order.js';
+import { groupPositions, type GroupKey, type GroupNames } from '../../src/trace/group-order.js';
 
 /**
  * agg-token.parquet is sorted by group in JS (src/trace/group-order.ts); the SQL path and the file
@@ -23,7 +23,7 @@ const keyArb = fc.record({
 /** Distinct groups, as the accumulator's are. */
 const groupsArb = fc.uniqueArray(keyArb, { minLength: 1, maxLength: 200, size: 'max', selector: (g) => `${g.layer},${g.mod},${g.dom},${g.phase}` });
 
-test('group order: the ranks of groupRanks are the order of DuckDB\'s ORDER BY layer, modality, domain, phase', { timeout: 120_000 }, async () => {
+test('group order: the positions of groupPositions are the order of DuckDB\'s ORDER BY layer, modality, domain, phase', { timeout: 120_000 }, async () => {
   const inst = await DuckDBInstance.create(':memory:');
   const conn = await inst.connect();
   const lit = (code: number) => (code < 0 ? 'NULL' : `'${TRICKY[code].replace(/'/g, "''")}'`);
@@ -33,7 +33,7 @@ test('group order: the ranks of groupRanks are the order of DuckDB\'s ORDER BY l
         const values = groups.map((g, i) => `(${i}, ${g.layer}::SMALLINT, ${lit(g.mod)}, ${lit(g.dom)}::VARCHAR, ${lit(g.phase)}::VARCHAR)`).join(', ');
         const rows = (await conn.runAndReadAll(`SELECT i FROM (VALUES ${values}) t(i, layer, modality, domain, phase) ORDER BY layer, modality, domain, phase`)).getRowsJS();
         const want = rows.map((r) => Number(r[0]));
-        const rank = groupRanks(groups, names);
+        const rank = groupPositions(groups, names);
         const got = Array.from({ length: groups.length }, (_, i) => i).sort((a, b) => rank[a] - rank[b]);
         assert.deepEqual(got, want);
       }),

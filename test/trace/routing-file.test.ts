@@ -4,12 +4,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { parquetMetadata, parquetReadObjects } from 'hyparquet';
-import * as parquetWasm from 'parquet-wasm';
-import { tableFromIPC } from 'apache-arrow';
+import { parquetMetadata } from 'hyparquet';
 import { RowStage } from '../../src/trace/row-stage.js';
 import { writeRoutingFile, type RoutingFileSpec } from '../../src/trace/parquet/routing-file.js';
 import { query, sqlPath } from '../capture/helpers.js';
+import { readAll } from './readers.js';
 
 /**
  * The hand-written Parquet encoder (src/trace/parquet/) against three independent readers:
@@ -81,26 +80,6 @@ function expected(c: Case): Record<string, unknown>[] {
 function write(c: Case, path: string): void {
   const st = stageOf(c);
   writeRoutingFile(path, st, st.order(), { K: c.K, E: c.E, gates: c.gates, probs: c.probs, modalityNames: MODS, extra: c.extra, rowGroupRows: c.rowGroupRows });
-}
-
-/** Readers' values as plain JS: numbers, strings, arrays (arrow's vectors and typed arrays too), objects. */
-function plain(v: unknown): unknown {
-  if (typeof v === 'bigint') return Number(v);
-  if (Array.isArray(v) || ArrayBuffer.isView(v)) return Array.from(v as ArrayLike<unknown>, plain);
-  if (v && typeof v === 'object' && typeof (v as { toArray?: unknown }).toArray === 'function') return Array.from((v as { toArray(): ArrayLike<unknown> }).toArray(), plain);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
-  return v;
-}
-
-async function readAll(path: string): Promise<Record<string, Record<string, unknown>[]>> {
-  const cols = (await query(`SELECT column_name FROM (DESCRIBE SELECT * FROM ${sqlPath(path)})`)).map((r) => String(r[0]));
-  const duck = (await query(`SELECT * FROM ${sqlPath(path)}`)).map((row) => Object.fromEntries(cols.map((k, j) => [k, plain(row[j])])));
-  const buf = readFileSync(path);
-  const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
-  const hy = (await parquetReadObjects({ file: ab })).map((r) => plain(r) as Record<string, unknown>);
-  const table = tableFromIPC(parquetWasm.readParquet(new Uint8Array(buf)).intoIPCStream());
-  const arrow = [...table].map((r) => plain(r!.toJSON()) as Record<string, unknown>);
-  return { duckdb: duck, hyparquet: hy, 'arrow-rs': arrow };
 }
 
 /** Per row group and column: the footer's min / max / null count against the rows. */

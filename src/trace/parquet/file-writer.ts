@@ -59,6 +59,8 @@ interface ChunkMeta {
 export interface Leaf {
   name: string;
   list: boolean;
+  /** With `list`: a LIST of LISTs (INTEGER[][]), the inner list named as the outer one. */
+  listOfLists?: boolean;
   type: PType;
   conv: Conv | null;
   logical: 'int16' | 'int32' | 'int64' | 'string' | null;
@@ -81,45 +83,54 @@ export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array,
 
 /**
  * A Parquet file written one row group at a time, for rows that arrive as a stream (the leaves'
- * arrays hold one row group, refilled by the caller between calls). One file at a time per thread:
- * the chunk writer is shared.
+ * arrays hold one row group, refilled by the caller between calls). Files written one after the
+ * other share the thread's chunk writer; a file that stays open while others come and go
+ * (samples.parquet through an import, beside the routing shards) takes its own (`ownChunkWriter`).
  */
 export class ParquetFileWriter {
   private readonly fd: number;
+  private readonly w: ChunkWriter;
   private readonly groups: { rows: number; chunks: ChunkMeta[] }[] = [];
   private rows = 0;
+  private closed = false;
 
-  constructor(path: string, private readonly leaves: Leaf[]) {
+  constructor(path: string, private readonly leaves: Leaf[], opts: { ownChunkWriter?: boolean } = {}) {
     if (!LITTLE_ENDIAN) throw new Error('moescope writes Parquet on little-endian machines only');
+    this.w = opts.ownChunkWriter ? new ChunkWriter() : (chunkWriter ??= new ChunkWriter());
     this.fd = openSync(path, 'w');
     try {
-      (chunkWriter ??= new ChunkWriter()).begin(this.fd);
-      chunkWriter.writeRaw(MAGIC);
+      this.w.begin(this.fd);
+      this.w.writeRaw(MAGIC);
     } catch (e) {
-      closeSync(this.fd);
+      this.close();
       throw e;
     }
   }
 
-  /** One row group: rows[i] of the leaves' arrays, in order. */
+  /** One row group: each leaf writes rows[i] of its arrays, in order. */
   rowGroup(rows: Int32Array): void {
-    const w = chunkWriter!;
-    this.groups.push({ rows: rows.length, chunks: this.leaves.map((leaf) => w.chunk(leaf, rows)) });
+    this.groups.push({ rows: rows.length, chunks: this.leaves.map((leaf) => this.w.chunk(leaf, rows)) });
     this.rows += rows.length;
   }
 
-  /** The footer. */
-  finish(): void {
-    const w = chunkWriter!;
-    const footer = fileMetaData(this.leaves, this.groups, this.rows);
-    w.writeRaw(footer);
+  /**
+   * The footer, over the leaves `keep` selects: the chunks of a leaf left out stay in the file
+   * unreferenced (readers go by the footer's offsets).
+   */
+  finish(keep: (leaf: Leaf) => boolean = () => true): void {
+    const kept = this.leaves.flatMap((leaf, i) => (keep(leaf) ? [i] : []));
+    const groups = this.groups.map((g) => ({ rows: g.rows, chunks: kept.map((i) => g.chunks[i]) }));
+    const footer = fileMetaData(kept.map((i) => this.leaves[i]), groups, this.rows);
+    this.w.writeRaw(footer);
     const tail = new ByteSink(8);
     tail.u32le(footer.length);
     tail.append(MAGIC);
-    w.writeRaw(tail.bytes());
+    this.w.writeRaw(tail.bytes());
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
   }
 }
@@ -190,7 +201,7 @@ export class ChunkWriter {
   chunk(leaf: Leaf, rows: Int32Array): ChunkMeta {
     this.chunkBytes.reset();
     const meta: ChunkMeta = {
-      path: leaf.list ? [leaf.name, 'list', 'element'] : [leaf.name], type: leaf.type, encodings: [], numValues: 0,
+      path: leaf.list ? [leaf.name, 'list', 'element', ...(leaf.listOfLists ? ['list', 'element'] : [])] : [leaf.name], type: leaf.type, encodings: [], numValues: 0,
       offset: this.offset, dataPageOffset: -1, dictPageOffset: null, size: 0, stats: null, nulls: 0,
     };
     this.cur = meta;
@@ -375,6 +386,103 @@ export class ChunkWriter {
     this.levels(() => rleRun(this.body, 0, n, 2));
     this.cur!.nulls = n;
     this.dataPage(n, Enc.PLAIN);
+  }
+
+  // ---- plain values with NULLs and nesting (samples.parquet, the aggregates): few rows, written as they are ----
+
+  private readonly levelPage = new LevelPage();
+
+  /** BYTE_ARRAY values (text as UTF-8, bytes as they are), NULL where null. No min/max: a value may be a whole document or image. */
+  byteArrays(v: readonly (string | Uint8Array | null)[]): void {
+    this.levelPages(v.length, 0, 1, (r, p) => {
+      const x = v[r];
+      if (x === null) return p.entry(0, 0);
+      p.entry(0, 1);
+      p.bytes(x);
+    });
+  }
+
+  /** A 3-level LIST of BYTE_ARRAY per row. Definition: 0 NULL list, 1 empty list, 2 NULL element, 3 element. */
+  byteArrayLists(v: readonly (readonly (string | Uint8Array | null)[] | null)[]): void {
+    this.levelPages(v.length, 1, 3, (r, p) => {
+      const list = v[r];
+      if (list === null) return p.entry(0, 0);
+      if (list.length === 0) return p.entry(0, 1);
+      for (let i = 0; i < list.length; i++) {
+        const x = list[i];
+        p.entry(i === 0 ? 0 : 1, x === null ? 2 : 3);
+        if (x !== null) p.bytes(x);
+      }
+    });
+  }
+
+  /**
+   * A LIST of LISTs of INT32 per row (INTEGER[][]). Repetition: 0 starts a row, 1 an inner list, 2
+   * continues one. Definition: 0 NULL list, 1 empty list, 2 NULL inner list, 3 empty inner list,
+   * 4 NULL element, 5 element.
+   */
+  intListLists(v: readonly (readonly (readonly (number | null)[] | null)[] | null)[]): void {
+    let min = Infinity, max = -Infinity;
+    this.levelPages(v.length, 2, 5, (r, p) => {
+      const outer = v[r];
+      if (outer === null) return p.entry(0, 0);
+      if (outer.length === 0) return p.entry(0, 1);
+      for (let i = 0; i < outer.length; i++) {
+        const inner = outer[i], rep = i === 0 ? 0 : 1;
+        if (inner === null) p.entry(rep, 2);
+        else if (inner.length === 0) p.entry(rep, 3);
+        else for (let j = 0; j < inner.length; j++) {
+          const x = inner[j];
+          p.entry(j === 0 ? rep : 2, x === null ? 4 : 5);
+          if (x === null) continue;
+          if (!(x === (x | 0))) throw new Error(`Parquet INT32: ${x} is not a 32-bit integer`);
+          p.values.u32le(x);
+          if (x < min) min = x;
+          if (x > max) max = x;
+        }
+      }
+    });
+    if (min <= max) this.cur!.stats = { min: int32Bytes(min), max: int32Bytes(max) };
+  }
+
+  /** DOUBLE values, NULL where isNull[i]. */
+  optionalDoubles(v: Float64Array, isNull: Uint8Array): void {
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    let min = Infinity, max = -Infinity;
+    this.levelPages(v.length, 0, 1, (r, p) => {
+      if (isNull[r]) return p.entry(0, 0);
+      p.entry(0, 1);
+      p.values.append(bytes.subarray(8 * r, 8 * r + 8));
+      const x = v[r];
+      if (x < min) min = x;
+      if (x > max) max = x;
+    });
+    this.floatStats(min, max, doubleBytes);
+  }
+
+  /**
+   * Pages of whole rows, about LIST_PAGE_BYTES of values each, of a column with NULLs or nested
+   * lists: `row(r, p)` adds row r's levels and values to p.
+   */
+  private levelPages(rows: number, maxRep: number, maxDef: number, row: (r: number, p: LevelPage) => void): void {
+    const p = this.levelPage;
+    p.reset();
+    const page = () => {
+      const b = this.body;
+      b.reset();
+      if (maxRep > 0) this.levels(() => rleHybrid(b, p.rep, p.n, bitWidth(maxRep)));
+      this.levels(() => rleHybrid(b, p.def, p.n, bitWidth(maxDef)));
+      // NULLs and empty lists, as DuckDB counts them
+      for (let i = 0; i < p.n; i++) if (p.def[i] < maxDef) this.cur!.nulls++;
+      b.append(p.values.bytes());
+      this.dataPage(p.n, Enc.PLAIN);
+      p.reset();
+    };
+    for (let r = 0; r < rows; r++) {
+      row(r, p);
+      if (p.values.length >= LIST_PAGE_BYTES) page();
+    }
+    if (p.n > 0 || this.cur!.dataPageOffset < 0) page();
   }
 
   /** Pages of whole rows, about LIST_PAGE_BYTES each. */
@@ -609,7 +717,52 @@ function schemaElements(leaves: Leaf[]): ((w: ThriftWriter) => void)[] {
     }
     out.push((w) => w.i32(3, OPTIONAL).binary(4, l.name).i32(5, 1).i32(6, Conv.LIST).struct(10, (t) => t.struct(3, () => {})));
     out.push((w) => w.i32(3, REPEATED).binary(4, 'list').i32(5, 1));
+    if (l.listOfLists) {
+      out.push((w) => w.i32(3, OPTIONAL).binary(4, 'element').i32(5, 1).i32(6, Conv.LIST).struct(10, (t) => t.struct(3, () => {})));
+      out.push((w) => w.i32(3, REPEATED).binary(4, 'list').i32(5, 1));
+    }
     out.push(leaf(l, 'element'));
   }
   return out;
+}
+
+/** Levels and PLAIN values of a page being built (columns with NULLs or nested lists). */
+class LevelPage {
+  rep = new Int32Array(1024);
+  def = new Int32Array(1024);
+  n = 0;
+  readonly values = new ByteSink(1 << 16);
+
+  entry(rep: number, def: number): void {
+    if (this.n === this.rep.length) {
+      const grow = (a: Int32Array) => {
+        const b = new Int32Array(2 * a.length);
+        b.set(a);
+        return b;
+      };
+      this.rep = grow(this.rep);
+      this.def = grow(this.def);
+    }
+    this.rep[this.n] = rep;
+    this.def[this.n++] = def;
+  }
+
+  /** A BYTE_ARRAY value: its length, then its bytes (a string encoded in place). */
+  bytes(x: string | Uint8Array): void {
+    const s = this.values;
+    if (typeof x !== 'string') {
+      s.u32le(x.length);
+      s.append(x);
+      return;
+    }
+    const at = s.reserve(4 + 3 * x.length); // a UTF-16 unit takes at most 3 bytes
+    const { written } = utf8.encodeInto(x, s.buf.subarray(at + 4, at + 4 + 3 * x.length));
+    s.u32le(written);
+    s.length = at + 4 + written;
+  }
+
+  reset(): void {
+    this.n = 0;
+    this.values.reset();
+  }
 }
