@@ -193,7 +193,6 @@ export class AggregateAccumulator {
         this.drainTokens();
         if (this.pending.n >= this.tokenSpill) {
           this.spillTokens();
-          if (this.allSql) return; // given up meanwhile
         }
       }
       const top = this.topKeys;
@@ -311,12 +310,11 @@ export class AggregateAccumulator {
 
   /**
    * agg-token.parquet at `file`: the runs merged in the final order (the group order of the last
-   * spill covers every group), written under a temporary name and renamed.
+   * spill covers every group), written under a temporary name and renamed; `groups` gives the
+   * keys (dictionaries reduced to the names groups use).
    */
-  private writeTokens(file: string): void {
+  private writeTokens(file: string, groups: GroupOrder): void {
     this.spillTokens();
-    const col = (f: (g: Group) => number) => Int32Array.from(this.groups, f);
-    const groups = { layer: col((g) => g.layer), mod: col((g) => g.mod), dom: col((g) => g.dom), phase: col((g) => g.phase), names: this.opts.names };
     const tmp = `${this.opts.spillPrefix}agg.parquet`;
     writeTokenFile(tmp, groups, (rowGroup) => this.runs.merge(this.order, TOKEN_ROW_GROUP, rowGroup));
     renameSync(tmp, file);
@@ -337,7 +335,7 @@ export class AggregateAccumulator {
       coact: file(() => this.coactRows(groups.order)),
     };
     if (!this.sqlTables.has('repeat')) out.repeat = file(() => this.repeatRows(groups));
-    out.token = { write: (file) => this.writeTokens(file) };
+    out.token = { write: (file) => this.writeTokens(file, groups) };
     return out;
   }
 

@@ -9,7 +9,7 @@ import type { GroupOrder } from '../group-order.js';
  * phase VARCHAR (NULL: none), then the table's own columns (SMALLINT, BIGINT, DOUBLE, VARCHAR).
  * Rows are sorted by the group's rank, then the own columns (order-by-all.ts): the same order,
  * without comparing a row's text. Layer and the SMALLINT columns are DELTA_BINARY_PACKED, text
- * dictionary-coded (plain when a chunk has NULLs among values), BIGINT and DOUBLE plain.
+ * dictionary-coded (NULLs as definition levels), BIGINT as counts (int64s), DOUBLE plain.
  */
 
 /** A column beside the group's keys, in the writer's arrays (BIGINT: integers below 2^53). */
@@ -71,14 +71,7 @@ function leafOf(c: AggColumn): Leaf {
   }
 }
 
-/** Text codes (-1 NULL): dictionary-coded, or plain values when the chunk has NULLs among them. */
+/** Text codes (-1 NULL), dictionary-coded. */
 function textLeaf(name: string, codes: (w: ChunkWriter, rows: Int32Array) => Int32Array, names: readonly string[]): Leaf {
-  return {
-    name, list: false, type: PType.BYTE_ARRAY, conv: Conv.UTF8, logical: 'string',
-    write: (w, rows) => {
-      const c = codes(w, rows);
-      if (c.some((x) => x < 0)) w.byteArrays(Array.from(c, (x) => (x < 0 ? null : names[x])));
-      else w.codedStrings(c, names);
-    },
-  };
+  return { name, list: false, type: PType.BYTE_ARRAY, conv: Conv.UTF8, logical: 'string', write: (w, rows) => w.codedStrings(codes(w, rows), names) };
 }

@@ -7,8 +7,8 @@ import { LITTLE_ENDIAN } from '../../util/endian.js';
 
 /**
  * A Parquet file writer (https://github.com/apache/parquet-format) for the few shapes moescope
- * writes at volume: nullable INT32 / INT64 / FLOAT / DOUBLE / UTF8 columns and 3-level LISTs of
- * INT32 or FLOAT, uncompressed data pages v1 whose encodings do the work of compression, min/max
+ * writes: nullable INT32 / INT64 / FLOAT / DOUBLE / UTF8 / BYTE_ARRAY columns, 3-level LISTs of
+ * INT32, FLOAT or BYTE_ARRAY, and LISTs of LISTs of INT32 (samples' image grids), uncompressed data pages v1 whose encodings do the work of compression, min/max
  * statistics on every column chunk, and type-defined column order in the footer. A file is a list
  * of leaves (one per column) that each write one row group's chunk from the caller's arrays, in
  * the order of the caller's row indices. Written by hand for speed: see encodings.ts.

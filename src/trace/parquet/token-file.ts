@@ -1,5 +1,5 @@
 import { Conv, PType, ParquetFileWriter, gatherDoubles, gatherInts, type ChunkWriter, type Leaf } from './file-writer.js';
-import type { GroupNames } from '../group-order.js';
+import type { GroupOrder } from '../group-order.js';
 import type { TokenEntries } from '../token-runs.js';
 
 /**
@@ -11,13 +11,7 @@ import type { TokenEntries } from '../token-runs.js';
  */
 
 /** Per gid, the group's layer and its codes into `names` (-1 NULL). */
-export interface TokenGroups {
-  layer: Int32Array;
-  mod: Int32Array;
-  dom: Int32Array;
-  phase: Int32Array;
-  names: GroupNames;
-}
+export type TokenGroups = Pick<GroupOrder, 'layer' | 'mod' | 'dom' | 'phase' | 'names'>;
 
 /** Rows per row group (DuckDB's default). */
 export const TOKEN_ROW_GROUP = 122880;
