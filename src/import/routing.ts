@@ -100,7 +100,7 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
   // duplicates: each expert id stamped with its row (+1) when the count is known, else pairwise
   const seen = E !== undefined && E <= 1 << 16 ? new Int32Array(E) : null;
   if (!weights) {
-    for (let t = 0; t < T; t++) checkRowIds(where, ids, t, K, E, seen, rowName);
+    checkIds(where, ids, T, K, E, seen, rowName);
     // slot order kept (the ids themselves: nobody writes into them), each choice 1/K
     return { experts: ids.length === T * K ? ids : ids.subarray(0, T * K), gates: placeholderGates(T * K, K) };
   }
@@ -119,6 +119,11 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
     for (let j = 0; j < K; j++) order[j] = j;
   }
   return { experts, gates };
+}
+
+/** Every row of a top-k id list (a loop of its own: see util/int-scan.ts). */
+function checkIds(where: string, ids: Int32Array, T: number, K: number, E: number | undefined, seen: Int32Array | null, rowName: string): void {
+  for (let t = 0; t < T; t++) checkRowIds(where, ids, t, K, E, seen, rowName);
 }
 
 /** Row t of a top-k id list: every id in 0..E-1 (Int32Array values are integers; past the end, undefined fails), none twice. */

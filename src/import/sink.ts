@@ -1,4 +1,5 @@
 import { InputError } from '../util/errors.js';
+import { maxOf } from '../util/int-scan.js';
 import type { SampleRow } from '../trace/writer.js';
 import { TraceWriterThread } from '../trace/writer-thread.js';
 import { Dictionary } from '../trace/dictionary.js';
@@ -136,8 +137,7 @@ export class ImportSink {
   /** Ids in range: the highest id of the record decides, the first offending one is named. */
   private checkExperts(r: LayerRows): void {
     const ex = r.routed.experts;
-    let max = -1;
-    for (let i = 0; i < ex.length; i++) if (ex[i] > max) max = ex[i];
+    const max = maxOf(ex);
     if (max <= this.maxExpert) return;
     if ((this.E === undefined || max < this.E) && max <= 32767) {
       this.maxExpert = max;

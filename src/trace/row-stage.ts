@@ -63,19 +63,7 @@ export class RowStage {
     if (E) this.probs.set(r.probs!, o * E);
     r.extra.forEach((v, x) => this.extra[x].set(v, o));
     // the order check, as rows arrive
-    const { seen, count, lastS, lastP } = this;
-    const { layer, sample, pos } = r;
-    for (let i = 0; i < n; i++) {
-      const l = layer[i], s = sample[i], p = pos[i];
-      if (!seen[l]) {
-        seen[l] = 1;
-        count[l] = 0;
-        this.layers.push(l);
-      } else if (s < lastS[l] || (s === lastS[l] && p < lastP[l])) this.inOrder = false;
-      lastS[l] = s;
-      lastP[l] = p;
-      count[l]++;
-    }
+    if (!trackOrder(r.layer, r.sample, r.pos, n, this.seen, this.count, this.lastS, this.lastP, this.layers)) this.inOrder = false;
     this.rows += n;
   }
 
@@ -97,7 +85,7 @@ export class RowStage {
       starts.push(o);
       o += c;
     }
-    for (let i = 0; i < n; i++) perm[count[layer[i]]++] = i;
+    scatterByLayer(perm, count, layer, n);
     if (!this.inOrder) {
       starts.push(n);
       for (let x = 0; x + 1 < starts.length; x++) {
@@ -134,4 +122,29 @@ export class RowStage {
     this.extra = this.extra.map((a) => widen(a, 1));
     this.cap = cap;
   }
+}
+
+/**
+ * Per layer: count its rows, list it when first seen, and tell whether its rows keep coming in
+ * (sample, pos) order (false: some row came before the previous one). A loop of its own, see util/int-scan.ts.
+ */
+function trackOrder(layer: Int32Array, sample: Int32Array, pos: Int32Array, n: number, seen: Uint8Array, count: Int32Array, lastS: Int32Array, lastP: Int32Array, layers: number[]): boolean {
+  let inOrder = true;
+  for (let i = 0; i < n; i++) {
+    const l = layer[i], s = sample[i], p = pos[i];
+    if (!seen[l]) {
+      seen[l] = 1;
+      count[l] = 0;
+      layers.push(l);
+    } else if (s < lastS[l] || (s === lastS[l] && p < lastP[l])) inOrder = false;
+    lastS[l] = s;
+    lastP[l] = p;
+    count[l]++;
+  }
+  return inOrder;
+}
+
+/** perm[next[layer of i]++] = i: a stable counting sort's scatter (a loop of its own, see util/int-scan.ts). */
+function scatterByLayer(perm: Int32Array, next: Int32Array, layer: Int16Array, n: number): void {
+  for (let i = 0; i < n; i++) perm[next[layer[i]]++] = i;
 }

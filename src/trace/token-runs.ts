@@ -387,20 +387,10 @@ class Merge {
 
   /** Cells of the current bucket into b from row n on, while b has room; returns the rows filled. */
   private handOut(b: TokenEntries, n: number): number {
-    const { gid, token, expert, count } = b;
-    const { dense, cells, eb, bucketGid, bucketToken } = this;
-    const cap = gid.length, end = this.cellCount, emask = (1 << eb) - 1;
-    let i = this.cellsOut;
-    for (; i < end && n < cap; i++, n++) {
-      const c = cells[i];
-      gid[n] = bucketGid;
-      token[n] = bucketToken | (c >>> eb);
-      expert[n] = c & emask;
-      count[n] = dense[c];
-      dense[c] = 0;
-    }
-    this.cellsOut = i;
-    return n;
+    const take = Math.min(this.cellCount - this.cellsOut, b.gid.length - n);
+    handOutCells(b, n, this.cells, this.cellsOut, take, this.dense, this.eb, this.bucketGid, this.bucketToken);
+    this.cellsOut += take;
+    return n + take;
   }
 
   /** Sum every record of the smallest bucket key into dense, and list its cells in order. */
@@ -524,5 +514,19 @@ class Merge {
   close(): void {
     for (const fd of this.fds) closeSync(fd);
     this.fds.length = 0;
+  }
+}
+
+/** `take` cells from cells[from..] into b's rows n.. (their counts taken out of dense): a loop of its own, see util/int-scan.ts. */
+function handOutCells(b: TokenEntries, n: number, cells: Int32Array, from: number, take: number, dense: Float64Array, eb: number, bucketGid: number, bucketToken: number): void {
+  const { gid, token, expert, count } = b;
+  const emask = (1 << eb) - 1;
+  for (let k = 0; k < take; k++) {
+    const c = cells[from + k];
+    gid[n + k] = bucketGid;
+    token[n + k] = bucketToken | (c >>> eb);
+    expert[n + k] = c & emask;
+    count[n + k] = dense[c];
+    dense[c] = 0;
   }
 }

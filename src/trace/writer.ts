@@ -1,6 +1,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { firstOutside, maxOf } from '../util/int-scan.js';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
@@ -178,14 +179,10 @@ export class TraceWriter {
     if (fullProbs && (!r.probs || r.probs.length !== n * E)) throw bad(`probs must have ${n}*${E} values`);
     // columns in locals: rows posted from another thread are objects whose property loads are slow in loops
     const experts = r.experts, layer = r.layer;
-    for (let i = 0; i < experts.length; i++) {
-      const e = experts[i];
-      if (!(e >= 0 && e < E)) throw new InputError(`routing row ${Math.floor(i / K)}: expert ${e} outside 0..${E - 1}`);
-    }
-    for (let i = 0; i < n; i++) {
-      const l = layer[i];
-      if (!(l >= 0 && l <= 32767)) throw new InputError(`routing row ${i}: layer ${l} outside 0..32767`);
-    }
+    const badExpert = firstOutside(experts, 0, E - 1);
+    if (badExpert >= 0) throw new InputError(`routing row ${Math.floor(badExpert / K)}: expert ${experts[badExpert]} outside 0..${E - 1}`);
+    const badLayer = firstOutside(layer, 0, 32767);
+    if (badLayer >= 0) throw new InputError(`routing row ${badLayer}: layer ${layer[badLayer]} outside 0..32767`);
     const extraCols = this.opts.extraColumns ?? [];
     for (const c of extraCols) {
       const v = r.extra?.[c.name];
@@ -198,7 +195,8 @@ export class TraceWriter {
     let mod: Uint8Array<ArrayBuffer>;
     if (r.modality instanceof Uint8Array) {
       const m = r.modality;
-      for (let i = 0; i < n; i++) if (m[i] >= CODE_NAMES.length) throw bad(`modality code ${m[i]} is not one of 0..${CODE_NAMES.length - 1}`);
+      const badCode = firstCodeAbove(m, CODE_NAMES.length - 1);
+      if (badCode >= 0) throw bad(`modality code ${m[badCode]} is not one of 0..${CODE_NAMES.length - 1}`);
       mod = r.modality.byteOffset === 0 && r.modality.buffer instanceof ArrayBuffer ? (r.modality as Uint8Array<ArrayBuffer>) : new Uint8Array(r.modality);
     } else {
       mod = new Uint8Array(n);
@@ -225,17 +223,7 @@ export class TraceWriter {
       } else for (let i = 0; i < n; i++) codes[i] = d.code(v[i]);
       extraCodes.set(c.name, codes);
     }
-    let lastLayer = -1;
-    let counts: Float64Array | undefined;
-    for (let i = 0; i < n; i++) {
-      const l = layer[i];
-      if (l !== lastLayer) {
-        counts = this.layerModalityCounts.get(l);
-        if (!counts) this.layerModalityCounts.set(l, (counts = new Float64Array(256)));
-        lastLayer = l;
-      }
-      counts![mod[i]]++;
-    }
+    countLayerModality(this.layerModalityCounts, layer, mod, n);
 
     // held until the buffer is full, then written in the shard's order (flushRouting)
     this.stage.append({
@@ -261,7 +249,7 @@ export class TraceWriter {
     const fromRouting = extraCodes.get('domain');
     if (fromRouting) return Int32Array.from(fromRouting);
     if (this.sampleDomain.size === 0) {
-      for (let i = 0; i < sample.length; i++) if (sample[i] > this.maxSampleWithoutDomain) this.maxSampleWithoutDomain = sample[i];
+      this.maxSampleWithoutDomain = Math.max(this.maxSampleWithoutDomain, maxOf(sample));
       return null;
     }
     const dom = new Int32Array(sample.length);
@@ -419,5 +407,28 @@ export class TraceWriter {
         if (f.startsWith(TMP_PREFIX)) rmSync(join(this.dir, f), { recursive: true, force: true });
       }
     }
+  }
+}
+
+// The batch loops of appendRouting, each a function of its own (see util/int-scan.ts).
+
+/** The first index whose code is above max, or -1. */
+function firstCodeAbove(v: Uint8Array, max: number): number {
+  for (let i = 0; i < v.length; i++) if (v[i] > max) return i;
+  return -1;
+}
+
+/** counts.get(layer)[modality code] += 1 per row; rows come in runs of one layer. */
+function countLayerModality(counts: Map<number, Float64Array>, layer: Int32Array, mod: Uint8Array, n: number): void {
+  let last = -1;
+  let c: Float64Array | undefined;
+  for (let i = 0; i < n; i++) {
+    const l = layer[i];
+    if (l !== last) {
+      c = counts.get(l);
+      if (!c) counts.set(l, (c = new Float64Array(256)));
+      last = l;
+    }
+    c![mod[i]]++;
   }
 }
