@@ -14,7 +14,7 @@ async function readFile(m: Extract<FileRequest, { op: 'read' }>): Promise<void> 
   let batch: unknown[] = [];
   let bytes = 0;
   const post = async () => {
-    parentPort!.postMessage({ op: 'records', file: m.file, records: batch } satisfies FileReply);
+    parentPort!.postMessage({ op: 'records', file: m.file, records: batch } satisfies FileReply, ownedBuffers(batch));
     batch = [];
     bytes = 0;
     // at most two batches ahead of the main thread: memory stays bounded however fast this reads
@@ -32,6 +32,25 @@ async function readFile(m: Extract<FileRequest, { op: 'read' }>): Promise<void> 
     const err = e instanceof Error ? e : new Error(String(e));
     parentPort!.postMessage({ op: 'error', file: m.file, message: err.message, input: err instanceof InputError, stack: err.stack } satisfies FileReply);
   }
+}
+
+/**
+ * The buffers of the records' typed arrays that span their whole buffer: moved to the main thread
+ * instead of copied (one allocation and one copy less per value). Safe because a reader never
+ * touches a record's arrays after yielding it and yields each array once, so no later record can
+ * hold a view of a moved buffer; a view of part of a buffer is copied as before.
+ */
+function ownedBuffers(records: unknown[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  const visit = (v: unknown, depth: number): void => {
+    if (ArrayBuffer.isView(v)) {
+      if (v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) out.add(v.buffer);
+    } else if (depth > 0 && typeof v === 'object' && v !== null && !Array.isArray(v)) {
+      for (const x of Object.values(v)) visit(x, depth - 1);
+    }
+  };
+  for (const r of records) visit(r, 3);
+  return [...out];
 }
 
 parentPort!.on('message', (m: FileRequest) => {

@@ -16,6 +16,8 @@ export interface Routed {
   probs?: Float32Array; // T*E router distribution
   /** the producer saved ids only: `gates` are placeholders (the trace's gate column is NULL) */
   noGates?: boolean;
+  /** every id is known to be below this (checked, or chosen among this many scores): no need to scan them again */
+  idsBelow?: number;
 }
 
 /**
@@ -88,7 +90,7 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
     }
     writeChoices(experts, gates, t * K, topI, topV, K, normTopk);
   }
-  return { experts, gates, probs };
+  return { experts, gates, probs, idsBelow: E };
 }
 
 /**
@@ -102,7 +104,7 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
   if (!weights) {
     checkIds(where, ids, T, K, E, seen, rowName);
     // slot order kept (the ids themselves: nobody writes into them), each choice 1/K
-    return { experts: ids.length === T * K ? ids : ids.subarray(0, T * K), gates: placeholderGates(T * K, K) };
+    return { experts: ids.length === T * K ? ids : ids.subarray(0, T * K), gates: placeholderGates(T * K, K), idsBelow: E };
   }
   const experts = new Int32Array(T * K);
   const gates = new Float32Array(T * K);
@@ -118,7 +120,7 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
     }
     for (let j = 0; j < K; j++) order[j] = j;
   }
-  return { experts, gates };
+  return { experts, gates, idsBelow: E };
 }
 
 /** Every row of a top-k id list (a loop of its own: see util/int-scan.ts). */
@@ -288,5 +290,5 @@ export function routeByRule(scores: Float32Array, T: number, E: number, K: numbe
       gates[o + j] = (pick[order[j]] / den) * rule.scalingFactor;
     }
   }
-  return { experts, gates, probs };
+  return { experts, gates, probs, idsBelow: E };
 }

@@ -136,6 +136,8 @@ export class ImportSink {
 
   /** Ids in range: the highest id of the record decides, the first offending one is named. */
   private checkExperts(r: LayerRows): void {
+    // ids the routing step already bounded by the known expert count: nothing to learn from them
+    if (this.E !== undefined && r.routed.idsBelow !== undefined && r.routed.idsBelow <= this.E) return;
     const ex = r.routed.experts;
     const max = maxOf(ex);
     if (max <= this.maxExpert) return;

@@ -57,7 +57,7 @@ export function aggregateQueries(base: string, opts: AggSqlOptions): Record<AggT
   const slotSums = Array.from({ length: K }, (_, s) => `${exactSum(`gate[${s + 1}] / gs`, 'ok')} AS w${s + 1}`).join(', ');
   const slotList = `[${Array.from({ length: K }, (_, s) => `w${s + 1}`).join(', ')}]`;
   const counts = grouped
-    ? `SELECT ${k}, e::SMALLINT AS expert, sum(c)::BIGINT AS n_all, (sum(c) FILTER (WHERE slot = 1))::BIGINT AS n_top1,
+    ? `SELECT ${k}, e::SMALLINT AS expert, sum(c)::BIGINT AS n_all, coalesce(sum(c) FILTER (WHERE slot = 1), 0)::BIGINT AS n_top1,
           coalesce(${exactSum('w')}, 0)::DOUBLE AS n_gate, sum(bad)::BIGINT AS n_gate_bad
         FROM (SELECT ${k}, unnest(expert) AS e, unnest(generate_series(1, len(expert))) AS slot, c, bad,
                      unnest(list_slice(${slotList}, 1, len(expert))) AS w

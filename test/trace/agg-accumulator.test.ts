@@ -156,10 +156,10 @@ async function compare(trace: string, d: Design): Promise<void> {
       assert.deepEqual(await rows(`SELECT * FROM ${file}`), await rows(`SELECT * FROM ${file} ORDER BY ALL`), `${t}: rows not in ORDER BY ALL order`);
       const types = new Map(await describe(file));
       const vals = [...types.keys()].filter((c) => !keys.includes(c));
-      // a NULL count is 0 (the SQL's grouped counts give NULL n_top1 for an expert never first);
-      // a NULL sum (no probabilities) must be NULL on both sides
+      // counts exactly (an expert never first has n_top1 0 on both sides, not NULL); a NULL sum
+      // (no probabilities) must be NULL on both sides
       const differs = (v: string) => types.get(v) === 'BIGINT'
-        ? `abs(coalesce(a.${v}, 0) - coalesce(b.${v}, 0)) > 0`
+        ? `a.${v} IS DISTINCT FROM b.${v}`
         : `(a.${v} IS NULL) <> (b.${v} IS NULL) OR abs(a.${v} - b.${v}) > 1e-6 * (1 + abs(b.${v}))`;
       const norm = (src: string) => `(SELECT ${keys.map((k) => `coalesce(${k}::VARCHAR, '~') AS ${k}`).join(', ')}, ${vals.map((v) => `sum(${v})::DOUBLE AS ${v}`).join(', ')} FROM ${src} GROUP BY ALL)`;
       const got = norm(`read_parquet(${file})`);
