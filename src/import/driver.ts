@@ -9,10 +9,27 @@ import type { RouterRule } from './layers.js';
 import { resolveTokens, type ResolvedTokens } from './modality.js';
 import type { FormatInfo, ImportOptions, ReaderContext } from './options.js';
 import type { LayerRecord, SampleRecord } from './records.js';
-import { looksLikeProbs, routeByRule, routeFromScores, sortTopK, type Routed, type Scoring } from './routing.js';
+import { looksLikeProbs, routeFromScores, sortTopK, type Routed, type Scoring } from './routing.js';
+import { RoutePool, routeJob, type RouteJob } from './route-pool.js';
+import { availableParallelism } from 'node:os';
 import { ModalitySideFile } from './side-file.js';
 import { ImportSink } from './sink.js';
 import { TokenNamer } from './tokens.js';
+
+/** Scores rows routed in this thread before the routing workers start (small imports and tests stay in one thread). */
+const POOL_AFTER_ROWS = 1 << 16;
+/** Layer records whose routing may run ahead of the writing, and their rows: bounds the memory held. */
+const AHEAD_RECORDS = 16;
+const AHEAD_ROWS = 1 << 16;
+
+/** A layer record whose routing is under way, to be written in its turn. */
+interface QueuedLayer {
+  r: LayerRecord;
+  s: OpenSample;
+  layer: number;
+  n: number;
+  routed: Promise<Routed>;
+}
 
 interface OpenSample {
   sample: number;
@@ -40,6 +57,11 @@ export class ImportDriver {
   private bias: BiasTable | null = null;
   private sawScores = false;
   private sawProbs = false;
+  /** layer records routed ahead (in the routing workers), written in record order */
+  private readonly queued: QueuedLayer[] = [];
+  private queuedRows = 0;
+  private pool: RoutePool | null = null;
+  private scoreRows = 0;
 
   constructor(readonly fmt: string, readonly opts: ImportOptions, readonly sink: ImportSink, readonly ctx: ReaderContext, readonly info: FormatInfo, private readonly namer: TokenNamer | null) {
     this.side = opts.sideFile ? new ModalitySideFile(opts.sideFile) : null;
@@ -60,6 +82,7 @@ export class ImportDriver {
   }
 
   async sampleStart(r: SampleRecord): Promise<void> {
+    await this.flushLayers();
     if (this.samples.has(r.key)) throw new InputError(`${r.where}: sample ${r.key} appears twice`);
     if (r.phase && r.phase.length !== r.rows) throw new Error(`importer bug at ${r.where}: phase length`);
     let domain = r.domain ?? this.opts.domain ?? null;
@@ -80,11 +103,32 @@ export class ImportDriver {
   async layer(r: LayerRecord): Promise<void> {
     const s = this.samples.get(r.key);
     if (!s) throw new Error(`importer bug at ${r.where}: layer record before its sample`);
-    const layer = this.mapLayer(r);
-    const n = r.pos ? r.pos.length : s.rows;
+    let layer: number, n: number;
+    try {
+      layer = this.mapLayer(r);
+      n = r.pos ? r.pos.length : s.rows;
+      if (r.pos) for (let i = 0; i < n; i++) if (!(r.pos[i] >= 0 && r.pos[i] < s.rows)) throw new InputError(`${r.where}: position ${r.pos[i]} outside the sample's 0..${s.rows - 1}`);
+    } catch (e) {
+      await this.flushLayers(); // an earlier record's error comes first, as when records were written one by one
+      throw e;
+    }
     if (n === 0) return;
-    if (r.pos) for (let i = 0; i < n; i++) if (!(r.pos[i] >= 0 && r.pos[i] < s.rows)) throw new InputError(`${r.where}: position ${r.pos[i]} outside the sample's 0..${s.rows - 1}`);
-    const routed = await this.route(r, n, layer);
+    const routed = this.route(r, n, layer);
+    routed.catch(() => undefined); // awaited in order by writeOldest
+    this.queued.push({ r, s, layer, n, routed });
+    this.queuedRows += n;
+    while (this.queued.length > AHEAD_RECORDS || (this.queued.length > 1 && this.queuedRows > AHEAD_ROWS)) await this.writeOldest();
+  }
+
+  /** Write every layer record routed ahead (before anything else touches the sink). */
+  async flushLayers(): Promise<void> {
+    while (this.queued.length) await this.writeOldest();
+  }
+
+  private async writeOldest(): Promise<void> {
+    const { r, s, layer, n, routed: pending } = this.queued.shift()!;
+    this.queuedRows -= n;
+    const routed = await pending;
     const take = <A extends Int32Array | Uint8Array>(a: A): A => {
       if (!r.pos) return a;
       const out = new (a.constructor as { new (n: number): A })(n);
@@ -96,7 +140,8 @@ export class ImportDriver {
     await this.sink.add({ where: r.where, sample: s.sample, layer, pos, token: take(s.tok.token), modality: take(s.tok.modality), routed, K: r.ids ? r.ids.K : routed.experts.length / n, phase });
   }
 
-  end(key: string, where: string): void {
+  async end(key: string, where: string): Promise<void> {
+    await this.flushLayers();
     const s = this.samples.get(key);
     if (!s) return;
     this.samples.delete(key);
@@ -203,9 +248,26 @@ export class ImportDriver {
       if (rule.biased) {
         bias = r.scores.bias ?? (await this.biasFor(layer, r.where, E, rule));
       }
-      return routeByRule(data, n, E, K, { ...rule, scoring: this.scoring, normTopk: this.normTopk }, bias, areProbs, opts.fullProbs, r.where);
+      return this.routeScores({ scores: data, T: n, E, K, scoring: this.scoring, areProbs, normTopk: this.normTopk, wantProbs: opts.fullProbs, rule: { ...rule, scoring: this.scoring, normTopk: this.normTopk }, bias, where: r.where });
     }
-    return routeFromScores(data, n, E, K, this.scoring, areProbs, this.normTopk, opts.fullProbs);
+    return this.routeScores({ scores: data, T: n, E, K, scoring: this.scoring, areProbs, normTopk: this.normTopk, wantProbs: opts.fullProbs, where: r.where });
+  }
+
+  /**
+   * Top-k from scores: in this thread until the input has shown itself large, then in routing
+   * workers (on a machine with more than one core), so the softmax and top-k of the next records
+   * run beside the writing of this one.
+   */
+  private routeScores(job: RouteJob): Promise<Routed> {
+    this.scoreRows += job.T;
+    const threads = this.opts.routeThreads ?? (availableParallelism() > 1 ? 2 : 0);
+    if (!this.pool && threads > 0 && (this.opts.routeThreads !== undefined || this.scoreRows > POOL_AFTER_ROWS)) this.pool = new RoutePool(threads);
+    return this.pool ? this.pool.route(job) : Promise.resolve(routeJob(job));
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = null;
   }
 
   private async biasFor(layer: number, where: string, E: number, rule: RouterRule): Promise<Float32Array> {
@@ -251,8 +313,9 @@ export class ImportDriver {
     if (this.side) await this.side.finish(samples);
   }
 
-  endAll(where: string): void {
-    for (const k of [...this.samples.keys()]) this.end(k, where);
+  async endAll(where: string): Promise<void> {
+    await this.flushLayers();
+    for (const k of [...this.samples.keys()]) await this.end(k, where);
   }
 }
 
@@ -292,10 +355,10 @@ export async function runImport(fmt: string, info: FormatInfo, inputs: string[],
       for await (const r of records) {
         if (r.kind === 'sample') await driver.sampleStart(r);
         else if (r.kind === 'layer') await driver.layer(r);
-        else driver.end(r.key, r.where);
+        else await driver.end(r.key, r.where);
         last = r.where;
       }
-      driver.endAll(last);
+      await driver.endAll(last);
       const notes = [...ctx.notes];
       if (!driver.hasGates) sink.dropGates();
       const { meta, inferredExperts } = await sink.finish(
@@ -316,6 +379,8 @@ export async function runImport(fmt: string, info: FormatInfo, inputs: string[],
     } catch (e) {
       await sink.abort();
       throw e;
+    } finally {
+      await driver.close();
     }
   });
 }

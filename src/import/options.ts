@@ -23,6 +23,8 @@ export interface ImportOptions {
   routerBias?: string; // safetensors with e_score_correction_bias per layer
   domain?: string; // domain of every sample
   tokenizer?: string; // tokenizer.json to name token ids
+  /** worker threads for top-k from router scores: 0 = this thread; default 2 once the input is large (tests set it) */
+  routeThreads?: number;
 }
 
 /** What a reader gets: the options, and a place for notes and meta.json keys. */

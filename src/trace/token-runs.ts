@@ -349,6 +349,7 @@ class Merge {
   private readonly cells = new Int32Array(1 << CELL_BITS);
   private readonly bits = new Int32Array(1 << (CELL_BITS - 5)); // the touched cells
   private cellCount = 0;
+  private readonly takeState = new Int32Array(2); // takeRecords' results: next record, cell count
   private cellsOut = 0;
   private bucketGid = 0;
   private bucketToken = 0;
@@ -442,25 +443,12 @@ class Merge {
    * ran out first (the bucket may go on in the next one).
    */
   private take(r: number, bucket: number): boolean {
-    const { i32, f64, dense, cells, bits, rank, eb, s } = this;
-    const base = r * READ_ENTRIES, end = this.len[r];
-    const tmask = (1 << s) - 1, shift = 2 ** (32 - s);
-    let a = this.at[r], n = this.cellCount;
-    for (; a < end; a++) {
-      const o = (base + a) * WORDS;
-      const ge = i32[o], t = i32[o + 1];
-      if (rank[ge >>> 15] * shift + tokenHigh(t, s) !== bucket) break;
-      const c = ((t & tmask) << eb) | (ge & 32767);
-      if (dense[c] === 0) {
-        // counts are >= 1: a zero cell is an untouched one
-        cells[n++] = c;
-        bits[c >>> 5] |= 1 << (c & 31);
-      }
-      dense[c] += f64[(o >> 1) + 1];
-    }
-    this.at[r] = a;
-    this.cellCount = n;
-    return a === end;
+    const end = this.len[r];
+    const st = this.takeState;
+    takeRecords(this.i32, this.f64, this.dense, this.cells, this.bits, this.rank, this.eb, this.s, r * READ_ENTRIES, this.at[r], end, bucket, this.cellCount, st);
+    this.at[r] = st[0];
+    this.cellCount = st[1];
+    return st[0] === end;
   }
 
   /** Read run r's next buffer and set its key; false at the end of the run. */
@@ -529,4 +517,27 @@ function handOutCells(b: TokenEntries, n: number, cells: Int32Array, from: numbe
     count[n + k] = dense[c];
     dense[c] = 0;
   }
+}
+
+/**
+ * The records of `bucket` from a run's buffer (at base + a, up to end) summed into dense, each new
+ * cell listed in cells and marked in bits; out = [next record, cell count]. A loop of its own, see
+ * util/int-scan.ts (inside take() it was deoptimized on every call: hundreds of times a run).
+ */
+function takeRecords(i32: Int32Array, f64: Float64Array, dense: Float64Array, cells: Int32Array, bits: Int32Array, rank: Int32Array, eb: number, s: number, base: number, a: number, end: number, bucket: number, n: number, out: Int32Array): void {
+  const tmask = (1 << s) - 1, shift = 2 ** (32 - s);
+  for (; a < end; a++) {
+    const o = (base + a) * WORDS;
+    const ge = i32[o], t = i32[o + 1];
+    if (rank[ge >>> 15] * shift + tokenHigh(t, s) !== bucket) break;
+    const c = ((t & tmask) << eb) | (ge & 32767);
+    if (dense[c] === 0) {
+      // counts are >= 1: a zero cell is an untouched one
+      cells[n++] = c;
+      bits[c >>> 5] |= 1 << (c & 31);
+    }
+    dense[c] += f64[(o >> 1) + 1];
+  }
+  out[0] = a;
+  out[1] = n;
 }

@@ -233,7 +233,7 @@ export class ChunkWriter {
   }
 
   plainDoubles(v: Float64Array): void {
-    const [min, max] = range(v, Infinity, -Infinity);
+    const [min, max] = doubleRange(v, Infinity, -Infinity);
     this.floatStats(min, max, doubleBytes);
     this.plainPage(v);
   }
@@ -315,7 +315,7 @@ export class ChunkWriter {
    */
   int64s(v: Float64Array): void {
     const n = v.length;
-    const [min, max] = range(v, Infinity, -Infinity);
+    const [min, max] = doubleRange(v, Infinity, -Infinity);
     if (n > 0) this.cur!.stats = { min: int64Bytes(min), max: int64Bytes(max) };
     if (min >= 0 && max < 2 ** 31) {
       const x = this.ints(n);
@@ -363,7 +363,7 @@ export class ChunkWriter {
     for (const [r0, r1] of this.listPages(rows.length, 4 * W)) {
       const v = this.floats((r1 - r0) * W);
       gatherRows(v, vals, rows, r0, r1, W);
-      [min, max] = range(v, min, max);
+      [min, max] = floatRange(v, min, max);
       this.listLevels(r1 - r0, W);
       this.body.append(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
       this.dataPage(v.length, Enc.PLAIN);
@@ -594,8 +594,21 @@ function intRange(v: Int32Array, min: number, max: number): [number, number] {
   return [lo, hi];
 }
 
-/** The least and greatest of v and [min, max]; NaN compares false, so it is left out (as Parquet's statistics require). */
-function range(v: Float32Array | Float64Array, min: number, max: number): [number, number] {
+/**
+ * The least and greatest of v and [min, max]; NaN compares false, so it is left out (as Parquet's
+ * statistics require). One function per array type: a loop that sees both element kinds runs
+ * with slow generic loads (and was deoptimized call after call).
+ */
+function floatRange(v: Float32Array, min: number, max: number): [number, number] {
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (x < min) min = x;
+    if (x > max) max = x;
+  }
+  return [min, max];
+}
+
+function doubleRange(v: Float64Array, min: number, max: number): [number, number] {
   for (let i = 0; i < v.length; i++) {
     const x = v[i];
     if (x < min) min = x;
