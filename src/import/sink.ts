@@ -182,18 +182,21 @@ export class ImportSink {
     if (!this.writer || this.bufRows === 0) return;
     const n = this.bufRows;
     const K = this.K;
-    const sample = new Int32Array(n);
-    const pos = new Int32Array(n);
-    const token = new Int32Array(n);
-    const layer = new Int32Array(n);
-    const experts = new Int32Array(n * K);
-    const gates = new Float32Array(n * K);
+    // buffers the writer's thread moved back after the last batches (every value is written below)
+    const w = this.writer;
+    const ints = (len: number) => new Int32Array(w.takeBuffer(4 * len));
+    const sample = ints(n);
+    const pos = ints(n);
+    const token = ints(n);
+    const layer = ints(n);
+    const experts = ints(n * K);
+    const gates = new Float32Array(w.takeBuffer(4 * n * K));
     const E = this.E ?? 0;
-    const probs = this.opts.fullProbs ? new Float32Array(n * E) : undefined;
-    const phase = this.opts.extraColumns?.some((c) => c.name === 'phase') ? new Uint16Array(n) : undefined;
+    const probs = this.opts.fullProbs ? new Float32Array(w.takeBuffer(4 * n * E)) : undefined;
+    const phase = this.opts.extraColumns?.some((c) => c.name === 'phase') ? new Uint16Array(w.takeBuffer(2 * n)) : undefined;
     let codesOnly = true;
     for (const r of this.buf) for (const m of r.modality) if (m > 2) codesOnly = false;
-    const modCodes = new Uint8Array(n);
+    const modCodes = new Uint8Array(w.takeBuffer(n));
     let o = 0;
     for (const r of this.buf) {
       const m = r.pos.length;

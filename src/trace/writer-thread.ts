@@ -13,10 +13,13 @@ export type WriterRequest = { id: number } & (
   | { op: 'finish'; meta: TraceMetaInput }
   | { op: 'abort' }
 );
-export type WriterReply = { id: number } & ({ ok: true; value: unknown } | { ok: false; message: string; input: boolean; stack?: string });
+/** `spare`: the buffers of the routing rows just appended, moved back for the caller to reuse (takeBuffer) */
+export type WriterReply = { id: number } & ({ ok: true; value: unknown; spare?: ArrayBuffer[] } | { ok: false; message: string; input: boolean; stack?: string });
 
 /** Routing batches handed over and not yet written, before appendRouting waits (bounds memory). */
 const IN_FLIGHT = 3;
+/** Buffers of one size kept for reuse: a few batches' worth (the caller flushes same-sized batches). */
+const SPARE_PER_SIZE = 2 * (IN_FLIGHT + 1);
 
 /**
  * A TraceWriter in its own thread, same interface: the caller (an importer's parser, capture's
@@ -35,12 +38,15 @@ export class TraceWriterThread {
   private samples = 0;
   private closed = false;
   private readonly dicts = new Map<string, Dictionary>();
+  /** row buffers the thread moved back, by byte length */
+  private readonly spare = new Map<number, ArrayBuffer[]>();
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: WriterReply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
+      if (m.ok && m.spare) this.keep(m.spare);
       if (m.ok) p.resolve(m.value);
       else {
         const e = m.input ? new InputError(m.message) : new Error(m.message);
@@ -72,6 +78,24 @@ export class TraceWriterThread {
     const codes = new Uint16Array(v.length);
     for (let i = 0; i < v.length; i++) codes[i] = d.code(v[i]);
     return { codes, names: d.names.slice() };
+  }
+
+  /**
+   * A buffer of `bytes` bytes for rows to hand over (appendRouting(rows, true)): one the thread
+   * moved back when there is one, else a new one. A reused buffer holds old rows: the caller
+   * writes every value. Reuse keeps the two threads from making garbage of a batch's buffers at
+   * every flush, which V8 would collect only tens of megabytes later.
+   */
+  takeBuffer(bytes: number): ArrayBuffer {
+    return this.spare.get(bytes)?.pop() ?? new ArrayBuffer(bytes);
+  }
+
+  private keep(buffers: ArrayBuffer[]): void {
+    for (const b of buffers) {
+      let list = this.spare.get(b.byteLength);
+      if (!list) this.spare.set(b.byteLength, (list = []));
+      if (list.length < SPARE_PER_SIZE) list.push(b);
+    }
   }
 
   get rowCount(): number {

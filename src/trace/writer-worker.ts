@@ -2,6 +2,7 @@ import { parentPort } from 'node:worker_threads';
 import { TraceWriter } from './writer.js';
 import { InputError } from '../util/errors.js';
 import type { WriterReply, WriterRequest } from './writer-thread.js';
+import type { RoutingRows } from './writer.js';
 
 /** The thread behind TraceWriterThread: one TraceWriter, requests applied strictly in order. */
 let writer: TraceWriter | null = null;
@@ -25,15 +26,27 @@ async function handle(m: WriterRequest): Promise<unknown> {
   }
 }
 
+/** The whole buffers of a routing batch's arrays, each once. */
+function rowBuffers(r: RoutingRows): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const a of [r.sample, r.pos, r.token, r.layer, r.experts, r.gates, r.probs, r.modality, ...Object.values(r.extra ?? {}).map((v) => ('codes' in v ? v.codes : v))]) {
+    if (ArrayBuffer.isView(a) && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) out.add(a.buffer);
+  }
+  return [...out];
+}
+
 parentPort!.on('message', (m: WriterRequest) => {
   chain = chain.then(async () => {
     let reply: WriterReply;
+    let spare: ArrayBuffer[] = [];
     try {
       reply = { id: m.id, ok: true, value: await handle(m) };
+      // the rows are copied into the writer's own arrays by now: their buffers go back for reuse
+      if (m.op === 'routing') reply.spare = spare = rowBuffers(m.rows);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       reply = { id: m.id, ok: false, message: err.message, input: err instanceof InputError, stack: err.stack };
     }
-    parentPort!.postMessage(reply);
+    parentPort!.postMessage(reply, spare);
   });
 });

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TraceWriter } from '../../src/trace/writer.js';
+import { TraceWriterThread } from '../../src/trace/writer-thread.js';
 import { parseTraceMeta } from '../../src/trace/meta.js';
 import { writeDirAtomic } from '../../src/util/atomic.js';
 import { query } from '../capture/helpers.js';
@@ -197,3 +198,42 @@ for (const [what, shuffle] of [['rows in order within each layer (no sort in the
     }
   });
 }
+
+test('the writer thread hands row buffers back; batches written from reused buffers are the rows given', async () => {
+  const dir = tmp();
+  try {
+    const K = 2, E = 8, n = 3000, batches = 12;
+    const w = await TraceWriterThread.open(dir, { topK: K, numExperts: E, fullProbs: false });
+    let reused = 0;
+    try {
+    for (let b = 0; b < batches; b++) {
+      const want = rows(n, K, E, b * n);
+      const take = <T extends Int32Array | Float32Array | Uint8Array>(C: new (buf: ArrayBuffer) => T, len: number, from: ArrayLike<number>): T => {
+        const a = new C(w.takeBuffer(len * (C as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT));
+        if (a.some((v) => v !== 0)) reused++; // a new buffer is zeroed; a handed-back one holds an earlier batch
+        a.set(from);
+        return a;
+      };
+      await w.appendRouting({
+        sample: take(Int32Array, n, want.sample), pos: take(Int32Array, n, want.pos), token: take(Int32Array, n, want.token),
+        layer: take(Int32Array, n, want.layer), experts: take(Int32Array, n * K, want.experts), gates: take(Float32Array, n * K, want.gates),
+        modality: take(Uint8Array, n, want.modality.map((m) => ['text', 'image', 'special'].indexOf(m))),
+      }, true);
+    }
+    await w.finish({ num_layers: 24, router_scoring: 'softmax', data: { format: 'test' } });
+    } catch (e) {
+      await w.abort(); // the thread must not outlive a failed test
+      throw e;
+    }
+    assert.ok(reused > 0, 'some batches were written from buffers the thread handed back');
+    const all = rows(n * batches, K, E);
+    const got = await query(`SELECT sample, pos, token, layer, expert FROM read_parquet('${join(dir, 'routing*.parquet').replace(/'/g, "''")}') ORDER BY sample, pos, layer`);
+    assert.equal(got.length, n * batches);
+    const order = Array.from({ length: n * batches }, (_, i) => i).sort((a, b) => all.sample[a] - all.sample[b] || all.pos[a] - all.pos[b] || all.layer[a] - all.layer[b]);
+    order.forEach((i, r) => {
+      assert.deepEqual(got[r], [all.sample[i], all.pos[i], all.token[i], all.layer[i], Array.from(all.experts.subarray(i * K, i * K + K))], `row ${r}`);
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
