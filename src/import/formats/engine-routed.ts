@@ -99,11 +99,11 @@ export function decodeInts(where: string, name: string, b64: string, dtype: stri
   const data = new Int32Array(n);
   if (LITTLE_ENDIAN && width <= 4) {
     // typed-array views read the bytes in the machine's order (little-endian here, as the files are);
-    // an aligned copy first, since base64 output need not start at a multiple of the width
-    const bytes = new Uint8Array(buf.length);
-    bytes.set(buf);
+    // a large decode has a buffer of its own (aligned), a small one may sit in Node's pool at any
+    // offset: then an aligned copy first
+    const bytes = buf.byteOffset % width === 0 ? buf : Uint8Array.from(buf);
     const view = { int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array }[dtype as 'int8'];
-    data.set(new view(bytes.buffer, 0, n));
+    data.set(new view(bytes.buffer, bytes.byteOffset, n));
     return data;
   }
   for (let i = 0; i < n; i++) {
