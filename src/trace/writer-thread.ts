@@ -7,7 +7,7 @@ import type { TraceMeta, TraceMetaInput } from './meta.js';
 
 export type WriterRequest = { id: number } & (
   | { op: 'open'; dir: string; opts: TraceWriterOptions }
-  | { op: 'routing'; rows: RoutingRows }
+  | { op: 'routing'; rows: RoutingRows; recycle: boolean } // recycle: move the rows' buffers back (spare)
   | { op: 'sample'; sample: SampleRow }
   | { op: 'dropGates' }
   | { op: 'finish'; meta: TraceMetaInput }
@@ -20,6 +20,8 @@ export type WriterReply = { id: number } & ({ ok: true; value: unknown; spare?: 
 const IN_FLIGHT = 3;
 /** Buffers of one size kept for reuse: a few batches' worth (the caller flushes same-sized batches). */
 const SPARE_PER_SIZE = 2 * (IN_FLIGHT + 1);
+/** All kept buffers together: batches of ever new sizes must not pile up. */
+const SPARE_BYTES = 64 << 20;
 
 /**
  * A TraceWriter in its own thread, same interface: the caller (an importer's parser, capture's
@@ -40,6 +42,7 @@ export class TraceWriterThread {
   private readonly dicts = new Map<string, Dictionary>();
   /** row buffers the thread moved back, by byte length */
   private readonly spare = new Map<number, ArrayBuffer[]>();
+  private spareBytes = 0;
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: WriterReply) => {
@@ -87,14 +90,24 @@ export class TraceWriterThread {
    * every flush, which V8 would collect only tens of megabytes later.
    */
   takeBuffer(bytes: number): ArrayBuffer {
-    return this.spare.get(bytes)?.pop() ?? new ArrayBuffer(bytes);
+    const b = this.spare.get(bytes)?.pop();
+    if (!b) return new ArrayBuffer(bytes);
+    this.spareBytes -= bytes;
+    return b;
+  }
+
+  /** Bytes of the buffers kept for takeBuffer. */
+  get keptBytes(): number {
+    return this.spareBytes;
   }
 
   private keep(buffers: ArrayBuffer[]): void {
     for (const b of buffers) {
       let list = this.spare.get(b.byteLength);
       if (!list) this.spare.set(b.byteLength, (list = []));
-      if (list.length < SPARE_PER_SIZE) list.push(b);
+      if (list.length >= SPARE_PER_SIZE || this.spareBytes + b.byteLength > SPARE_BYTES) continue;
+      list.push(b);
+      this.spareBytes += b.byteLength;
     }
   }
 
@@ -140,7 +153,8 @@ export class TraceWriterThread {
       experts: own(r.experts), gates: own(r.gates), probs: r.probs && own(r.probs), extra,
     };
     this.rows += r.sample.length;
-    await this.send({ op: 'routing', rows }, transfer);
+    // a caller that hands its arrays over gets them back to fill again (takeBuffer)
+    await this.send({ op: 'routing', rows, recycle: handOver }, transfer);
   }
 
   async appendSample(s: SampleRow): Promise<void> {

@@ -42,7 +42,7 @@ parentPort!.on('message', (m: WriterRequest) => {
     try {
       reply = { id: m.id, ok: true, value: await handle(m) };
       // the rows are copied into the writer's own arrays by now: their buffers go back for reuse
-      if (m.op === 'routing') reply.spare = spare = rowBuffers(m.rows);
+      if (m.op === 'routing' && m.recycle) reply.spare = spare = rowBuffers(m.rows);
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       reply = { id: m.id, ok: false, message: err.message, input: err instanceof InputError, stack: err.stack };

@@ -237,3 +237,27 @@ test('the writer thread hands row buffers back; batches written from reused buff
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the writer thread keeps no buffers for a caller that copies its rows, and a bounded amount for one that hands them over', async () => {
+  const dir = tmp();
+  const w = await TraceWriterThread.open(dir, { topK: 1, numExperts: 4, fullProbs: false });
+  try {
+    const batch = (n: number) => ({
+      sample: new Int32Array(n), pos: Int32Array.from({ length: n }, (_, i) => i), modality: new Uint8Array(n), token: new Int32Array(n),
+      layer: new Int32Array(n), experts: Int32Array.from({ length: n }, (_, i) => i % 4), gates: new Float32Array(n).fill(1),
+    });
+    // capture's way: copies of batches of ever new sizes; nothing may pile up
+    for (let b = 0; b < 20; b++) await w.appendRouting(batch(1000 + b));
+    assert.equal(w.keptBytes, 0);
+    // the importer's way: handed over, moved back, kept up to a bound however many sizes come
+    for (let b = 0; b < 40; b++) await w.appendRouting(batch(200_000 + b), true);
+    assert.ok(w.keptBytes > 0, 'handed-over buffers come back');
+    assert.ok(w.keptBytes <= 64 << 20, `kept ${w.keptBytes} bytes`);
+    await w.finish({ num_layers: 1, router_scoring: 'softmax', data: { format: 'test' } });
+  } catch (e) {
+    await w.abort();
+    throw e;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
