@@ -8,15 +8,12 @@ import { createParams } from '../model/params.js';
 import { InferenceWorkspace, type EfmoeModel } from '../model/efmoe.js';
 import { WordTokenizer } from '../model/tokenizer.js';
 import type { Sample } from '../data/sample.js';
-import { runBatch, batchTransfer, type BatchRun } from './forward-batch.js';
+import { runBatch, batchTransfer } from './forward-batch.js';
+import { answerJob } from '../util/worker-pool.js';
 
 export type WorkerRequest =
   | { type: 'init'; config: ModelConfig; flat: Float32Array; vocab: readonly string[] }
   | { type: 'run'; id: number; batch: Sample[]; probs: boolean };
-
-export type WorkerReply =
-  | { type: 'result'; id: number; run: BatchRun }
-  | { type: 'error'; id: number; message: string; input: boolean };
 
 let model: EfmoeModel | null = null;
 let tokenizer: WordTokenizer | null = null;
@@ -30,10 +27,8 @@ port.on('message', (m: WorkerRequest) => {
     ws = new InferenceWorkspace(m.config, { fixedWeights: true });
     return;
   }
-  try {
+  answerJob(m.id, () => {
     const run = runBatch(model!, tokenizer!, ws!, m.batch, m.probs);
-    port.postMessage({ type: 'result', id: m.id, run } satisfies WorkerReply, batchTransfer(run));
-  } catch (e) {
-    port.postMessage({ type: 'error', id: m.id, message: e instanceof Error ? e.message : String(e), input: e instanceof Error && e.name === 'InputError' } satisfies WorkerReply);
-  }
+    return { value: run, transfer: batchTransfer(run) };
+  });
 });
