@@ -61,8 +61,12 @@ export class ImportSink {
   private refLayers: { sample: number; layers: number[] } | null = null;
   rows = 0;
 
+  /** where the expert count came from, for the error when a record disagrees */
+  private eFrom: string;
+
   constructor(readonly dir: string, readonly opts: SinkOptions) {
     this.E = opts.numExperts;
+    this.eFrom = 'given (--num-experts/--config)';
   }
 
   get numExperts(): number | undefined {
@@ -71,8 +75,11 @@ export class ImportSink {
 
   /** The width of the router's scores fixes the expert count (before the first rows). */
   setNumExperts(E: number, where: string): void {
-    if (this.E === undefined && !this.writer) this.E = E;
-    else if (this.E !== E) throw new InputError(`${where}: ${E} experts, but ${this.E} ${this.writer ? 'in earlier records' : 'given (--num-experts/--config)'}`);
+    if (this.E === undefined && !this.writer) {
+      this.E = E;
+      this.eFrom = `in ${where}`;
+    } else if (this.E === undefined) throw new InputError(`${where}: router scores after records with expert ids only (the expert count was left to the data): pass --num-experts or --config`);
+    else if (this.E !== E) throw new InputError(`${where}: ${E} experts, but ${this.E} ${this.eFrom}`);
   }
 
   get nextSampleIndex(): number {

@@ -6,6 +6,8 @@ import { routingFromConfig } from '../../src/import/layers.js';
 import { firstNonFinite, parseLayerList } from '../../src/util/limits.js';
 import { decodeInts } from '../../src/import/formats/engine-routed.js';
 import { expNonPositive } from '../../src/import/exp-neg.js';
+import { ImportSink } from '../../src/import/sink.js';
+import { InputError } from '../../src/util/errors.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -220,4 +222,15 @@ test('decodeInts: every integer dtype engines write, at odd offsets and with neg
   assert.throws(() => decodeInts('f', 'x', big.toString('base64'), 'int64'), /does not fit a 32-bit expert id/);
   assert.throws(() => decodeInts('f', 'x', Buffer.alloc(3).toString('base64'), 'int16'), /not a whole number of int16 values/);
   assert.throws(() => decodeInts('f', 'x', '', 'float32'), /not an integer type/);
+});
+
+test('ImportSink: a record whose scores disagree on the expert count names where the count came from', () => {
+  const dir = '/nonexistent-moescope-sink'; // nothing is written before the first rows
+  const fromData = new ImportSink(dir, { fullProbs: false });
+  fromData.setNumExperts(64, 'a.safetensors: router_logits.0');
+  fromData.setNumExperts(64, 'a.safetensors: router_logits.1');
+  // the second record's scores are routed before the first record's rows open the writer
+  assert.throws(() => fromData.setNumExperts(32, 'b.safetensors: router_logits.0'), (e: unknown) => e instanceof InputError && e.message === 'b.safetensors: router_logits.0: 32 experts, but 64 in a.safetensors: router_logits.0');
+  const given = new ImportSink(dir, { fullProbs: false, numExperts: 8 });
+  assert.throws(() => given.setNumExperts(16, 'c.safetensors: router_logits.0'), (e: unknown) => e instanceof InputError && e.message === 'c.safetensors: router_logits.0: 16 experts, but 8 given (--num-experts/--config)');
 });
