@@ -260,8 +260,10 @@ export class ImportDriver {
    */
   private routeScores(job: RouteJob): Promise<Routed> {
     this.scoreRows += job.T;
-    const threads = this.opts.routeThreads ?? (availableParallelism() > 1 ? 2 : 0);
-    if (!this.pool && threads > 0 && (this.opts.routeThreads !== undefined || this.scoreRows > POOL_AFTER_ROWS)) this.pool = new RoutePool(threads);
+    if (!this.pool && (this.opts.routeThreads !== undefined || this.scoreRows > POOL_AFTER_ROWS)) {
+      const threads = this.opts.routeThreads ?? (availableParallelism() > 1 ? 2 : 0);
+      if (threads > 0) this.pool = new RoutePool(threads);
+    }
     return this.pool ? this.pool.route(job) : Promise.resolve(routeJob(job));
   }
 

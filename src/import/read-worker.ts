@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { FORMATS } from './formats.js';
 import { InputError } from '../util/errors.js';
+import { wholeBuffer } from '../util/whole-buffer.js';
 import type { ReaderContext } from './options.js';
 import type { FileReply, FileRequest } from './parallel-read.js';
 
@@ -44,7 +45,8 @@ function ownedBuffers(records: unknown[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   const visit = (v: unknown, depth: number): void => {
     if (ArrayBuffer.isView(v)) {
-      if (v.buffer instanceof ArrayBuffer && v.byteOffset === 0 && v.byteLength === v.buffer.byteLength) out.add(v.buffer);
+      const b = wholeBuffer(v);
+      if (b) out.add(b);
     } else if (depth > 0 && typeof v === 'object' && v !== null && !Array.isArray(v)) {
       for (const x of Object.values(v)) visit(x, depth - 1);
     }

@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../util/errors.js';
 import { workerOptions } from '../util/worker-options.js';
+import { wholeBuffer } from '../util/whole-buffer.js';
 import type { CodedStrings, RoutingRows, SampleRow, TraceWriterOptions } from './writer.js';
 import { Dictionary } from './dictionary.js';
 import type { TraceMeta, TraceMetaInput } from './meta.js';
@@ -140,7 +141,8 @@ export class TraceWriterThread {
   async appendRouting(r: RoutingRows, handOver = false): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const own = <T extends Int32Array | Float32Array | Uint8Array>(a: T): T => {
-      const whole = handOver && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer && !transfer.includes(a.buffer);
+      const buf = handOver ? wholeBuffer(a) : null;
+      const whole = buf !== null && !transfer.includes(buf);
       const c = whole ? a : (a.slice() as T); // compact: a view would otherwise carry its whole buffer
       transfer.push(c.buffer as ArrayBuffer);
       return c;

@@ -1,6 +1,7 @@
 import { parentPort } from 'node:worker_threads';
 import { TraceWriter } from './writer.js';
 import { InputError } from '../util/errors.js';
+import { wholeBuffer } from '../util/whole-buffer.js';
 import type { WriterReply, WriterRequest } from './writer-thread.js';
 import type { RoutingRows } from './writer.js';
 
@@ -30,7 +31,8 @@ async function handle(m: WriterRequest): Promise<unknown> {
 function rowBuffers(r: RoutingRows): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const a of [r.sample, r.pos, r.token, r.layer, r.experts, r.gates, r.probs, r.modality, ...Object.values(r.extra ?? {}).map((v) => ('codes' in v ? v.codes : v))]) {
-    if (ArrayBuffer.isView(a) && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) out.add(a.buffer);
+    const b = wholeBuffer(a);
+    if (b) out.add(b);
   }
   return [...out];
 }
