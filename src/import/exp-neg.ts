@@ -19,6 +19,9 @@ const FRAC = Float64Array.from({ length: N }, (_, j) => Math.pow(2, j / N));
 /** 2^-m for the whole powers reached above -700 */
 const WHOLE = Float64Array.from({ length: 1024 }, (_, m) => Math.pow(2, -m));
 
+/** The constants and tables, for softmax-topk.wat's copy of this function (the same values, so the same bits). */
+export const EXP_NEG = { INV, SHIFT, HI, LO, C6: 1 / 6, C24: 1 / 24, MIN: -700, WHOLE, FRAC } as const;
+
 export function expNonPositive(x: number): number {
   if (!(x >= -700)) return Math.exp(x);
   const n = x * INV + SHIFT - SHIFT;

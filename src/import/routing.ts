@@ -1,5 +1,6 @@
 import { InputError } from '../util/errors.js';
 import { expNonPositive } from './exp-neg.js';
+import { softmaxTopKRows } from './softmax-topk.js';
 
 /**
  * Turning what engines save into trace rows: top-k from router scores (logits or probabilities),
@@ -59,7 +60,11 @@ function writeChoices(experts: Int32Array, gates: Float32Array, out: number, top
   }
 }
 
-/** probs = scoring(logits) per row (or the scores themselves), top-k by prob, gates optionally renormalised. */
+/**
+ * probs = scoring(logits) per row (or the scores themselves), top-k by prob, gates optionally
+ * renormalised. Softmax over logits (the usual) goes through softmax-topk.wat, then SoftmaxTopK.row,
+ * each bit for bit this plain loop, which takes the rows they leave.
+ */
 export function routeFromScores(scores: Float32Array, T: number, E: number, K: number, scoring: Scoring, areProbs: boolean, normTopk: boolean, wantProbs: boolean): Routed {
   const experts = new Int32Array(T * K);
   const gates = new Float32Array(T * K);
@@ -67,10 +72,8 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
   const p = new Float64Array(E);
   const topV = new Float64Array(K);
   const topI = new Int32Array(K);
-  const fast = !areProbs && scoring === 'softmax' && K < E ? new SoftmaxTopK(E, K) : null;
-  for (let t = 0; t < T; t++) {
+  const plainRow = (t: number): void => {
     const row = t * E;
-    if (fast && fast.row(scores, row, experts, gates, t * K, normTopk, probs)) continue;
     if (areProbs) for (let e = 0; e < E; e++) p[e] = scores[row + e];
     else if (scoring === 'sigmoid') for (let e = 0; e < E; e++) p[e] = 1 / (1 + Math.exp(-scores[row + e]));
     else {
@@ -89,6 +92,11 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
       insertSorted(topV, topI, v, e, n < K ? n++ : K - 1);
     }
     writeChoices(experts, gates, t * K, topI, topV, K, normTopk);
+  };
+  const softmaxLogits = !areProbs && scoring === 'softmax' && K < E;
+  if (!(softmaxLogits && !probs && softmaxTopKRows(scores, T, E, K, normTopk, experts, gates, plainRow))) {
+    const fast = softmaxLogits ? new SoftmaxTopK(E, K) : null;
+    for (let t = 0; t < T; t++) if (!(fast && fast.row(scores, t * E, experts, gates, t * K, normTopk, probs))) plainRow(t);
   }
   return { experts, gates, probs, idsBelow: E };
 }

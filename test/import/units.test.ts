@@ -6,6 +6,7 @@ import { routingFromConfig } from '../../src/import/layers.js';
 import { firstNonFinite, parseLayerList } from '../../src/util/limits.js';
 import { decodeInts } from '../../src/import/formats/engine-routed.js';
 import { expNonPositive } from '../../src/import/exp-neg.js';
+import { softmaxTopKRows } from '../../src/import/softmax-topk.js';
 import { ImportSink } from '../../src/import/sink.js';
 import { InputError } from '../../src/util/errors.js';
 
@@ -69,6 +70,39 @@ test('routeFromScores: softmax top-k is bit-exact against a plain softmax + sort
         assert.deepEqual(Array.from(r.experts.subarray(t * K, t * K + K)), order.map(([, e]) => e), `row ${t}`);
         assert.deepEqual(Array.from(r.gates.subarray(t * K, t * K + K)), order.map(([v]) => Math.fround(norm ? v / sumK : v)), `row ${t} gates`);
         if (wantProbs) assert.deepEqual(Array.from(r.probs!.subarray(t * E, t * E + E)), p.map(Math.fround), `row ${t} probs`);
+      }
+    }
+  }
+});
+
+test('softmax-topk.wat: the same bits as the JS loop on every kind of row, and it takes the ordinary ones', () => {
+  const rnd = lcg(5);
+  const normal = () => Math.sqrt(-2 * Math.log(rnd() || 1e-9)) * Math.cos(2 * Math.PI * rnd());
+  const kinds: Record<string, () => number> = {
+    normal,
+    ties: () => Math.round(normal() * 2) / 2,
+    zeros: () => [0, -0, 1, -1][Math.floor(rnd() * 4)],
+    bf16: () => new Float32Array(new Uint32Array([new Uint32Array(new Float32Array([normal() * 3]).buffer)[0] & 0xffff0000]).buffer)[0],
+    wide: () => normal() * 400,
+    // logits an ulp apart whose probabilities may round together (the K+1-th decides the tie order)
+    ulps: () => 1 + Math.floor(rnd() * 6) * 2 ** -23,
+    special: () => { const r = rnd(); return r < 0.01 ? NaN : r < 0.03 ? -Infinity : r < 0.035 ? Infinity : r < 0.05 ? -1e30 : normal(); },
+  };
+  for (const [kind, draw] of Object.entries(kinds)) {
+    for (const [E, K] of [[4, 1], [8, 2], [60, 4], [64, 8], [64, 11], [128, 6], [6, 2], [64, 12]]) {
+      const T = 400;
+      const scores = Float32Array.from({ length: T * E }, draw);
+      const left: number[] = [];
+      const experts = new Int32Array(T * K), gates = new Float32Array(T * K);
+      const took = softmaxTopKRows(scores, T, E, K, true, experts, gates, (t) => left.push(t));
+      assert.equal(took, E % 4 === 0 && K <= 11, `${kind} E=${E} K=${K}: kernel used`);
+      if (kind === 'normal' && took) assert.equal(left.length, 0, `E=${E} K=${K}: ordinary rows left to JS`);
+      for (const norm of [false, true]) {
+        // wantProbs keeps routeFromScores on its JS loops: the kernel's rows must match them bit for bit
+        const js = routeFromScores(scores, T, E, K, 'softmax', false, norm, true);
+        const wasm = routeFromScores(scores, T, E, K, 'softmax', false, norm, false);
+        assert.deepEqual(wasm.experts, js.experts, `${kind} E=${E} K=${K} norm=${norm}: experts`);
+        assert.deepEqual(new Uint32Array(wasm.gates.buffer), new Uint32Array(js.gates.buffer), `${kind} E=${E} K=${K} norm=${norm}: gate bits`);
       }
     }
   }
