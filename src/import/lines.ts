@@ -1,8 +1,14 @@
 import { createReadStream, statSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
+import { parseIntObject } from './json-ints.js';
 
 /** Lines of a text file with 1-based numbers, streamed: memory holds one line at a time. */
 export async function* readLines(path: string): AsyncGenerator<{ n: number; text: string }> {
+  for await (const { n, buf, from, to } of readLineBytes(path)) yield { n, text: buf.toString('utf8', from, to) };
+}
+
+/** The same lines as byte ranges [from, to) of buf, which is valid until the next line is asked for. */
+export async function* readLineBytes(path: string): AsyncGenerator<{ n: number; buf: Buffer; from: number; to: number }> {
   try {
     if (!statSync(path).isFile()) throw new InputError(`${path}: not a file`);
   } catch (e) {
@@ -23,7 +29,7 @@ export async function* readLines(path: string): AsyncGenerator<{ n: number; text
     if (buf.indexOf(13) < 0) {
       for (let i = buf.indexOf(10); i >= 0 && i < end; i = buf.indexOf(10, from)) {
         n++;
-        yield { n, text: buf.toString('utf8', from, i) };
+        yield { n, buf, from, to: i };
         from = i + 1;
       }
     } else {
@@ -31,7 +37,7 @@ export async function* readLines(path: string): AsyncGenerator<{ n: number; text
         const c = buf[i];
         if (c !== 10 && c !== 13) continue;
         n++;
-        yield { n, text: buf.toString('utf8', from, i) };
+        yield { n, buf, from, to: i };
         from = c === 13 && buf[i + 1] === 10 ? i + 2 : i + 1;
         i = from - 1;
       }
@@ -40,15 +46,25 @@ export async function* readLines(path: string): AsyncGenerator<{ n: number; text
   }
   if (rest) {
     n++;
-    yield { n, text: rest.toString('utf8', 0, rest[rest.length - 1] === 13 ? rest.length - 1 : rest.length) };
+    yield { n, buf: rest, from: 0, to: rest[rest.length - 1] === 13 ? rest.length - 1 : rest.length };
   }
 }
 
-/** JSON objects of a JSONL file; blank lines are skipped, anything else that is not an object is an error. */
-export async function* readJsonl(path: string): AsyncGenerator<{ n: number; where: string; obj: Record<string, unknown> }> {
-  for await (const { n, text } of readLines(path)) {
-    if (text.trim() === '') continue;
+/**
+ * JSON objects of a JSONL file; blank lines are skipped, anything else that is not an object is an
+ * error. With intTensors, lines of integer lists are read from their bytes (json-ints.ts) and
+ * their lists come as IntTensors.
+ */
+export async function* readJsonl(path: string, opts: { intTensors?: boolean } = {}): AsyncGenerator<{ n: number; where: string; obj: Record<string, unknown> }> {
+  for await (const { n, buf, from, to } of readLineBytes(path)) {
     const where = `${path}:${n}`;
+    const read = opts.intTensors ? parseIntObject(buf, from, to) : null;
+    if (read) {
+      yield { n, where, obj: read };
+      continue;
+    }
+    const text = buf.toString('utf8', from, to);
+    if (text.trim() === '') continue;
     let obj: unknown;
     try {
       obj = JSON.parse(text);

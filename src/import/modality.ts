@@ -1,5 +1,6 @@
 import { MODALITIES } from '../analysis/groups.js';
 import { InputError } from '../util/errors.js';
+import { IntTensor } from './json-ints.js';
 
 /**
  * Which modality each routed token has, and its trace `token` value (SPEC §2): the token id for
@@ -142,6 +143,10 @@ export function parseModalityValue(where: string, v: unknown): Uint8Array {
 }
 
 export function parseIntArray(where: string, name: string, v: unknown): Int32Array {
+  if (v instanceof IntTensor) {
+    if (v.shape.length === 1) return v.data;
+    v = v.toNested(); // the checks below name what is wrong
+  }
   if (!Array.isArray(v)) throw new InputError(`${where}: ${name} must be a list of integers`);
   const out = new Int32Array(v.length);
   for (let i = 0; i < v.length; i++) {

@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { readLines } from '../../src/import/lines.js';
+import { IntTensor, parseIntObject } from '../../src/import/json-ints.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -49,4 +51,63 @@ test('readLines: byte splitting over 1 MB reads matches splitting the decoded fi
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+/** What the line means to JSON.parse, with parseIntObject's IntTensors turned back into lists. */
+function plain(v: unknown): unknown {
+  if (v instanceof IntTensor) return v.toNested();
+  if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  return v;
+}
+
+test('parseIntObject: a line it reads means what JSON.parse says; routing dumps take the fast path', () => {
+  const int32 = fc.integer({ min: -2147483647, max: 2147483647 });
+  // regular nested lists of integers, as dumps write them (numpy .tolist())
+  const tensor = fc.tuple(fc.integer({ min: 1, max: 3 }), fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 3, maxLength: 3 })).chain(([rank, dims]) => {
+    const build = (d: number): fc.Arbitrary<unknown> => (d === rank ? int32 : fc.array(build(d + 1), { minLength: dims[d], maxLength: dims[d] }));
+    return build(0);
+  });
+  const asciiKey = fc.stringMatching(/^[a-z_]{1,12}$/).filter((k) => k !== '__proto__'); // which is left to JSON.parse
+  const common = fc.dictionary(asciiKey, fc.oneof(tensor, fc.stringMatching(/^[ -!#-[\]-~]{0,20}$/), int32, fc.constantFrom(true, false, null)));
+  // spacing JSON allows between tokens
+  const spaced = (o: unknown) => fc.constantFrom(0, 1, 2).map((style) => (style === 0 ? JSON.stringify(o) : style === 1 ? JSON.stringify(o, null, 1) : JSON.stringify(o).replace(/,/g, ', ').replace(/:/g, ' : ')));
+  fc.assert(
+    fc.property(common.chain(spaced), (line) => {
+      const b = Buffer.from(line.replace(/\n/g, ' '));
+      const got = parseIntObject(b, 0, b.length);
+      assert.ok(got !== null, `not read: ${line.slice(0, 200)}`);
+      assert.deepEqual(plain(got), JSON.parse(b.toString()));
+    }),
+    { numRuns: 300 },
+  );
+  // anything JSON: where parseIntObject reads the line, it agrees with JSON.parse; where JSON.parse refuses it, it gives null
+  const anything = fc.oneof(fc.json(), common.map((o) => JSON.stringify(o)), tensor.map((t) => JSON.stringify({ x: t })));
+  const mangle = fc.tuple(anything, fc.nat(), fc.constantFrom('', ']', '[', ',', '-', '0', '.5', 'e3', '"', '\\', '}', ' ', '01', '2147483648', '1e2', 'nul', '[]', '[[1],[1,2]]'));
+  fc.assert(
+    fc.property(mangle, ([text, at, insert]) => {
+      const k = text.length === 0 ? 0 : at % (text.length + 1);
+      for (const line of [text, text.slice(0, k) + insert + text.slice(k)]) {
+        const b = Buffer.from(line);
+        let want: unknown;
+        try {
+          want = JSON.parse(line);
+        } catch {
+          want = undefined;
+        }
+        const got = parseIntObject(b, 0, b.length);
+        if (got === null) continue;
+        assert.ok(want !== undefined && typeof want === 'object' && want !== null && !Array.isArray(want), `read what JSON.parse refuses: ${line.slice(0, 200)}`);
+        assert.deepEqual(plain(got), want, line.slice(0, 200));
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  // ragged and irregular lists are left to JSON.parse
+  for (const line of ['{"a": [[1, 2], [3]]}', '{"a": [1, [2]]}', '{"a": [[1], 2]}', '{"a": [[], [1]]}', '{"a": [2147483648]}', '{"a": [-2147483648]}', '{"a": [1.0]}', '{"a": "\\u0041"}', '{"a": 1} x', '{"__proto__": [1]}']) {
+    const b = Buffer.from(line);
+    assert.equal(parseIntObject(b, 0, b.length), null, line);
+  }
+  // a line is read within its bytes: a list cut short does not run on into what follows
+  const two = Buffer.from('{"a": [[1, 2], [3\n, 4]]}');
+  assert.equal(parseIntObject(two, 0, two.indexOf(10)), null);
 });

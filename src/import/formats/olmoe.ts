@@ -4,6 +4,7 @@ import { parseIntArray } from '../modality.js';
 import type { ReaderContext } from '../options.js';
 import { readJsonl } from '../lines.js';
 import type { ImportRecord } from '../records.js';
+import { IntTensor } from '../json-ints.js';
 
 /**
  * OLMoE's routing analysis JSONL (scripts/run_moe_analysis.py): one line per 2048-token window,
@@ -15,7 +16,7 @@ export async function* readOlmoe(inputs: string[], ctx: ReaderContext): AsyncGen
   let L0: number | null = null;
   let first = '';
   for (const file of inputs) {
-    for await (const { where, obj } of readJsonl(file)) {
+    for await (const { where, obj } of readJsonl(file, { intTensors: true })) {
       if (obj.input_ids === undefined) throw new InputError(`${where}: missing "input_ids"`);
       if (obj.exp_ids === undefined) throw new InputError(`${where}: missing "exp_ids"`);
       const ids = parseIntArray(where, 'input_ids', obj.input_ids);
@@ -46,17 +47,29 @@ export async function* readOlmoe(inputs: string[], ctx: ReaderContext): AsyncGen
  * irregular goes through flatInts, which names what is wrong.
  */
 function expIdsByLayer(where: string, v: unknown): { T: number; K: number; L: number; layers: Int32Array[] } {
+  if (v instanceof IntTensor) {
+    if (v.shape.length === 3 && v.shape.every((d) => d > 0)) return byLayer(v.data, v.shape[0], v.shape[1], v.shape[2]);
+    v = v.toNested(); // the paths below name what is wrong
+  }
   const fast = expIdsFast(v);
   if (fast) return fast;
   const ex = flatInts(where, 'exp_ids', v, [null, null, null]);
   const [T, K, L] = ex.shape;
+  return byLayer(ex.data, T, K, L);
+}
+
+/** data [T][K][L] as one T*K array per layer. */
+function byLayer(data: Int32Array, T: number, K: number, L: number): { T: number; K: number; L: number; layers: Int32Array[] } {
   const layers: Int32Array[] = [];
-  for (let l = 0; l < L; l++) {
-    const a = new Int32Array(T * K);
-    for (let t = 0; t < T; t++) for (let j = 0; j < K; j++) a[t * K + j] = ex.data[(t * K + j) * L + l];
-    layers.push(a);
-  }
+  for (let l = 0; l < L; l++) layers.push(layerOf(data, T * K, L, l));
   return { T, K, L, layers };
+}
+
+/** Every L-th value from l on, n of them (a loop of its own: see util/int-scan.ts). */
+function layerOf(data: Int32Array, n: number, L: number, l: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = data[i * L + l];
+  return a;
 }
 
 function expIdsFast(v: unknown): { T: number; K: number; L: number; layers: Int32Array[] } | null {
