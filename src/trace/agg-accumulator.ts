@@ -1,5 +1,4 @@
 import { renameSync } from 'node:fs';
-import { CountTable } from './count-table.js';
 import { AGG_TABLES, type AggQuery, type AggTable } from './aggregates.js';
 import { groupOrder, groupPositions, type GroupNames, type GroupOrder } from './group-order.js';
 import { TokenRuns, type TokenEntries } from './token-runs.js';
@@ -65,11 +64,11 @@ export interface AccRows {
 
 const MAX_GROUPS = 20_000;
 /**
- * Token-table entries before they drain into the pending columns: a 512 KB table, which stays in
- * cache (the lookups of a table 4x larger cost the writer thread twice as much, even with addAll)
+ * Rows held for the per-token counts before they move to disk, summed, as a run (token-runs.ts):
+ * 2.5 MB of columns. (A hash table that summed them first cost more than the sort: at the size
+ * that stayed in cache it summed few rows, 1.2 to 1, and its lookups were the writer's largest cost.)
  */
-const TOKEN_TABLE = 1 << 14;
-const TOKEN_SPILL = 1 << 16; // drained entries held in JS before they move to disk
+const TOKEN_SPILL = 1 << 17;
 const DENSE_COACT_E = 512;
 
 export class AggregateAccumulator {
@@ -82,14 +81,10 @@ export class AggregateAccumulator {
   private readonly prevPos = new Int32Array(32768);
   private readonly prevTop1 = new Int32Array(32768);
   private readonly prevGid = new Int32Array(32768);
-  private topKeys = new Int32Array(0); // per row of a batch: the token table's key (group, top-1 expert)
   private readonly repeat = new Map<number, Float64Array>(); // (gid * 2^21 + prevGid) -> [pairs, same]
-  /** (group * 32768 + top-1 expert, token) -> rows; drained, then spilled to disk, so memory stays flat */
-  private readonly token = new CountTable();
-  private readonly tokenTable: number;
   private readonly tokenSpill: number;
-  /** drained token counts (gid, token, expert, n) waiting for the next spill; n used */
-  private pending: TokenEntries;
+  /** per-token rows (gid, token, top-1 expert, 1) waiting for the next spill to disk, so memory stays flat; n used */
+  private readonly pending: TokenEntries;
   private readonly runs: TokenRuns;
   /** group order at the last spill (group-order.ts), for as many groups as there were then */
   private order: Int32Array = new Int32Array(0);
@@ -101,13 +96,12 @@ export class AggregateAccumulator {
     /**
      * names: the dictionaries the group codes index (growing as rows arrive); spillPrefix: path
      * prefix of the token-count runs (temporary files in the trace folder); tokenSpill (tests):
-     * distinct token entries held before they go to disk
+     * rows held for the per-token counts before they go to disk
      */
     private readonly opts: { numExperts: number; hasProb: boolean; names: GroupNames; spillPrefix: string; coactFoldRows?: number; tokenSpill?: number },
   ) {
     this.tokenSpill = opts.tokenSpill ?? TOKEN_SPILL;
-    this.tokenTable = Math.min(TOKEN_TABLE, this.tokenSpill);
-    this.pending = pendingColumns(this.tokenSpill + this.tokenTable);
+    this.pending = pendingColumns(this.tokenSpill);
     this.runs = new TokenRuns(opts.spillPrefix, opts.numExperts - 1);
   }
 
@@ -170,7 +164,6 @@ export class AggregateAccumulator {
   add(r: AccRows): void {
     if (this.allSql) return;
     const { n, K, experts } = r;
-    if (this.topKeys.length < n) this.topKeys = new Int32Array(n);
     // rows come in runs of one group (a layer's tokens of one modality): count a run at a time
     for (let i0 = 0; i0 < n; ) {
       const i1 = runEnd(r, i0);
@@ -188,17 +181,13 @@ export class AggregateAccumulator {
       G.tokens += i1 - i0;
       if (r.gates) countGates(G, r.gates, experts, K, i0, i1);
       if (r.probs) countProbs(G, r.probs, this.opts.numExperts, i0, i1);
-      // drained before the run could take the table past TOKEN_TABLE entries, so it stays that small
-      if (this.token.size > 0 && this.token.size + (i1 - i0) > this.tokenTable) {
-        this.drainTokens();
-        if (this.pending.n >= this.tokenSpill) {
-          this.spillTokens();
-        }
+      // the rows' (token, top-1 expert), spilled whenever the pending columns fill
+      for (let from = i0; from < i1; ) {
+        const take = Math.min(i1 - from, this.tokenSpill - this.pending.n);
+        appendTokens(this.pending, gid, experts, K, r.token, from, from + take);
+        from += take;
+        if (this.pending.n === this.tokenSpill) this.spillTokens();
       }
-      const top = this.topKeys;
-      const gk = gid * 32768;
-      for (let i = i0; i < i1; i++) top[i] = gk + experts[i * K];
-      this.token.addAll(top, r.token, i0, i1);
       if (!this.sqlTables.has('repeat')) this.countRepeats(r, layer, gid, i0, i1);
       i0 = i1;
     }
@@ -282,27 +271,11 @@ export class AggregateAccumulator {
     return v;
   }
 
-  /** Move the token table's counts to the pending columns (a key may be there several times). */
-  private drainTokens(): void {
-    if (this.pending.n + this.token.size > this.pending.gid.length) this.pending = pendingColumns(this.pending.n + this.token.size, this.pending);
-    const p = this.pending;
-    let o = p.n;
-    this.token.forEach((ge, tok, v) => {
-      p.gid[o] = ge >> 15;
-      p.expert[o] = ge & 32767;
-      p.token[o] = tok;
-      p.count[o++] = v;
-    });
-    p.n = o;
-    this.token.clear();
-  }
-
   /**
    * Move the token counts to disk as a sorted run (token-runs.ts), so memory stays flat: with many
    * distinct (token, expert) pairs a table would grow with the input.
    */
   private spillTokens(): void {
-    this.drainTokens();
     if (this.order.length !== this.groups.length) this.order = groupPositions(this.groups, this.opts.names);
     this.runs.spill(this.pending, this.order);
     this.pending.n = 0;
@@ -481,16 +454,21 @@ export class AggregateAccumulator {
   }
 }
 
-/** Columns of drained token counts, room for `cap` rows; the first `from.n` rows copied from `from`. */
-function pendingColumns(cap: number, from?: TokenEntries): TokenEntries {
-  const p = { n: from?.n ?? 0, gid: new Int32Array(cap), token: new Int32Array(cap), expert: new Int32Array(cap), count: new Float64Array(cap) };
-  if (from) {
-    p.gid.set(from.gid.subarray(0, p.n));
-    p.token.set(from.token.subarray(0, p.n));
-    p.expert.set(from.expert.subarray(0, p.n));
-    p.count.set(from.count.subarray(0, p.n));
+/** The pending per-token columns: room for `cap` rows, each counted once. */
+function pendingColumns(cap: number): TokenEntries {
+  return { n: 0, gid: new Int32Array(cap), token: new Int32Array(cap), expert: new Int32Array(cap), count: new Float64Array(cap).fill(1) };
+}
+
+/** Rows [i0, i1) of group gid into the pending per-token columns (their counts stay 1): a loop of its own, see util/int-scan.ts. */
+function appendTokens(p: TokenEntries, gid: number, experts: Int32Array, K: number, token: Int32Array, i0: number, i1: number): void {
+  const { gid: g, token: t, expert: x } = p;
+  let o = p.n;
+  for (let i = i0; i < i1; i++, o++) {
+    g[o] = gid;
+    t[o] = token[i];
+    x[o] = experts[i * K];
   }
-  return p;
+  p.n = o;
 }
 
 /** The end of the run of rows from i0 that share one group (layer, modality, domain, phase). */

@@ -6,13 +6,14 @@ import { closeSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
  * entry (a single-threaded DuckDB sort of 2M entries took ~1 s at the end of a 3M-row import).
  *
  * The key space is cut into buckets: a group and a range of 2^s tokens, which with every expert
- * id is at most 2^16 cells. A spill is sorted by bucket only (a radix sort on a few bits) and
- * written as a run; the merge takes the runs' entries bucket by bucket, in order, sums them in a
+ * id is at most 2^16 cells. A spill (the writer's rows themselves, or counts) is sorted by bucket
+ * only (a radix sort on a few bits), summed bucket by bucket the merge's way, and written as a run,
+ * each bucket's cells in order; the merge takes the runs' entries bucket by bucket, in order, sums them in a
  * dense array of the bucket's cells (in cache: no comparisons, no hashing), and hands out the
  * touched cells in cell order, which is (token, expert) order.
  *
  * A run is 16-byte records (int32 gid * 32768 + expert, int32 token, float64 n; this machine's
- * byte order: the files are temporaries of this process), sorted by bucket. The group order at a
+ * byte order: the files are temporaries of this process), sorted by bucket, each key once. The group order at a
  * spill is the final one (group-order.ts) over the groups known then: a group that appears later
  * never reorders the others, so every run is already in the final bucket order. Memory stays
  * bounded: a merge reads each run through a buffer of READ_ENTRIES, and at most `fanIn` runs at a
@@ -53,6 +54,10 @@ export class TokenRuns {
   private b: SortColumns | null = null;
   private readonly count = new Int32Array(1 << DIGIT_BITS);
   private readonly range = new Float64Array(3);
+  /** whether the last sort's keys took two words */
+  private twoWords = false;
+  /** a bucket's sums while a spill is written */
+  private readonly sum = { dense: new Float64Array(1 << CELL_BITS), cells: new Int32Array(1 << CELL_BITS), bits: new Int32Array(1 << (CELL_BITS - 5)) };
 
   /**
    * prefix: path prefix of the run files (temporaries the caller removes if this stops early);
@@ -63,7 +68,10 @@ export class TokenRuns {
     this.s = CELL_BITS - this.eb;
   }
 
-  /** Write e's entries as a run, sorted by bucket (order[gid], token's bucket). */
+  /**
+   * Write e's entries as a run, sorted by bucket (order[gid], token's bucket), equal keys summed
+   * and each bucket's cells in order (entries may be single rows: counts of 1, many repeated).
+   */
   spill(e: TokenEntries, order: Int32Array): void {
     if (e.n === 0) return;
     const sorted = this.sort(e, order);
@@ -71,11 +79,26 @@ export class TokenRuns {
     this.runs.push(path);
     const w = new RunWriter(path);
     try {
-      if (sorted) writeSorted(w, sorted, e.n);
-      else writeEntries(w, e);
+      const c = sorted ?? this.asColumns(e);
+      const twoWords = sorted !== null && this.twoWords;
+      for (let j = 0; j < e.n; ) {
+        const k = sorted ? bucketEnd(c.lo, c.hi, j, e.n, twoWords) : e.n;
+        const m = sumBucket(c.ge, c.tok, c.cnt, j, k, this.eb, this.s, this.sum.dense, this.sum.cells, this.sum.bits);
+        orderCells(this.sum.cells, this.sum.bits, m);
+        writeBucket(w, this.sum.cells, m, this.sum.dense, this.eb, c.ge[j] >>> 15, (c.tok[j] >> this.s) << this.s);
+        j = k;
+      }
     } finally {
       w.close();
     }
+  }
+
+  /** e's entries as sort columns (no pass moved them: they are one bucket). */
+  private asColumns(e: TokenEntries): SortColumns {
+    if (!this.a || this.a.ge.length < e.n) this.a = sortColumns(e.gid.length);
+    const c = this.a;
+    toColumns(e, c);
+    return c;
   }
 
   /**
@@ -140,7 +163,7 @@ export class TokenRuns {
     const count = this.count;
     const [minHigh, maxHigh, maxOrder] = ranges(e, order, this.s, this.eb, this.range);
     const tb = bitsFor(maxHigh - minHigh), ob = bitsFor(maxOrder);
-    const twoWords = ob + tb > 32;
+    const twoWords = (this.twoWords = ob + tb > 32);
     if (twoWords && this.keyHi.length < n) this.keyHi = new Int32Array(cap);
     sortKeys(e, order, this.s, minHigh, twoWords ? -1 : tb, this.keyLo, this.keyHi);
     const passes = twoWords ? [...digitShifts(tb).map((sh) => [0, sh]), ...digitShifts(ob).map((sh) => [1, sh])] : digitShifts(ob + tb).map((sh) => [0, sh]);
@@ -276,15 +299,74 @@ function scatterEntries(key: Int32Array, shift: number, n: number, at: Int32Arra
   }
 }
 
-/** The sorted spill's records, in order. */
-function writeSorted(w: RunWriter, c: SortColumns, n: number): void {
-  const { ge, tok, cnt } = c;
-  for (let j = 0; j < n; j++) w.add(ge[j], tok[j], cnt[j]);
+/** The end of the bucket that starts at j: the first entry with another key (lo, and hi when the keys take two words). */
+function bucketEnd(lo: Int32Array, hi: Int32Array, j: number, n: number, twoWords: boolean): number {
+  const l = lo[j], h = hi[j];
+  let k = j + 1;
+  while (k < n && lo[k] === l && (!twoWords || hi[k] === h)) k++;
+  return k;
 }
 
-/** A spill whose entries are all of one bucket, as it is. */
-function writeEntries(w: RunWriter, e: TokenEntries): void {
-  for (let i = 0; i < e.n; i++) w.add(e.gid[i] * 32768 + e.expert[i], e.token[i], e.count[i]);
+/**
+ * Entries [j, k) of one bucket summed into dense by cell ((token's low s bits) << eb | expert),
+ * each new cell listed in cells and marked in bits; returns the number of cells.
+ */
+function sumBucket(ge: Int32Array, tok: Int32Array, cnt: Float64Array, j: number, k: number, eb: number, s: number, dense: Float64Array, cells: Int32Array, bits: Int32Array): number {
+  const tmask = (1 << s) - 1;
+  let m = 0;
+  for (let x = j; x < k; x++) {
+    const c = ((tok[x] & tmask) << eb) | (ge[x] & 32767);
+    if (dense[c] === 0) {
+      // counts are >= 1: a zero cell is an untouched one
+      cells[m++] = c;
+      bits[c >>> 5] |= 1 << (c & 31);
+    }
+    dense[c] += cnt[x];
+  }
+  return m;
+}
+
+/** A bucket's m cells (in order) as records, their sums taken out of dense. */
+function writeBucket(w: RunWriter, cells: Int32Array, m: number, dense: Float64Array, eb: number, gid: number, tokenBase: number): void {
+  const emask = (1 << eb) - 1;
+  for (let x = 0; x < m; x++) {
+    const c = cells[x];
+    w.add(gid * 32768 + (c & emask), tokenBase | (c >>> eb), dense[c]);
+    dense[c] = 0;
+  }
+}
+
+/** Unsorted entries into sort columns (their keys are not needed: one bucket). */
+function toColumns(e: TokenEntries, c: SortColumns): void {
+  const { gid, token, expert, count } = e;
+  for (let i = 0; i < e.n; i++) {
+    c.ge[i] = gid[i] * 32768 + expert[i];
+    c.tok[i] = token[i];
+    c.cnt[i] = count[i];
+  }
+}
+
+/**
+ * The n touched cells in order, bits cleared: a few sorted, more read off the bitmap (2^11 words,
+ * whatever the number of cells; a sort of a thousand cells per bucket took most of the merge).
+ */
+function orderCells(cells: Int32Array, bits: Int32Array, n: number): void {
+  if (n <= 64) {
+    cells.subarray(0, n).sort();
+    for (let i = 0; i < n; i++) bits[cells[i] >>> 5] = 0;
+    return;
+  }
+  let m = 0;
+  for (let w = 0; w < bits.length; w++) {
+    let x = bits[w];
+    if (x === 0) continue;
+    bits[w] = 0;
+    while (x !== 0) {
+      const low = x & -x;
+      cells[m++] = (w << 5) | (31 - Math.clz32(low));
+      x ^= low;
+    }
+  }
 }
 
 /** A merged block's records (a pass of the merge writes a longer run). */
@@ -410,32 +492,8 @@ class Merge {
       else heap[0] = heap[--this.size];
       this.siftDown();
     }
-    this.orderCells();
+    orderCells(this.cells, this.bits, this.cellCount);
     this.cellsOut = 0;
-  }
-
-  /**
-   * The touched cells in order: a few sorted, more read off the bitmap (2^11 words, whatever the
-   * number of cells; a sort of a thousand cells per bucket took most of the merge).
-   */
-  private orderCells(): void {
-    const { cells, bits } = this, n = this.cellCount;
-    if (n <= 64) {
-      cells.subarray(0, n).sort();
-      for (let i = 0; i < n; i++) bits[cells[i] >>> 5] = 0;
-      return;
-    }
-    let m = 0;
-    for (let w = 0; w < bits.length; w++) {
-      let x = bits[w];
-      if (x === 0) continue;
-      bits[w] = 0;
-      while (x !== 0) {
-        const low = x & -x;
-        cells[m++] = (w << 5) | (31 - Math.clz32(low));
-        x ^= low;
-      }
-    }
   }
 
   /**

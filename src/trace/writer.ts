@@ -62,7 +62,7 @@ export interface TraceWriterOptions {
   bufferRows?: number;
   /** Tests: fold the aggregates' 32-bit co-activation counts every this many rows (default before they could overflow). */
   coactFoldRows?: number;
-  /** Tests: move the per-token counts to disk every this many distinct entries (default 65,536). */
+  /** Tests: move the per-token counts to disk every this many rows (default 131,072). */
   tokenSpill?: number;
 }
 

@@ -49,7 +49,7 @@ interface Design {
   vocab?: number; // distinct tokens (20 unless told)
   tokens?: number[]; // tokens drawn from these instead
   bufferRows?: number; // rows per shard (100 unless told)
-  tokenSpill?: number; // per-token counts go to disk every this many entries (65,536 unless told)
+  tokenSpill?: number; // per-token counts go to disk every this many rows (131,072 unless told)
   domainNames?: (string | null)[]; // sample s has domain domainNames[s % length] (null: NULL); arxiv/code/web unless told
 }
 

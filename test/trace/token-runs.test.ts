@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -127,6 +127,32 @@ test('token runs: spills of 80k entries, keys sparse (every int32 token, 300 gro
     let blocks = 0;
     new TokenRuns(join(dir, 'none-'), 7).merge(new Int32Array(1), 10, () => blocks++);
     assert.equal(blocks, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('token runs: a spill of single rows writes each key once, summed, each bucket in (token, expert) order', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moescope-runs-'));
+  try {
+    // rows as the writer spills them (count 1 each): 3 x (g0, t5, e1), (g0, t5, e2), (g1, t5, e1), (g0, t4, e3)
+    const rows: [number, number, number][] = [[0, 5, 1], [1, 5, 1], [0, 5, 2], [0, 5, 1], [0, 4, 3], [0, 5, 1]];
+    const e: TokenEntries = {
+      n: rows.length, gid: Int32Array.from(rows, (r) => r[0]), token: Int32Array.from(rows, (r) => r[1]),
+      expert: Int32Array.from(rows, (r) => r[2]), count: new Float64Array(rows.length).fill(1),
+    };
+    for (const [name, order] of [['two groups', Int32Array.of(0, 1)], ['one group', Int32Array.of(0, 0)]] as const) {
+      const one = name === 'one group';
+      if (one) e.gid.fill(0); // one bucket: no sort pass moves anything
+      const runs = new TokenRuns(join(dir, `${one ? 'b' : 'a'}-`), 63);
+      runs.spill(e, order);
+      const file = readdirSync(dir).filter((f) => f.startsWith(one ? 'b-' : 'a-'));
+      const bytes = readFileSync(join(dir, file[0]));
+      const i32 = new Int32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4), f64 = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.length / 8);
+      const records = Array.from({ length: bytes.length / 16 }, (_, r) => [i32[4 * r] >>> 15, i32[4 * r + 1], i32[4 * r] & 32767, f64[2 * r + 1]]);
+      const want = one ? [[0, 4, 3, 1], [0, 5, 1, 4], [0, 5, 2, 1]] : [[0, 4, 3, 1], [0, 5, 1, 3], [0, 5, 2, 1], [1, 5, 1, 1]];
+      assert.deepEqual(records, want, name);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
