@@ -56,11 +56,14 @@ export function listRoutingFiles(dir: string): { files: string[]; hive: boolean;
   return { files, hive, display: folder + sep };
 }
 
+/** sha256File's read buffer, one for every file (a trace of many shards hashed each through a new MB was its peak memory). */
+let hashBuffer: Buffer | null = null;
+
 export function sha256File(path: string): string {
   const h = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
+    const buf = (hashBuffer ??= Buffer.allocUnsafe(1 << 20));
     for (;;) {
       const n = readSync(fd, buf, 0, buf.length, null);
       if (n <= 0) break;

@@ -27,14 +27,15 @@ export function holdYoungGeneration(): void {
  * (V8 flags included) when given none; only `--input-type` (of `node -e`) cannot apply to a worker
  * file, so then the list is given without it and without the V8 options a worker refuses as
  * execArgv. A heap cap (--max-old-space-size) also becomes the worker's own resource limit, so a
- * capped process stays capped in its threads. The young generation is kept small (above).
+ * capped process stays capped in its threads. The young generation is kept small (above), unless
+ * the worker says how large (MB, 3 semi-spaces).
  */
-export function workerOptions(): WorkerOptions {
+export function workerOptions(youngGenerationMb = YOUNG_GENERATION_MB): WorkerOptions {
   holdYoungGeneration();
   const heap = process.execArgv.map((a) => /^--max-old-space-size=(\d+)$/.exec(a)).find((m) => m !== null);
   const inputType = process.execArgv.some((a) => a.startsWith('--input-type'));
   return {
     execArgv: inputType ? process.execArgv.filter((a) => !a.startsWith('--input-type') && !a.startsWith('--max-')) : undefined,
-    resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, ...(heap ? { maxOldGenerationSizeMb: Number(heap[1]) } : {}) },
+    resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb, ...(heap ? { maxOldGenerationSizeMb: Number(heap[1]) } : {}) },
   };
 }
