@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { InputError } from '../util/errors.js';
-import { workerOptions } from '../util/worker-options.js';
+import { startWorker } from '../util/worker-options.js';
 import type { ImportOptions, ReaderContext } from './options.js';
 import type { ImportRecord } from './records.js';
 import type { RouterRule } from './layers.js';
@@ -34,7 +34,7 @@ export async function* readFilesInParallel(format: string, inputs: string[], ctx
   const start = (file: string, slot: Slot) => slot.worker.postMessage({ op: 'read', format, file, opts: ctx.opts } satisfies FileRequest);
   try {
     for (let i = 0; i < Math.max(1, threads); i++) {
-      const worker = new Worker(new URL('./read-worker.js', import.meta.url), workerOptions(READER_YOUNG_GENERATION_MB));
+      const worker = startWorker(new URL('./read-worker.js', import.meta.url), READER_YOUNG_GENERATION_MB);
       const slot: Slot = { worker, queue: [], wake: null, failure: null };
       worker.on('message', (m: FileReply) => {
         slot.queue.push(m);

@@ -1,6 +1,6 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { InputError } from '../util/errors.js';
-import { workerOptions } from '../util/worker-options.js';
+import { startWorker } from '../util/worker-options.js';
 import { wholeBuffer } from '../util/whole-buffer.js';
 import type { CodedStrings, RoutingRows, SampleRow, TraceWriterOptions } from './writer.js';
 import { Dictionary } from './dictionary.js';
@@ -65,7 +65,7 @@ export class TraceWriterThread {
   }
 
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriterThread> {
-    const t = new TraceWriterThread(new Worker(new URL('./writer-worker.js', import.meta.url), workerOptions()));
+    const t = new TraceWriterThread(startWorker(new URL('./writer-worker.js', import.meta.url)));
     try {
       await t.call({ op: 'open', dir, opts });
     } catch (e) {

@@ -1,4 +1,4 @@
-import type { WorkerOptions } from 'node:worker_threads';
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 
 /**
@@ -13,13 +13,14 @@ import { setFlagsFromString } from 'node:v8';
  * holds it before the CLI's modules load).
  */
 const YOUNG_GENERATION_MB = 3; // V8's young generation = 3 semi-spaces of 1 MB
-let mainHeld = false;
 
-/** Stop this thread's young generation from growing (process-wide, read by V8 whenever a new space would grow); once. */
+/**
+ * Stop this thread's young generation from growing: process-wide, read by V8 whenever a new space
+ * would grow. Starting a worker sets V8's flags again (its default returns), so startWorker holds
+ * it again once each worker is running.
+ */
 export function holdYoungGeneration(): void {
-  if (mainHeld) return;
   setFlagsFromString('--semi-space-growth-factor=1');
-  mainHeld = true;
 }
 
 /**
@@ -30,12 +31,19 @@ export function holdYoungGeneration(): void {
  * capped process stays capped in its threads. The young generation is kept small (above), unless
  * the worker says how large (MB, 3 semi-spaces).
  */
-export function workerOptions(youngGenerationMb = YOUNG_GENERATION_MB): WorkerOptions {
-  holdYoungGeneration();
+function workerOptions(youngGenerationMb: number): WorkerOptions {
   const heap = process.execArgv.map((a) => /^--max-old-space-size=(\d+)$/.exec(a)).find((m) => m !== null);
   const inputType = process.execArgv.some((a) => a.startsWith('--input-type'));
   return {
     execArgv: inputType ? process.execArgv.filter((a) => !a.startsWith('--input-type') && !a.startsWith('--max-')) : undefined,
     resourceLimits: { maxYoungGenerationSizeMb: youngGenerationMb, ...(heap ? { maxOldGenerationSizeMb: Number(heap[1]) } : {}) },
   };
+}
+
+/** A worker thread of moescope's (options above); this thread's young generation held from then on. */
+export function startWorker(url: URL, youngGenerationMb = YOUNG_GENERATION_MB): Worker {
+  holdYoungGeneration();
+  const w = new Worker(url, workerOptions(youngGenerationMb));
+  w.once('online', holdYoungGeneration);
+  return w;
 }

@@ -1,6 +1,6 @@
-import { parentPort, Worker } from 'node:worker_threads';
+import { parentPort, type Worker } from 'node:worker_threads';
 import { InputError } from './errors.js';
-import { workerOptions } from './worker-options.js';
+import { startWorker } from './worker-options.js';
 
 /**
  * A job's answer from a pool worker: its value, or the error it threw (an InputError stays one).
@@ -25,7 +25,7 @@ export class WorkerPool<R> {
   /** `what` names the workers in the error when one stops; `onBack` takes the buffers moved back. */
   constructor(url: URL, threads: number, what: string, private readonly onBack?: (buffers: ArrayBuffer[]) => void) {
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(url, workerOptions());
+      const w = startWorker(url);
       w.on('message', (m: PoolReply<R>) => this.onReply(m));
       w.on('error', (e: Error) => this.failAll(e));
       w.on('exit', (code) => {
