@@ -16,8 +16,7 @@ import { listRoutingFiles } from '../src/trace/files.js';
  * run. Inputs are millions of rows (serving-log scale: start-up is a small part). Token ids are
  * drawn Zipf-distributed (s = 1.1) over a 50k vocabulary, as text is; router choices uniformly.
  * Plus peak RSS of a vLLM import at N and 10N rows (N = 1M, past the writer's buffers): streaming
- * keeps them about equal. (At today's speed the N run ends after ~2 s, while the process's peak
- * still rises, as its threads' heaps and the allocator settle, until ~5M rows: see docs/limits.md.)
+ * keeps them about equal (the threads' young generations are held small for that: see docs/limits.md).
  * `BENCH_IMPORT_SCALE` (default 1) scales every input.
  */
 const root = fileURLToPath(new URL('../../', import.meta.url));

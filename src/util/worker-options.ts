@@ -9,8 +9,9 @@ import { setFlagsFromString } from 'node:v8';
  * buffers and the process's peak memory grew with the length of the run (import at 10x the rows:
  * 0.75x the peak; capture: 0.7x). A young generation kept at 1 MB a semi-space holds memory flat,
  * at no measured cost in speed: workers get it as a resource limit, and the thread that starts
- * them (whose heap was sized at process start) keeps the young generation it has (bin/moescope
- * holds it before the CLI's modules load).
+ * them (whose heap was sized at process start) keeps the young generation it has (for import and
+ * capture, bin/moescope holds it before the CLI's modules load). Serve, which starts no worker and
+ * makes short-lived objects per request, keeps V8's default.
  */
 const YOUNG_GENERATION_MB = 3; // V8's young generation = 3 semi-spaces of 1 MB
 
