@@ -213,13 +213,8 @@ export class TraceWriter {
       const d = this.extraDicts.get(c.name)!;
       const codes = new Uint16Array(n);
       if ('codes' in v) {
-        const map = Int32Array.from(v.names, (name) => d.code(name));
-        const from = v.codes;
-        for (let i = 0; i < n; i++) {
-          const x = from[i];
-          if (x >= map.length) throw bad(`extra column ${c.name}: code ${x} has no name`);
-          codes[i] = map[x];
-        }
+        const badCode = recode(v.codes, Int32Array.from(v.names, (name) => d.code(name)), codes, n);
+        if (badCode >= 0) throw bad(`extra column ${c.name}: code ${v.codes[badCode]} has no name`);
       } else for (let i = 0; i < n; i++) codes[i] = d.code(v[i]);
       extraCodes.set(c.name, codes);
     }
@@ -415,6 +410,16 @@ export class TraceWriter {
 /** The first index whose code is above max, or -1. */
 function firstCodeAbove(v: Uint8Array, max: number): number {
   for (let i = 0; i < v.length; i++) if (v[i] > max) return i;
+  return -1;
+}
+
+/** codes[i] = map[from[i]] for the n rows; the first row whose code has no entry in map, or -1. */
+function recode(from: Uint16Array, map: Int32Array, codes: Uint16Array, n: number): number {
+  for (let i = 0; i < n; i++) {
+    const x = from[i];
+    if (x >= map.length) return i;
+    codes[i] = map[x];
+  }
   return -1;
 }
 
