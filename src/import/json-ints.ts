@@ -64,7 +64,11 @@ class Reader {
     return null;
   }
 
-  /** An integer in JSON's grammar within 32 bits; null otherwise (a fraction or exponent after it fails the caller's next token). */
+  /**
+   * An integer in JSON's grammar within 32 bits; null otherwise (a fraction or exponent after it
+   * fails the caller's next token). readInts has the same checks inline: a shared function cost its
+   * loop 15-20%.
+   */
   int(): number | null {
     const b = this.b;
     let i = this.i;

@@ -1,5 +1,6 @@
 import { EXP_NEG } from './exp-neg.js';
 import { softmaxTopKWasmBase64 } from './softmax-topk-wasm.js';
+import { bytesOfBase64 } from '../util/base64.js';
 
 /**
  * The softmax top-k of router logits over many rows in WebAssembly (softmax-topk.wat): routing.ts's
@@ -28,9 +29,7 @@ function kernel(): Exports | null {
   if (instance !== undefined) return instance;
   instance = null;
   try {
-    const bin = atob(softmaxTopKWasmBase64);
-    const bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    const bytes = bytesOfBase64(softmaxTopKWasmBase64);
     if (!WebAssembly.validate(bytes)) return null;
     const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
     const f = new Float64Array(ex.memory.buffer);
