@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { PER_FILE_FORMATS, readFilesInParallel } from './parallel-read.js';
 import { writeDirAtomic } from '../util/atomic.js';
+import { TraceWriterThread } from '../trace/writer-thread.js';
 import { InputError } from '../util/errors.js';
 import { firstNonFinite } from '../util/limits.js';
 import type { TraceMeta } from '../trace/meta.js';
@@ -339,6 +340,8 @@ export async function runImport(fmt: string, info: FormatInfo, inputs: string[],
   if (inputs.length === 0) throw new InputError('import: no input files');
   for (const i of inputs) if (resolve(i) === resolve(out)) throw new InputError(`${out}: the output would overwrite an input`);
   if (opts.fullProbs && !info.scores) throw new InputError(`import ${fmt}: --full-probs needs the router's scores, which ${fmt} dumps do not have (hf, or megatron with the logits sidecar)`);
+  // the writer's thread loads while the first records are read
+  TraceWriterThread.prestart();
   const namer = opts.tokenizer ? await TokenNamer.load(opts.tokenizer) : null;
   return writeDirAtomic(out, async (dir) => {
     const sink = new ImportSink(dir, {

@@ -131,9 +131,34 @@ export function sortTopK(where: string, ids: Int32Array, weights: Float32Array |
   return { experts, gates, idsBelow: E };
 }
 
-/** Every row of a top-k id list (a loop of its own: see util/int-scan.ts). */
+/**
+ * Every row of a top-k id list (a loop of its own: see util/int-scan.ts). With the expert count
+ * known, one flat loop finds the first bad row (an id out of range, or one its row stamped in
+ * `seen` already), and checkRowIds names the problem.
+ */
 function checkIds(where: string, ids: Int32Array, T: number, K: number, E: number | undefined, seen: Int32Array | null, rowName: string): void {
-  for (let t = 0; t < T; t++) checkRowIds(where, ids, t, K, E, seen, rowName);
+  if (E === undefined || seen === null || ids.length < T * K) {
+    for (let t = 0; t < T; t++) checkRowIds(where, ids, t, K, E, seen, rowName);
+    return;
+  }
+  const bad = firstBadRow(ids, T, K, E, seen);
+  if (bad >= 0) {
+    seen.fill(0);
+    checkRowIds(where, ids, bad, K, E, seen, rowName);
+  }
+}
+
+/** The first row with an id outside 0..E-1 or twice, or -1; seen[e] holds the last row (+1) that chose e. */
+function firstBadRow(ids: Int32Array, T: number, K: number, E: number, seen: Int32Array): number {
+  for (let t = 0, o = 0; t < T; t++) {
+    const stamp = t + 1;
+    for (let j = 0; j < K; j++, o++) {
+      const e = ids[o];
+      if (e >>> 0 >= E || seen[e] === stamp) return t;
+      seen[e] = stamp;
+    }
+  }
+  return -1;
 }
 
 /** Row t of a top-k id list: every id in 0..E-1 (Int32Array values are integers; past the end, undefined fails), none twice. */

@@ -1,5 +1,5 @@
 import { InputError } from '../util/errors.js';
-import { maxOf } from '../util/int-scan.js';
+import { maxByte, maxOf } from '../util/int-scan.js';
 import type { SampleRow } from '../trace/writer.js';
 import { TraceWriterThread } from '../trace/writer-thread.js';
 import { Dictionary } from '../trace/dictionary.js';
@@ -197,12 +197,12 @@ export class ImportSink {
     const token = ints(n);
     const layer = ints(n);
     const experts = ints(n * K);
-    const gates = new Float32Array(w.takeBuffer(4 * n * K));
+    // no gates recorded: the writer writes the gate column NULL, so the placeholders stay here
+    const gates = this.gates ? new Float32Array(w.takeBuffer(4 * n * K)) : new Float32Array(0);
     const E = this.E ?? 0;
     const probs = this.opts.fullProbs ? new Float32Array(w.takeBuffer(4 * n * E)) : undefined;
     const phase = this.opts.extraColumns?.some((c) => c.name === 'phase') ? new Uint16Array(w.takeBuffer(2 * n)) : undefined;
-    let codesOnly = true;
-    for (const r of this.buf) for (const m of r.modality) if (m > 2) codesOnly = false;
+    const codesOnly = this.buf.every((r) => maxByte(r.modality) <= 2);
     const modCodes = new Uint8Array(w.takeBuffer(n));
     let o = 0;
     for (const r of this.buf) {
@@ -213,7 +213,7 @@ export class ImportSink {
       if (typeof r.layer === 'number') layer.fill(r.layer, o, o + m);
       else layer.set(r.layer, o);
       experts.set(r.routed.experts, o * K);
-      gates.set(r.routed.gates, o * K);
+      if (gates.length) gates.set(r.routed.gates, o * K);
       if (probs) probs.set(r.routed.probs!, o * E);
       modCodes.set(r.modality, o);
       if (phase) this.phaseCodes(r, phase, o);

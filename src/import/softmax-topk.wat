@@ -3,17 +3,20 @@
 ;; by scripts/build-wasm-simd.mjs; softmax-topk.ts loads it and fills the constants.
 ;;
 ;; Every operation is the JS one in the same order, in float64 (baseline SIMD has no fused
-;; multiply-add, and V8 emits none for JS arithmetic): the selection with strict > (ties to the
-;; lower id), exp-neg.ts's expNonPositive, the sum in expert order, the division, the demotion to
-;; float32. A row JS would not take on its fast path (a NaN, an exp argument below -700, a sum that
-;; is not finite and positive, two of the K+1 best probabilities equal) is listed instead, for the
-;; caller's plain loop.
+;; multiply-add, and V8 emits none for JS arithmetic): expNonPositive of exp-neg.ts, the sum in
+;; expert order, the division, the demotion to float32. The K+1 best are found another way than
+;; JS's insertion, with the same result: a lower bound tau from sixteen group maxima leaves a few
+;; candidates, and each candidate's place is the number of candidates above it. A row JS would
+;; not take on its fast path (a NaN, an exp argument below -700, a sum that is not finite and
+;; positive, two of the K+1 best equal) is listed instead, for the caller's plain loop; so is a
+;; row with more than 256 candidates (many equal values), whose ranking would cost more than JS.
 ;;
 ;; Memory (bytes), all filled by the caller:
 ;;   0    f64 INV, SHIFT, HI, LO, 1/6, 1/24, -700        (exp-neg.ts's constants)
 ;;   64   f64 WHOLE[1024]: 2^-m
 ;;   8256 f64 FRAC[256]: 2^(j/256)
-;;   16384 f64 ex[E] (E <= 2048)   32768 f64 topV[K+1]   36864 i32 topI[K+1]   40960 f64 topP[K+1] (K < 256)
+;;   16384 f64 ex[E] (E <= 2048)   36864 i32 topI[K+1]   40960 f64 topP[K+1] (K < 16)
+;;   45056 f32 group maxima[16]   49152 f32 candidates[E]   57344 i32 their ids[E]
 ;;   65536 on: the caller's rows and results
 (module
   (memory (export "memory") 2)
@@ -24,91 +27,110 @@
   (func (export "softmax_topk") (param $scores i32) (param $T i32) (param $E i32) (param $K i32) (param $norm i32)
     (param $experts i32) (param $gates i32) (param $fb i32) (result i32)
     (local $t i32) (local $row i32) (local $e i32) (local $j i32) (local $o i32) (local $nfb i32)
-    (local $v f64) (local $max f64) (local $thr f64) (local $sum f64) (local $pj f64) (local $prev f64) (local $sumK f64)
-    (local $x v128) (local $nan v128) (local $vs v128) (local $es v128) (local $ps v128)
-    (local $v0 v128) (local $v1 v128) (local $v2 v128) (local $i0 v128) (local $i1 v128) (local $i2 v128)
-    (local $lt0 v128) (local $lt1 v128) (local $lt2 v128) (local $eq0 v128) (local $eq1 v128) (local $eq2 v128) (local $n v128) (local $r v128) (local $p v128) (local $k v128) (local $k0 i32) (local $k1 i32)
+    (local $v f64) (local $max f64) (local $tau f64) (local $sum f64) (local $pj f64) (local $prev f64) (local $sumK f64)
+    (local $nc i32) (local $c i32) (local $placed i32) (local $mask i32) (local $q i32)
+    (local $x v128) (local $nan v128) (local $vs v128) (local $tauv v128) (local $v0 v128) (local $v1 v128) (local $v2 v128)
+    (local $n v128) (local $r v128) (local $p v128) (local $k v128) (local $k0 i32) (local $k1 i32)
     (local.set $row (local.get $scores))
     (block $end
       (loop $rows
         (br_if $end (i32.ge_u (local.get $t) (local.get $T)))
         (block $ok
           (block $fallback
-            ;; a NaN anywhere: the caller's (JS's fast path gives up on one too); the max, in four lanes
-            (local.set $x (v128.load (local.get $row)))
-            (local.set $nan (f32x4.ne (local.get $x) (local.get $x)))
-            (local.set $e (i32.const 4))
+            ;; a NaN anywhere: the caller's (JS's fast path gives up on one too). The max, and the
+            ;; maxima of sixteen groups (expert id mod 16) kept in four vectors at 45056: four f goes to f mod 4
+            (v128.store offset=45056 (i32.const 0) (v128.const f32x4 -inf -inf -inf -inf))
+            (v128.store offset=45072 (i32.const 0) (v128.const f32x4 -inf -inf -inf -inf))
+            (v128.store offset=45088 (i32.const 0) (v128.const f32x4 -inf -inf -inf -inf))
+            (v128.store offset=45104 (i32.const 0) (v128.const f32x4 -inf -inf -inf -inf))
+            (local.set $nan (v128.const i32x4 0 0 0 0))
+            (local.set $e (i32.const 0))
             (block $maxed
               (loop $maxes
                 (br_if $maxed (i32.ge_u (local.get $e) (local.get $E)))
                 (local.set $p (v128.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))))
                 (local.set $nan (v128.or (local.get $nan) (f32x4.ne (local.get $p) (local.get $p))))
-                (local.set $x (f32x4.max (local.get $x) (local.get $p)))
+                (local.set $j (i32.and (local.get $e) (i32.const 12)))
+                (v128.store offset=45056 (i32.shl (local.get $j) (i32.const 2))
+                  (f32x4.max (v128.load offset=45056 (i32.shl (local.get $j) (i32.const 2))) (local.get $p)))
                 (local.set $e (i32.add (local.get $e) (i32.const 4)))
                 (br $maxes)))
             (br_if $fallback (v128.any_true (local.get $nan)))
+            (local.set $v0 (v128.load offset=45056 (i32.const 0)))
+            (local.set $v1 (v128.load offset=45072 (i32.const 0)))
+            (local.set $v2 (v128.load offset=45088 (i32.const 0)))
+            (local.set $x (v128.load offset=45104 (i32.const 0)))
+            (local.set $x (f32x4.max (f32x4.max (local.get $v0) (local.get $v1)) (f32x4.max (local.get $v2) (local.get $x))))
             (local.set $x (f32x4.max (local.get $x) (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $x) (local.get $x))))
             (local.set $x (f32x4.max (local.get $x) (i8x16.shuffle 4 5 6 7 0 1 2 3 4 5 6 7 0 1 2 3 (local.get $x) (local.get $x))))
             (local.set $max (f64.promote_f32 (f32x4.extract_lane 0 (local.get $x))))
-            ;; the K+1 best, descending, ties to the lower id, in twelve lanes (v0 v1 v2 / i0 i1 i2; empty
-            ;; lanes NaN): the first K+1 values go in, then only values above the K+1-th. A value goes to
-            ;; lane p = how many held values are >= it (it comes after equal ones, which have lower ids);
-            ;; lanes from p on move down one. No branch on where it goes.
-            (local.set $v0 (f32x4.splat (f32.const nan)))
-            (local.set $v1 (local.get $v0))
-            (local.set $v2 (local.get $v0))
+            ;; tau: the greatest group maximum with at least K+1 of the sixteen >= it. At least K+1
+            ;; experts (those maxima) are >= tau, so the K+1 best are too: only values >= tau are
+            ;; offered below (an empty group's -inf makes tau -inf: every value is offered)
+            (local.set $tau (f64.const -inf))
+            (local.set $x (v128.load offset=45104 (i32.const 0)))
+            (local.set $j (i32.const 0))
+            (loop $taus
+              (local.set $vs (v128.load32_splat offset=45056 (i32.shl (local.get $j) (i32.const 2))))
+              (local.set $c (i32.add
+                (i32.add (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $v0) (local.get $vs))))
+                         (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $v1) (local.get $vs)))))
+                (i32.add (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $v2) (local.get $vs))))
+                         (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $x) (local.get $vs)))))))
+              (local.set $v (f64.promote_f32 (f32.load offset=45056 (i32.shl (local.get $j) (i32.const 2)))))
+              (if (i32.and (i32.gt_u (local.get $c) (local.get $K)) (f64.gt (local.get $v) (local.get $tau)))
+                (then (local.set $tau (local.get $v))))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $taus (i32.lt_u (local.get $j) (i32.const 16))))
+            ;; the candidates: every value >= tau with its id, in id order (f32 at 49152, i32 at 57344;
+            ;; at most E <= 2048), no branch on whether one is kept; a four with none is skipped whole
+            (local.set $tauv (f32x4.splat (f32.demote_f64 (local.get $tau))))
+            (local.set $nc (i32.const 0))
             (local.set $e (i32.const 0))
-            (local.set $thr (f64.const -inf))
-            (block $selected
-              (loop $select
-                (br_if $selected (i32.ge_u (local.get $e) (local.get $E)))
-                (if (i32.and (i32.gt_u (local.get $e) (local.get $K)) (i32.eqz (i32.and (local.get $e) (i32.const 3))))
-                  (then
-                    ;; a four with no value above the K+1-th is skipped whole
-                    (if (i32.eqz (v128.any_true (f32x4.gt
-                          (v128.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2))))
-                          (f32x4.splat (f32.demote_f64 (local.get $thr))))))
-                      (then
-                        (local.set $e (i32.add (local.get $e) (i32.const 4)))
-                        (br $select)))))
-                (local.set $v (f64.promote_f32 (f32.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2))))))
-                (if (i32.or (i32.le_u (local.get $e) (local.get $K)) (f64.gt (local.get $v) (local.get $thr)))
-                  (then
-                    (local.set $vs (f32x4.splat (f32.demote_f64 (local.get $v))))
-                    (local.set $ps (i32x4.splat (i32.add (i32.add
-                      (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $v0) (local.get $vs))))
-                      (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $v1) (local.get $vs)))))
-                      (i32.popcnt (i32x4.bitmask (f32x4.ge (local.get $v2) (local.get $vs)))))))
-                    (local.set $es (i32x4.splat (local.get $e)))
-                    ;; lane j < p keeps its value, lane p takes the new one, lane j > p takes lane j - 1's
-                    (local.set $lt0 (i32x4.lt_s (v128.const i32x4 0 1 2 3) (local.get $ps)))
-                    (local.set $lt1 (i32x4.lt_s (v128.const i32x4 4 5 6 7) (local.get $ps)))
-                    (local.set $lt2 (i32x4.lt_s (v128.const i32x4 8 9 10 11) (local.get $ps)))
-                    (local.set $eq0 (i32x4.eq (v128.const i32x4 0 1 2 3) (local.get $ps)))
-                    (local.set $eq1 (i32x4.eq (v128.const i32x4 4 5 6 7) (local.get $ps)))
-                    (local.set $eq2 (i32x4.eq (v128.const i32x4 8 9 10 11) (local.get $ps)))
-                    (local.set $v2 (v128.bitselect (local.get $v2) (v128.bitselect (local.get $vs)
-                      (i8x16.shuffle 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 (local.get $v1) (local.get $v2)) (local.get $eq2)) (local.get $lt2)))
-                    (local.set $v1 (v128.bitselect (local.get $v1) (v128.bitselect (local.get $vs)
-                      (i8x16.shuffle 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 (local.get $v0) (local.get $v1)) (local.get $eq1)) (local.get $lt1)))
-                    (local.set $v0 (v128.bitselect (local.get $v0) (v128.bitselect (local.get $vs)
-                      (i8x16.shuffle 0 1 2 3 0 1 2 3 4 5 6 7 8 9 10 11 (local.get $v0) (local.get $v0)) (local.get $eq0)) (local.get $lt0)))
-                    (local.set $i2 (v128.bitselect (local.get $i2) (v128.bitselect (local.get $es)
-                      (i8x16.shuffle 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 (local.get $i1) (local.get $i2)) (local.get $eq2)) (local.get $lt2)))
-                    (local.set $i1 (v128.bitselect (local.get $i1) (v128.bitselect (local.get $es)
-                      (i8x16.shuffle 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 (local.get $i0) (local.get $i1)) (local.get $eq1)) (local.get $lt1)))
-                    (local.set $i0 (v128.bitselect (local.get $i0) (v128.bitselect (local.get $es)
-                      (i8x16.shuffle 0 1 2 3 0 1 2 3 4 5 6 7 8 9 10 11 (local.get $i0) (local.get $i0)) (local.get $eq0)) (local.get $lt0)))
-                    (v128.store offset=32768 (i32.const 0) (local.get $v0))
-                    (v128.store offset=32784 (i32.const 0) (local.get $v1))
-                    (v128.store offset=32800 (i32.const 0) (local.get $v2))
-                    (if (i32.ge_u (local.get $e) (local.get $K))
-                      (then (local.set $thr (f64.promote_f32 (f32.load offset=32768 (i32.shl (local.get $K) (i32.const 2)))))))))
-                (local.set $e (i32.add (local.get $e) (i32.const 1)))
-                (br $select)))
-            (v128.store offset=36864 (i32.const 0) (local.get $i0))
-            (v128.store offset=36880 (i32.const 0) (local.get $i1))
-            (v128.store offset=36896 (i32.const 0) (local.get $i2))
+            (loop $collect
+              (local.set $p (v128.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))))
+              (if (v128.any_true (f32x4.ge (local.get $p) (local.get $tauv)))
+                (then
+                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 0 (local.get $p)))
+                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (local.get $e))
+                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 0 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))
+                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 1 (local.get $p)))
+                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i32.add (local.get $e) (i32.const 1)))
+                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 1 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))
+                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 2 (local.get $p)))
+                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i32.add (local.get $e) (i32.const 2)))
+                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 2 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))
+                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 3 (local.get $p)))
+                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i32.add (local.get $e) (i32.const 3)))
+                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 3 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))))
+              (local.set $e (i32.add (local.get $e) (i32.const 4)))
+              (br_if $collect (i32.lt_u (local.get $e) (local.get $E))))
+            ;; many candidates (values repeated many times): the caller's
+            (br_if $fallback (i32.gt_u (local.get $nc) (i32.const 256)))
+            (v128.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (v128.const f32x4 -inf -inf -inf -inf))
+            ;; each candidate's place = how many candidates are greater; places 0..K must each be taken
+            ;; once (two equal values among the K+1 best: the caller's, as JS gives ties to the lower id)
+            (local.set $placed (i32.const 0))
+            (local.set $mask (i32.const 0))
+            (local.set $j (i32.const 0))
+            (loop $ranks
+              (local.set $vs (v128.load32_splat offset=49152 (i32.shl (local.get $j) (i32.const 2))))
+              (local.set $c (i32.const 0))
+              (local.set $q (i32.const 0))
+              (loop $greater
+                (local.set $c (i32.add (local.get $c)
+                  (i32.popcnt (i32x4.bitmask (f32x4.gt (v128.load offset=49152 (i32.shl (local.get $q) (i32.const 2))) (local.get $vs))))))
+                (local.set $q (i32.add (local.get $q) (i32.const 4)))
+                (br_if $greater (i32.lt_u (local.get $q) (local.get $nc))))
+              (if (i32.le_u (local.get $c) (local.get $K))
+                (then
+                  (i32.store offset=36864 (i32.shl (local.get $c) (i32.const 2)) (i32.load offset=57344 (i32.shl (local.get $j) (i32.const 2))))
+                  (local.set $placed (i32.add (local.get $placed) (i32.const 1)))
+                  (local.set $mask (i32.or (local.get $mask) (i32.shl (i32.const 1) (local.get $c))))))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br_if $ranks (i32.lt_u (local.get $j) (local.get $nc))))
+            (br_if $fallback (i32.ne (local.get $placed) (i32.add (local.get $K) (i32.const 1))))
+            (br_if $fallback (i32.ne (i32.popcnt (local.get $mask)) (i32.add (local.get $K) (i32.const 1))))
             ;; ex[e] = expNonPositive(score - max), two lanes at a time
             (local.set $e (i32.const 0))
             (loop $exps

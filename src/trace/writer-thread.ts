@@ -24,6 +24,10 @@ const SPARE_PER_SIZE = 2 * (IN_FLIGHT + 1);
 /** All kept buffers together: batches of ever new sizes must not pile up. */
 const SPARE_BYTES = 64 << 20;
 
+const WORKER_URL = new URL('./writer-worker.js', import.meta.url);
+/** A writer thread started ahead of its open (prestart), not yet taken; with the error it met, if any. */
+let warm: { worker: Worker; failed: boolean } | null = null;
+
 /**
  * A TraceWriter in its own thread, same interface: the caller (an importer's parser, capture's
  * encoder) prepares the next rows while the thread appends, counts aggregates and writes
@@ -64,8 +68,25 @@ export class TraceWriterThread {
     });
   }
 
+  /**
+   * Start the next writer's thread now, so that its modules load while the caller starts its
+   * input (an import opens its writer only at the first rows, when top-k is known): `open` takes
+   * it. Until then it does not keep the process alive.
+   */
+  static prestart(): void {
+    if (warm) return;
+    const w = { worker: startWorker(WORKER_URL), failed: false };
+    w.worker.unref();
+    w.worker.once('error', () => (w.failed = true)).once('exit', () => (w.failed = true));
+    warm = w;
+  }
+
   static async open(dir: string, opts: TraceWriterOptions): Promise<TraceWriterThread> {
-    const t = new TraceWriterThread(startWorker(new URL('./writer-worker.js', import.meta.url)));
+    const started = warm && !warm.failed ? warm.worker : null;
+    if (warm?.failed) void warm.worker.terminate();
+    warm = null;
+    started?.ref();
+    const t = new TraceWriterThread(started ?? startWorker(WORKER_URL));
     try {
       await t.call({ op: 'open', dir, opts });
     } catch (e) {

@@ -27,7 +27,7 @@ export interface RoutingRows {
   token: Int32Array;
   layer: Int32Array;
   experts: Int32Array; // n*K, by descending gate
-  gates: Float32Array; // n*K
+  gates: Float32Array; // n*K; or none (length 0) after dropGates: the gate column is NULL then
   probs?: Float32Array; // n*E, only with fullProbs
   /** Values of the extra columns declared in `open` (e.g. an importer's `phase`), n each. */
   extra?: Record<string, readonly string[] | Int32Array | CodedStrings>;
@@ -175,7 +175,7 @@ export class TraceWriter {
     const { topK: K, numExperts: E, fullProbs } = this.opts;
     const bad = (what: string) => new Error(`TraceWriter.appendRouting: ${what}`);
     if (r.pos.length !== n || r.modality.length !== n || r.token.length !== n || r.layer.length !== n) throw bad('columns differ in length');
-    if (r.experts.length !== n * K || r.gates.length !== n * K) throw bad(`experts/gates must have ${n}*${K} values`);
+    if (r.experts.length !== n * K || (r.gates.length !== n * K && (this.gatesRecorded || r.gates.length !== 0))) throw bad(`experts/gates must have ${n}*${K} values`);
     if (fullProbs && (!r.probs || r.probs.length !== n * E)) throw bad(`probs must have ${n}*${E} values`);
     // columns in locals: rows posted from another thread are objects whose property loads are slow in loops
     const experts = r.experts, layer = r.layer;

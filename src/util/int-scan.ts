@@ -14,6 +14,13 @@ export function firstOutside(v: Int32Array, lo: number, hi: number): number {
   return -1;
 }
 
+/** The greatest byte, or 0 for none. */
+export function maxByte(v: Uint8Array): number {
+  let m = 0;
+  for (let i = 0; i < v.length; i++) if (v[i] > m) m = v[i];
+  return m;
+}
+
 /** The greatest value, or -1 for none (and for all-negative arrays). */
 export function maxOf(v: Int32Array): number {
   let m = -1;

@@ -89,14 +89,15 @@ test('softmax-topk.wat: the same bits as the JS loop on every kind of row, and i
     special: () => { const r = rnd(); return r < 0.01 ? NaN : r < 0.03 ? -Infinity : r < 0.035 ? Infinity : r < 0.05 ? -1e30 : normal(); },
   };
   for (const [kind, draw] of Object.entries(kinds)) {
-    for (const [E, K] of [[4, 1], [8, 2], [60, 4], [64, 8], [64, 11], [128, 6], [6, 2], [64, 12]]) {
+    for (const [E, K] of [[4, 1], [8, 2], [60, 4], [64, 8], [64, 11], [128, 6], [6, 2], [64, 12], [16, 11], [256, 8], [2048, 11]]) {
       const T = 400;
       const scores = Float32Array.from({ length: T * E }, draw);
       const left: number[] = [];
       const experts = new Int32Array(T * K), gates = new Float32Array(T * K);
       const took = softmaxTopKRows(scores, T, E, K, true, experts, gates, (t) => left.push(t));
       assert.equal(took, E % 4 === 0 && K <= 11, `${kind} E=${E} K=${K}: kernel used`);
-      if (kind === 'normal' && took) assert.equal(left.length, 0, `E=${E} K=${K}: ordinary rows left to JS`);
+      // (past a few hundred draws a row, this generator repeats values: rows of 2048 have ties)
+      if (kind === 'normal' && took && E <= 256) assert.equal(left.length, 0, `E=${E} K=${K}: ordinary rows left to JS`);
       for (const norm of [false, true]) {
         // wantProbs keeps routeFromScores on its JS loops: the kernel's rows must match them bit for bit
         const js = routeFromScores(scores, T, E, K, 'softmax', false, norm, true);

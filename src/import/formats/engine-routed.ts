@@ -63,24 +63,38 @@ export function layerAxis(where: string, re: RoutedArray, ctx: ReaderContext): [
   return out;
 }
 
-/** routed[:, a, :] of a [T, L, K] array, contiguous (a plain function: loops in generators run slower). */
-function layerSlice(data: Int32Array, T: number, L: number, K: number, a: number): Int32Array {
-  const li = new Int32Array(T * K);
-  const stride = L * K;
-  for (let t = 0, src = a * K, dst = 0; t < T; t++, src += stride) for (let j = 0; j < K; j++) li[dst++] = data[src + j];
-  return li;
+/**
+ * routed[:, a, :] for each axis entry a of a [T, L, K] array, each contiguous: one pass over the
+ * array in its order (a pass per layer read it with a stride; slower), in a plain function (loops
+ * in generators run slower, and V8 inlines a helper called from one).
+ */
+function layerSlices(data: Int32Array, T: number, L: number, K: number, axes: Int32Array): Int32Array[] {
+  const out = Array.from(axes, () => new Int32Array(T * K));
+  const A = axes.length;
+  for (let t = 0; t < T; t++) {
+    const row = t * L * K, dst = t * K;
+    for (let x = 0; x < A; x++) {
+      const li = out[x];
+      for (let j = 0, src = row + axes[x] * K; j < K; j++) li[dst + j] = data[src + j];
+    }
+  }
+  return out;
 }
 
 /** The records of one completion: its sample, one record per MoE layer, its end. */
 export function* completionRecords(key: string, where: string, source: string, text: string, ids: Int32Array, P: number, re: RoutedArray, axis: [number, number, LayerIndex][], hints: { mmTokenTypeIds?: Int32Array; imageMask?: Int32Array }, domain: string | null): Generator<ImportRecord> {
   const { T, L, K, data } = re;
   yield { kind: 'sample', key, where, rows: T, ids, hints, text, source, domain, prefill: P };
-  for (const [a, layer, layerIndex] of axis) {
-    const li = layerSlice(data, T, L, K, a);
-    yield { kind: 'layer', key, where: `${where}: routed_experts[:, ${a}, :]`, layer, layerIndex, ids: { data: li, K, weights: null, order: 'unranked' } };
+  const slices = layerSlices(data, T, L, K, Int32Array.from(axis, ([a]) => a));
+  for (let x = 0; x < axis.length; x++) {
+    const [a, layer, layerIndex] = axis[x];
+    yield { kind: 'layer', key, where: `${where}: routed_experts[:, ${a}, :]`, layer, layerIndex, ids: { data: slices[x], K, weights: null, order: 'unranked' } };
+    slices[x] = EMPTY; // handed on: not held here while the next records are read
   }
   yield { kind: 'end', key, where };
 }
+
+const EMPTY = new Int32Array(0);
 
 /** Token count check shared by vLLM and SGLang: prompt + output, or one less. */
 export function checkTokens(where: string, T: number, P: number, O: number, hint = ''): void {
