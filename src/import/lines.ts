@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { InputError } from '../util/errors.js';
-import { parseIntObject } from './json-ints.js';
+import { parseIntObject, type ByteParseOptions } from './json-ints.js';
 
 /** Lines of a text file with 1-based numbers, streamed: memory holds one line at a time. */
 export async function* readLines(path: string): AsyncGenerator<{ n: number; text: string }> {
@@ -52,13 +52,14 @@ export async function* readLineBytes(path: string): AsyncGenerator<{ n: number; 
 
 /**
  * JSON objects of a JSONL file; blank lines are skipped, anything else that is not an object is an
- * error. With intTensors, lines of integer lists are read from their bytes (json-ints.ts) and
- * their lists come as IntTensors.
+ * error. With intTensors, lines are read from their bytes (json-ints.ts): their integer lists
+ * come as IntTensors, and the long strings of byteStringKeys as StringBytes (valid until the next
+ * line is asked for).
  */
-export async function* readJsonl(path: string, opts: { intTensors?: boolean } = {}): AsyncGenerator<{ n: number; where: string; obj: Record<string, unknown> }> {
+export async function* readJsonl(path: string, opts: { intTensors?: boolean } & ByteParseOptions = {}): AsyncGenerator<{ n: number; where: string; obj: Record<string, unknown> }> {
   for await (const { n, buf, from, to } of readLineBytes(path)) {
     const where = `${path}:${n}`;
-    const read = opts.intTensors ? parseIntObject(buf, from, to) : null;
+    const read = opts.intTensors ? parseIntObject(buf, from, to, opts) : null;
     if (read) {
       yield { n, where, obj: read };
       continue;

@@ -316,12 +316,13 @@ function sumBucket(ge: Int32Array, tok: Int32Array, cnt: Float64Array, j: number
   let m = 0;
   for (let x = j; x < k; x++) {
     const c = ((tok[x] & tmask) << eb) | (ge[x] & 32767);
-    if (dense[c] === 0) {
-      // counts are >= 1: a zero cell is an untouched one
-      cells[m++] = c;
-      bits[c >>> 5] |= 1 << (c & 31);
-    }
-    dense[c] += cnt[x];
+    const d = dense[c];
+    // counts are >= 1: a zero cell is an untouched one, listed (written always, kept when new:
+    // no branch on it, which half the entries of near-distinct keys mispredicted)
+    cells[m] = c;
+    m += d === 0 ? 1 : 0;
+    bits[c >>> 5] |= 1 << (c & 31);
+    dense[c] = d + cnt[x];
   }
   return m;
 }

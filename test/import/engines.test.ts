@@ -169,3 +169,42 @@ test('domain from the modality side file (formats without token ids)', async () 
   const s = await query(`SELECT domain FROM '${join(out, 'samples.parquet')}' ORDER BY sample`);
   assert.deepEqual(s.map((r) => r.domain), ['arxiv', 'github']);
 });
+
+test('vLLM: long base64 routed_experts read from the line bytes (padded, unpadded, url-safe, escaped) or as a nested list give the same rows; a control character in it is refused', async () => {
+  // ids [T][L][K] as vllm/outputs.py's routed_experts (int16), long enough for the byte path (> 4 KB of text)
+  const T = 600, L = 4, K = 2, E = 8, P = 200;
+  const ids = new Int16Array(T * L * K);
+  for (let t = 0; t < T; t++) for (let l = 0; l < L; l++) {
+    const a = (t * 7 + l * 3) % E;
+    ids[(t * L + l) * K] = a;
+    ids[(t * L + l) * K + 1] = (a + 1 + ((t + l) % (E - 1))) % E;
+  }
+  const b64 = Buffer.from(ids.buffer).toString('base64');
+  const nested = Array.from({ length: T }, (_, t) => Array.from({ length: L }, (_, l) => Array.from(ids.subarray((t * L + l) * K, (t * L + l) * K + K))));
+  const line = (re: unknown, extra = '') =>
+    `{"request_id": "r0", "prompt_token_ids": ${JSON.stringify(Array.from({ length: P }, (_, i) => i + 1))}, "cumulative_logprob": -1.5e-3, "outputs": [{"index": 0, "text": "caf\\u00e9 \\"x\\"", "token_ids": ${JSON.stringify(Array.from({ length: T - P }, (_, i) => 1000 + i))}, "routed_experts": ${typeof re === 'string' ? re : JSON.stringify(re)}}]${extra}}\n`;
+  const forms: Record<string, string> = {
+    padded: line({ dtype: 'int16', shape: [T, L, K], data: b64 }),
+    unpadded: line({ dtype: 'int16', shape: [T, L, K], data: b64.replace(/=+$/, '') }),
+    urlSafe: line({ dtype: 'int16', shape: [T, L, K], data: b64.replace(/\+/g, '-').replace(/\//g, '_') }),
+    // one character as a \\u escape: the string goes through JSON.parse's decoding
+    escaped: line(`{"dtype": "int16", "shape": [${T}, ${L}, ${K}], "data": "${b64.slice(0, 4000)}\\u00${b64.charCodeAt(4000).toString(16)}${b64.slice(4001)}"}`),
+    nested: line(nested),
+    jsonParse: line({ dtype: 'int16', shape: [T, L, K], data: b64 }, ', "__proto__": 1'), // left to JSON.parse whole
+  };
+  const want = new Map<string, string>();
+  for (let t = 0; t < T; t++) for (let l = 0; l < L; l++) want.set(`${l}/${t}`, `${ids[(t * L + l) * K]},${ids[(t * L + l) * K + 1]}`);
+  for (const [name, text] of Object.entries(forms)) {
+    const dir = tmp();
+    writeFileSync(join(dir, 'r.jsonl'), text);
+    const r = run(['vllm', join(dir, 'r.jsonl'), '--num-experts', String(E), '--expert-order', 'ranked']);
+    assert.equal(r.code, 0, `${name}: ${r.stderr}`);
+    const rows = await query(`SELECT layer, pos, expert FROM '${join(r.out, 'routing.parquet')}'`);
+    assert.equal(rows.length, T * L, name);
+    for (const row of rows) assert.equal(String((row.expert as { items: number[] }).items ?? row.expert), want.get(`${row.layer}/${row.pos}`), `${name}: layer ${row.layer} pos ${row.pos}`);
+  }
+  const dir = tmp();
+  // a raw control character (JSON.stringify would escape it): what JSON.parse refuses
+  writeFileSync(join(dir, 'r.jsonl'), forms.padded.replace(b64.slice(5000, 5010), `${b64.slice(5000, 5005)}\x01${b64.slice(5005, 5010)}`));
+  refused(['vllm', join(dir, 'r.jsonl'), '--num-experts', String(E)], /r\.jsonl:1.*not valid JSON/);
+});

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { readLines } from '../../src/import/lines.js';
-import { IntTensor, parseIntObject } from '../../src/import/json-ints.js';
+import { IntTensor, StringBytes, parseIntObject } from '../../src/import/json-ints.js';
 
 function lcg(seed: number) {
   return () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) / (1 << 24);
@@ -53,10 +53,12 @@ test('readLines: byte splitting over 1 MB reads matches splitting the decoded fi
   }
 });
 
-/** What the line means to JSON.parse, with parseIntObject's IntTensors turned back into lists. */
+/** What the line means to JSON.parse, with parseIntObject's IntTensors turned back into lists and its StringBytes into strings. */
 function plain(v: unknown): unknown {
   if (v instanceof IntTensor) return v.toNested();
-  if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  if (v instanceof StringBytes) return v.text();
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
   return v;
 }
 
@@ -102,11 +104,37 @@ test('parseIntObject: a line it reads means what JSON.parse says; routing dumps 
     }),
     { numRuns: 3000 },
   );
-  // ragged and irregular lists are left to JSON.parse
-  for (const line of ['{"a": [[1, 2], [3]]}', '{"a": [1, [2]]}', '{"a": [[1], 2]}', '{"a": [[], [1]]}', '{"a": [2147483648]}', '{"a": [-2147483648]}', '{"a": [1.0]}', '{"a": "\\u0041"}', '{"a": 1} x', '{"__proto__": [1]}']) {
+  // any JSON object (nested objects and lists, fractions, escapes, any Unicode) is read, and means what JSON.parse says
+  fc.assert(
+    fc.property(fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 4 })), fc.boolean(), (o, pretty) => {
+      const line = pretty ? JSON.stringify(o, null, 1).replace(/\n/g, ' ') : JSON.stringify(o);
+      const b = Buffer.from(line);
+      const got = parseIntObject(b, 0, b.length, { byteStringKeys: ['data'] });
+      if (line.includes('"__proto__"')) return; // a key __proto__ at any depth is left to JSON.parse
+      assert.ok(got !== null, `not read: ${line.slice(0, 200)}`);
+      assert.deepEqual(plain(got), JSON.parse(line));
+    }),
+    { numRuns: 2000 },
+  );
+  // ragged and irregular lists are plain lists, as JSON.parse's
+  for (const line of ['{"a": [[1, 2], [3]]}', '{"a": [1, [2]]}', '{"a": [[1], 2]}', '{"a": [[], [1]]}', '{"a": [2147483648]}', '{"a": [-2147483648]}', '{"a": [1.0]}', '{"a": [-0]}', '{"a": []}', '{"a": [[]]}', '{"a": "\\u0041\\n"}', '{"a": "é"}', '{"a": 1e400, "b": -0, "c": 12345678901234567890}']) {
+    const b = Buffer.from(line);
+    assert.deepEqual(plain(parseIntObject(b, 0, b.length)), JSON.parse(line), line);
+  }
+  // what it leaves to JSON.parse: a key __proto__ (a property to JSON.parse, the prototype to an assignment), nesting past 64, invalid JSON
+  const deep = '{"a": ' + '['.repeat(70) + ']'.repeat(70) + '}';
+  for (const line of ['{"a": 1} x', '{"__proto__": [1]}', '{"a": {"__proto__": 1}}', deep, '{"a": "x\ty"}'.replace('\\t', '\t'), '{"a": [1,]}', '{"a": 01}', '{"a": .5}', '{"a": 1.}', '{"a": "\\x"}']) {
     const b = Buffer.from(line);
     assert.equal(parseIntObject(b, 0, b.length), null, line);
   }
+  // vLLM's request lines: the long base64 of routed_experts.data comes as bytes, only under the key asked for
+  const data = Buffer.alloc(6000, 7).toString('base64');
+  const vllm = JSON.stringify({ request_id: 'r0', prompt_token_ids: [1, 2], prompt: data, outputs: [{ index: 0, token_ids: [3], routed_experts: { dtype: 'int16', shape: [3, 2, 1], data } }] });
+  const vb = Buffer.from(vllm);
+  const read = parseIntObject(vb, 0, vb.length, { byteStringKeys: ['data'] }) as { prompt: unknown; outputs: { routed_experts: { data: unknown } }[] };
+  assert.ok(read.outputs[0].routed_experts.data instanceof StringBytes);
+  assert.equal(read.prompt, data);
+  assert.deepEqual(plain(read), JSON.parse(vllm));
   // a line is read within its bytes: a list cut short does not run on into what follows
   const two = Buffer.from('{"a": [[1, 2], [3\n, 4]]}');
   assert.equal(parseIntObject(two, 0, two.indexOf(10)), null);

@@ -2,6 +2,8 @@ import { InputError } from '../../util/errors.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord, LayerIndex } from '../records.js';
 import { LITTLE_ENDIAN } from '../../util/endian.js';
+import { decodeBase64Bytes } from '../../util/base64.js';
+import { StringBytes } from '../json-ints.js';
 
 /**
  * What vLLM and SGLang share: per request (completion), an integer array [tokens, layers, top_k]
@@ -103,11 +105,28 @@ export function checkTokens(where: string, T: number, P: number, O: number, hint
   }
 }
 
-/** Little-endian integers from base64, never wrapped: a value outside int32 is an error. */
-export function decodeInts(where: string, name: string, b64: string, dtype: string): Int32Array {
+/** The text of a JSON string read as bytes; a control character in it means the line is not JSON. */
+export function stringOf(where: string, s: StringBytes): string {
+  const t = s.text();
+  if (t === null) throw new InputError(`${where}: not valid JSON (a control character inside a string)`);
+  return t;
+}
+
+/** Decoded base64 of StringBytes, reused from request to request (the ints are copied out of it). */
+let decoded = new Uint8Array(0);
+
+/** Little-endian integers from base64 (a string, or the bytes of one), never wrapped: a value outside int32 is an error. */
+export function decodeInts(where: string, name: string, b64: string | StringBytes, dtype: string): Int32Array {
   const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype];
   if (!width) throw new InputError(`${where}: ${name} dtype ${JSON.stringify(dtype)} is not an integer type`);
-  const buf = Buffer.from(b64, 'base64');
+  let buf: Uint8Array | null = null;
+  if (b64 instanceof StringBytes) {
+    // canonical base64 decoded from its bytes; anything else as a string, by Node's rules
+    const most = Math.ceil(b64.bytes.length / 4) * 3;
+    if (decoded.length < most) decoded = new Uint8Array(Math.max(most, 2 * decoded.length));
+    const got = decodeBase64Bytes(b64.bytes, decoded);
+    buf = got >= 0 ? decoded.subarray(0, got) : Buffer.from(stringOf(where, b64), 'base64');
+  } else buf = Buffer.from(b64, 'base64');
   if (buf.length % width !== 0) throw new InputError(`${where}: ${name} has ${buf.length} bytes, not a whole number of ${dtype} values (truncated?)`);
   const n = buf.length / width;
   const data = new Int32Array(n);
@@ -115,17 +134,18 @@ export function decodeInts(where: string, name: string, b64: string, dtype: stri
     // typed-array views read the bytes in the machine's order (little-endian here, as the files are);
     // a large decode has a buffer of its own (aligned), a small one may sit in Node's pool at any
     // offset: then an aligned copy first
-    const bytes = buf.byteOffset % width === 0 ? buf : Uint8Array.from(buf);
+    const aligned = buf.byteOffset % width === 0 ? buf : Uint8Array.from(buf);
     const view = { int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array }[dtype as 'int8'];
-    data.set(new view(bytes.buffer, bytes.byteOffset, n));
+    data.set(new view(aligned.buffer, aligned.byteOffset, n));
     return data;
   }
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
   for (let i = 0; i < n; i++) {
     if (width === 8) {
-      const v = buf.readBigInt64LE(8 * i);
+      const v = dv.getBigInt64(8 * i, true);
       if (v > 2147483647n || v < -2147483648n) throw new InputError(`${where}: ${name}[${i}] = ${v} does not fit a 32-bit expert id`);
       data[i] = Number(v);
-    } else data[i] = width === 2 ? (dtype === 'uint16' ? buf.readUInt16LE(2 * i) : buf.readInt16LE(2 * i)) : width === 4 ? buf.readInt32LE(4 * i) : dtype === 'int8' ? buf.readInt8(i) : buf[i];
+    } else data[i] = width === 2 ? (dtype === 'uint16' ? dv.getUint16(2 * i, true) : dv.getInt16(2 * i, true)) : width === 4 ? dv.getInt32(4 * i, true) : dtype === 'int8' ? dv.getInt8(i) : dv.getUint8(i);
   }
   return data;
 }

@@ -60,16 +60,14 @@ function expIdsByLayer(where: string, v: unknown): { T: number; K: number; L: nu
 
 /** data [T][K][L] as one T*K array per layer. */
 function byLayer(data: Int32Array, T: number, K: number, L: number): { T: number; K: number; L: number; layers: Int32Array[] } {
-  const layers: Int32Array[] = [];
-  for (let l = 0; l < L; l++) layers.push(layerOf(data, T * K, L, l));
+  const layers = Array.from({ length: L }, () => new Int32Array(T * K));
+  splitLastAxis(data, T * K, L, layers);
   return { T, K, L, layers };
 }
 
-/** Every L-th value from l on, n of them (a loop of its own: see util/int-scan.ts). */
-function layerOf(data: Int32Array, n: number, L: number, l: number): Int32Array {
-  const a = new Int32Array(n);
-  for (let i = 0; i < n; i++) a[i] = data[i * L + l];
-  return a;
+/** out[l][i] = data[i * L + l]: in one pass over data in its order (a pass per layer read it with a stride; slower), a loop of its own (util/int-scan.ts). */
+function splitLastAxis(data: Int32Array, n: number, L: number, out: Int32Array[]): void {
+  for (let i = 0, s = 0; i < n; i++) for (let l = 0; l < L; l++, s++) out[l][i] = data[s];
 }
 
 function expIdsFast(v: unknown): { T: number; K: number; L: number; layers: Int32Array[] } | null {

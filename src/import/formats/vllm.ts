@@ -4,7 +4,10 @@ import { readJsonl } from '../lines.js';
 import { parseIntArray } from '../modality.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord } from '../records.js';
-import { checkTokens, completionRecords, decodeInts, layerAxis, type RoutedArray } from './engine-routed.js';
+import { checkTokens, completionRecords, decodeInts, layerAxis, stringOf, type RoutedArray } from './engine-routed.js';
+import { IntTensor, StringBytes } from '../json-ints.js';
+import { isAscii } from 'node:buffer';
+import { base64ByteLength } from '../../util/base64.js';
 
 /**
  * vLLM started with `--enable-return-routed-experts`: each CompletionOutput of a RequestOutput
@@ -18,7 +21,8 @@ import { checkTokens, completionRecords, decodeInts, layerAxis, type RoutedArray
  */
 export async function* readVllm(inputs: string[], ctx: ReaderContext): AsyncGenerator<ImportRecord> {
   for (const file of inputs) {
-    for await (const { where, obj } of readJsonl(file)) {
+    // read from the line's bytes: token lists as IntTensors, the routed ids' base64 as bytes
+    for await (const { where, obj } of readJsonl(file, { intTensors: true, byteStringKeys: ['data'] })) {
       if (obj.prompt_token_ids === undefined) throw new InputError(`${where}: missing "prompt_token_ids"`);
       const prompt = parseIntArray(where, 'prompt_token_ids', obj.prompt_token_ids);
       const rid = obj.request_id ?? obj.id;
@@ -58,21 +62,24 @@ export async function* readVllm(inputs: string[], ctx: ReaderContext): AsyncGene
 }
 
 function decodeRouted(where: string, v: unknown): RoutedArray {
+  if (v instanceof IntTensor && v.shape.length === 3) return { data: v.data, T: v.shape[0], L: v.shape[1], K: v.shape[2] };
+  if (v instanceof IntTensor) v = v.toNested(); // flatInts names the wrong shape
   if (Array.isArray(v)) {
     const f = flatInts(where, 'routed_experts', v, [null, null, null]);
     return { data: f.data, T: f.shape[0], L: f.shape[1], K: f.shape[2] };
   }
   if (typeof v !== 'object' || v === null) throw new InputError(`${where}: routed_experts must be a nested list or {dtype, shape, data}`);
   const o = v as Record<string, unknown>;
-  const shape = o.shape;
+  const shape = o.shape instanceof IntTensor ? o.shape.toNested() : o.shape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0 && d <= 1 << 24)) {
     throw new InputError(`${where}: routed_experts.shape must be [tokens, layers, top_k], got ${JSON.stringify(shape)}`);
   }
-  if (typeof o.data !== 'string') throw new InputError(`${where}: routed_experts.data must be a base64 string`);
+  if (typeof o.data !== 'string' && !(o.data instanceof StringBytes)) throw new InputError(`${where}: routed_experts.data must be a base64 string`);
   const dtype = String(o.dtype ?? 'int16').replace(/^torch\./, '');
   const n = (shape as number[]).reduce((a, b) => a * b, 1);
   const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype] ?? 1;
-  const bytes = Buffer.byteLength(o.data, 'base64');
+  // (of text as bytes: Node's count from the bytes when they are ASCII, one byte a character)
+  const bytes = o.data instanceof StringBytes && isAscii(o.data.bytes) ? base64ByteLength(o.data.bytes) : Buffer.byteLength(o.data instanceof StringBytes ? stringOf(where, o.data) : o.data, 'base64');
   if (bytes !== n * width) throw new InputError(`${where}: routed_experts.data has ${bytes} bytes, shape [${shape.join(', ')}] ${dtype} needs ${n * width} (truncated?)`);
   const data = decodeInts(where, 'routed_experts', o.data, dtype);
   return { data, T: shape[0], L: shape[1], K: shape[2] };
