@@ -115,8 +115,15 @@ export function stringOf(where: string, s: StringBytes): string {
 /** Decoded base64 of StringBytes, reused from request to request (the ints are copied out of it). */
 let decoded = new Uint8Array(0);
 
-/** Little-endian integers from base64 (a string, or the bytes of one), never wrapped: a value outside int32 is an error. */
-export function decodeInts(where: string, name: string, b64: string | StringBytes, dtype: string): Int32Array {
+/** The integers of the last decodeInts(..., true), reused from request to request. */
+let ints = new Int32Array(0);
+
+/**
+ * Little-endian integers from base64 (a string, or the bytes of one), never wrapped: a value
+ * outside int32 is an error. `reuse`: into an array that the next such call overwrites (a
+ * request's ~1 MB, which the reader thread otherwise left to its rare collections).
+ */
+export function decodeInts(where: string, name: string, b64: string | StringBytes, dtype: string, reuse = false): Int32Array {
   const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype];
   if (!width) throw new InputError(`${where}: ${name} dtype ${JSON.stringify(dtype)} is not an integer type`);
   let buf: Uint8Array | null = null;
@@ -129,7 +136,8 @@ export function decodeInts(where: string, name: string, b64: string | StringByte
   } else buf = Buffer.from(b64, 'base64');
   if (buf.length % width !== 0) throw new InputError(`${where}: ${name} has ${buf.length} bytes, not a whole number of ${dtype} values (truncated?)`);
   const n = buf.length / width;
-  const data = new Int32Array(n);
+  if (reuse && ints.length < n) ints = new Int32Array(Math.max(n, 2 * ints.length));
+  const data = reuse ? ints.subarray(0, n) : new Int32Array(n);
   if (LITTLE_ENDIAN && width <= 4) {
     // typed-array views read the bytes in the machine's order (little-endian here, as the files are);
     // a large decode has a buffer of its own (aligned), a small one may sit in Node's pool at any

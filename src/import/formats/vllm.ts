@@ -81,6 +81,7 @@ function decodeRouted(where: string, v: unknown): RoutedArray {
   // (of text as bytes: Node's count from the bytes when they are ASCII, one byte a character)
   const bytes = o.data instanceof StringBytes && isAscii(o.data.bytes) ? base64ByteLength(o.data.bytes) : Buffer.byteLength(o.data instanceof StringBytes ? stringOf(where, o.data) : o.data, 'base64');
   if (bytes !== n * width) throw new InputError(`${where}: routed_experts.data has ${bytes} bytes, shape [${shape.join(', ')}] ${dtype} needs ${n * width} (truncated?)`);
-  const data = decodeInts(where, 'routed_experts', o.data, dtype);
+  // reused by the next request's decode: this one's records are all read by then (sliced into layers)
+  const data = decodeInts(where, 'routed_experts', o.data, dtype, true);
   return { data, T: shape[0], L: shape[1], K: shape[2] };
 }

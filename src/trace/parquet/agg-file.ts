@@ -58,12 +58,12 @@ function leafOf(c: AggColumn): Leaf {
     case 'SMALLINT':
       return { name: c.name, list: false, type: PType.INT32, conv: Conv.INT_16, logical: 'int16', write: (w, rows) => w.deltaInts(gatherInts(w, c.values, rows)) };
     case 'BIGINT':
-      return { name: c.name, list: false, type: PType.INT64, conv: Conv.INT_64, logical: 'int64', write: (w, rows) => w.int64s(gatherDoubles(c.values, rows)) };
+      return { name: c.name, list: false, type: PType.INT64, conv: Conv.INT_64, logical: 'int64', write: (w, rows) => w.int64s(gatherDoubles(w, c.values, rows)) };
     case 'DOUBLE': {
       const { values, nulls } = c;
       return {
         name: c.name, list: false, type: PType.DOUBLE, conv: null, logical: null,
-        write: (w, rows) => (nulls ? w.optionalDoubles(gatherDoubles(values, rows), Uint8Array.from(rows, (r) => nulls[r])) : w.plainDoubles(gatherDoubles(values, rows))),
+        write: (w, rows) => (nulls ? w.optionalDoubles(gatherDoubles(w, values, rows), Uint8Array.from(rows, (r) => nulls[r])) : w.plainDoubles(gatherDoubles(w, values, rows))),
       };
     }
     case 'VARCHAR':

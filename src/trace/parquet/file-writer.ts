@@ -145,9 +145,12 @@ export function gatherInts(w: ChunkWriter, col: Int32Array | Int16Array | Uint16
   return out;
 }
 
-/** col[rows[i]] for each i (a fresh array: doubles are written rarely, in small files). */
-export function gatherDoubles(col: Float64Array, rows: Int32Array): Float64Array {
-  const out = new Float64Array(rows.length);
+/**
+ * col[rows[i]] for each i, into the writer's scratch (a fresh array per chunk of the per-token
+ * counts left tens of megabytes to the writer thread's rare collections at the end of a write).
+ */
+export function gatherDoubles(w: ChunkWriter, col: Float64Array, rows: Int32Array): Float64Array {
+  const out = w.doubles(rows.length);
   for (let i = 0; i < rows.length; i++) out[i] = col[rows[i]]; // a loop: from() with a map calls back per value
   return out;
 }
@@ -164,6 +167,7 @@ export class ChunkWriter {
   private readonly body = new ByteSink(1 << 20);
   private scratchInts = new Int32Array(0);
   private scratchVals = new Float32Array(0);
+  private scratchDoubles = new Float64Array(0);
   private scratchLevels = new Int32Array(0); // levels, then values, of a column with NULLs (the caller's values may be in scratchInts)
   private readonly deltaScratch = new Int32Array(128);
   private readonly dict = new IntDictionary();
@@ -186,6 +190,12 @@ export class ChunkWriter {
   ints(n: number): Int32Array {
     if (this.scratchInts.length < n) this.scratchInts = new Int32Array(Math.max(n, 2 * this.scratchInts.length));
     return this.scratchInts.subarray(0, n);
+  }
+
+  /** A column's doubles for one chunk (gatherDoubles), reused like ints(). */
+  doubles(n: number): Float64Array {
+    if (this.scratchDoubles.length < n) this.scratchDoubles = new Float64Array(Math.max(n, 2 * this.scratchDoubles.length));
+    return this.scratchDoubles.subarray(0, n);
   }
 
   private nullScratch(n: number): Int32Array {

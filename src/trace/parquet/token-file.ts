@@ -36,7 +36,7 @@ export function writeTokenFile(path: string, groups: TokenGroups, fill: (rowGrou
     text('phase', phase, groups.names.phase),
     { name: 'token', list: false, type: PType.INT32, conv: Conv.INT_32, logical: 'int32', write: (w, rows) => w.deltaInts(gatherInts(w, cur!.token, rows)) },
     { name: 'expert', list: false, type: PType.INT32, conv: Conv.INT_16, logical: 'int16', write: (w, rows) => w.dictInts(gatherInts(w, cur!.expert, rows)) },
-    { name: 'n', list: false, type: PType.INT64, conv: Conv.INT_64, logical: 'int64', write: (w, rows) => w.int64s(gatherDoubles(cur!.count, rows)) },
+    { name: 'n', list: false, type: PType.INT64, conv: Conv.INT_64, logical: 'int64', write: (w, rows) => w.int64s(gatherDoubles(w, cur!.count, rows)) },
   ]);
   try {
     const rows = new Int32Array(TOKEN_ROW_GROUP);
