@@ -17,7 +17,7 @@ export interface Routed {
   probs?: Float32Array; // T*E router distribution
   /** the producer saved ids only: `gates` are placeholders (the trace's gate column is NULL) */
   noGates?: boolean;
-  /** every id is known to be below this (checked, or chosen among this many scores): no need to scan them again */
+  /** every id is known to be in 0..idsBelow-1 (checked, or chosen among this many scores): no need to scan them again */
   idsBelow?: number;
 }
 

@@ -55,6 +55,8 @@ export class ImportSink {
   private gates = true;
   private buf: LayerRows[] = [];
   private bufRows = 0;
+  /** every id in buf was checked in 0..E-1 by its routing step (routed.idsBelow) */
+  private bufChecked = true;
   private readonly perSample = new Map<number, Map<number, number>>(); // sample -> layer -> rows
   private readonly phases = new Dictionary();
   private readonly phaseCache = new WeakMap<readonly string[], Uint16Array>();
@@ -137,6 +139,7 @@ export class ImportSink {
     if (r.routed.noGates && this.gates) this.dropGates();
     this.buf.push(r);
     this.bufRows += n;
+    if (!(this.E !== undefined && r.routed.idsBelow !== undefined && r.routed.idsBelow <= this.E)) this.bufChecked = false;
     this.rows += n;
     if (this.bufRows >= FLUSH_ROWS) await this.flush();
   }
@@ -221,9 +224,11 @@ export class ImportSink {
     }
     const modality = codesOnly ? modCodes : Array.from(modCodes, (c) => MODALITIES[c]);
     const extra = phase ? { phase: { codes: phase, names: this.phases.names.slice() } } : undefined;
-    await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra }, true);
+    const expertsBelow = this.bufChecked ? this.E : undefined;
+    await this.writer.appendRouting({ sample, pos, modality, token, layer, experts, gates, probs, extra, expertsBelow }, true);
     this.buf = [];
     this.bufRows = 0;
+    this.bufChecked = true;
   }
 
   /** Dictionary codes of r's phase strings into `out` at `o`; the layers of a sample share one array, coded once. */

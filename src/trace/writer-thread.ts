@@ -173,7 +173,7 @@ export class TraceWriterThread {
     const rows: RoutingRows = {
       sample: own(r.sample), pos: own(r.pos), token: own(r.token), layer: own(r.layer),
       modality: r.modality instanceof Uint8Array ? own(r.modality) : r.modality,
-      experts: own(r.experts), gates: own(r.gates), probs: r.probs && own(r.probs), extra,
+      experts: own(r.experts), gates: own(r.gates), probs: r.probs && own(r.probs), extra, expertsBelow: r.expertsBelow,
     };
     this.rows += r.sample.length;
     // a caller that hands its arrays over gets them back to fill again (takeBuffer)

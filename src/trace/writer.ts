@@ -29,6 +29,12 @@ export interface RoutingRows {
   experts: Int32Array; // n*K, by descending gate
   gates: Float32Array; // n*K; or none (length 0) after dropGates: the gate column is NULL then
   probs?: Float32Array; // n*E, only with fullProbs
+  /**
+   * The caller checked every expert id against this count (0 <= id < expertsBelow): the writer
+   * does not scan them again when it is at most numExperts (an importer's routing step checks each
+   * id as it reads it; a second scan was a twentieth of the writer thread's time).
+   */
+  expertsBelow?: number;
   /** Values of the extra columns declared in `open` (e.g. an importer's `phase`), n each. */
   extra?: Record<string, readonly string[] | Int32Array | CodedStrings>;
 }
@@ -179,7 +185,7 @@ export class TraceWriter {
     if (fullProbs && (!r.probs || r.probs.length !== n * E)) throw bad(`probs must have ${n}*${E} values`);
     // columns in locals: rows posted from another thread are objects whose property loads are slow in loops
     const experts = r.experts, layer = r.layer;
-    const badExpert = firstOutside(experts, 0, E - 1);
+    const badExpert = r.expertsBelow !== undefined && r.expertsBelow <= E ? -1 : firstOutside(experts, 0, E - 1);
     if (badExpert >= 0) throw new InputError(`routing row ${Math.floor(badExpert / K)}: expert ${experts[badExpert]} outside 0..${E - 1}`);
     const badLayer = firstOutside(layer, 0, 32767);
     if (badLayer >= 0) throw new InputError(`routing row ${badLayer}: layer ${layer[badLayer]} outside 0..32767`);

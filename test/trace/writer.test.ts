@@ -139,6 +139,11 @@ test('an expert outside 0..E-1 is an input error; abort removes the temporary da
       w.appendRouting({ sample: new Int32Array(1), pos: new Int32Array(1), modality: ['text'], token: new Int32Array(1), layer: new Int32Array(1), experts: Int32Array.of(4), gates: Float32Array.of(1) }),
       (e: Error) => e.name === 'InputError' && /expert 4 outside 0\.\.3/.test(e.message),
     );
+    // a caller's check against more experts than the trace has is not taken for the writer's own
+    await assert.rejects(
+      w.appendRouting({ sample: new Int32Array(1), pos: new Int32Array(1), modality: ['text'], token: new Int32Array(1), layer: new Int32Array(1), experts: Int32Array.of(4), gates: Float32Array.of(1), expertsBelow: 5 }),
+      (e: Error) => e.name === 'InputError' && /expert 4 outside 0\.\.3/.test(e.message),
+    );
     await w.abort();
     assert.deepEqual(readdirSync(dir), []);
   } finally {
