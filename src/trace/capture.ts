@@ -133,7 +133,8 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
             throw new InputError(`${join(modelDir, 'model.safetensors')}: the router of layer ${l} gives non-finite gates (weights too large?); nothing written`);
           }
         });
-        await writer.appendRouting(batchRows(seqs, first + samples, res, K, E, fullProbs));
+        // the batch's arrays are made for the writer: moved, not copied (and not handed back: the next batch's sizes differ)
+        await writer.appendRouting(batchRows(seqs, first + samples, res, K, E, fullProbs), true, false);
         for (let b = 0; b < p.batch.length; b++) {
           const s = p.batch[b];
           await writer.appendSample({ sample: first + samples + b, text: sampleText(s), images: pngs[b], source: s.source });
