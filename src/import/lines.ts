@@ -63,13 +63,13 @@ export async function* readLineBytes(path: string): AsyncGenerator<{ n: number; 
           n++;
           yield { n, buf: carry, from: 0, to: cl };
           cl = 0;
-          from = chunk[e] === 13 && chunk[e + 1] === 10 ? e + 2 : e + 1;
+          from = nextLineStart(chunk, e);
         }
       }
       for (let e = ends.next(from); e >= 0; e = ends.next(from)) {
         n++;
         yield { n, buf: chunk, from, to: e };
-        from = chunk[e] === 13 && chunk[e + 1] === 10 ? e + 2 : e + 1;
+        from = nextLineStart(chunk, e);
       }
       keep(from, len);
     }
@@ -80,6 +80,11 @@ export async function* readLineBytes(path: string): AsyncGenerator<{ n: number; 
   } finally {
     await fh.close();
   }
+}
+
+/** Where the line after the end at e starts: past \r\n or past a lone \n or \r (e is never a \r that ends the read). */
+function nextLineStart(b: Buffer, e: number): number {
+  return b[e] === 13 && b[e + 1] === 10 ? e + 2 : e + 1;
 }
 
 /** Line ends in one read's bytes: the buffer's own search for \n and \r, each found once. */

@@ -139,15 +139,20 @@ export class ImportSink {
     if (r.routed.noGates && this.gates) this.dropGates();
     this.buf.push(r);
     this.bufRows += n;
-    if (!(this.E !== undefined && r.routed.idsBelow !== undefined && r.routed.idsBelow <= this.E)) this.bufChecked = false;
+    if (!this.idsChecked(r)) this.bufChecked = false;
     this.rows += n;
     if (this.bufRows >= FLUSH_ROWS) await this.flush();
+  }
+
+  /** The routing step already checked r's ids against the known expert count (Routed.idsBelow). */
+  private idsChecked(r: LayerRows): boolean {
+    return this.E !== undefined && r.routed.idsBelow !== undefined && r.routed.idsBelow <= this.E;
   }
 
   /** Ids in range: the highest id of the record decides, the first offending one is named. */
   private checkExperts(r: LayerRows): void {
     // ids the routing step already bounded by the known expert count: nothing to learn from them
-    if (this.E !== undefined && r.routed.idsBelow !== undefined && r.routed.idsBelow <= this.E) return;
+    if (this.idsChecked(r)) return;
     const ex = r.routed.experts;
     const max = maxOf(ex);
     if (max <= this.maxExpert) return;

@@ -112,8 +112,19 @@ export function stringOf(where: string, s: StringBytes): string {
   return t;
 }
 
+/** Bytes per value of the integer dtypes the engines write. */
+export const INT_WIDTH: Readonly<Record<string, number>> = { int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 };
+
 /** Decoded base64 of StringBytes, reused from request to request (the ints are copied out of it). */
 let decoded = new Uint8Array(0);
+
+/** Canonical base64 decoded from its bytes (into the reused `decoded`); anything else as a string, by Node's rules. */
+function bytesOfText(where: string, b64: StringBytes): Uint8Array {
+  const most = Math.ceil(b64.bytes.length / 4) * 3;
+  if (decoded.length < most) decoded = new Uint8Array(Math.max(most, 2 * decoded.length));
+  const got = decodeBase64Bytes(b64.bytes, decoded);
+  return got >= 0 ? decoded.subarray(0, got) : Buffer.from(stringOf(where, b64), 'base64');
+}
 
 /** The integers of the last decodeInts(..., true), reused from request to request. */
 let ints = new Int32Array(0);
@@ -124,16 +135,9 @@ let ints = new Int32Array(0);
  * request's ~1 MB, which the reader thread otherwise left to its rare collections).
  */
 export function decodeInts(where: string, name: string, b64: string | StringBytes, dtype: string, reuse = false): Int32Array {
-  const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype];
+  const width = INT_WIDTH[dtype];
   if (!width) throw new InputError(`${where}: ${name} dtype ${JSON.stringify(dtype)} is not an integer type`);
-  let buf: Uint8Array | null = null;
-  if (b64 instanceof StringBytes) {
-    // canonical base64 decoded from its bytes; anything else as a string, by Node's rules
-    const most = Math.ceil(b64.bytes.length / 4) * 3;
-    if (decoded.length < most) decoded = new Uint8Array(Math.max(most, 2 * decoded.length));
-    const got = decodeBase64Bytes(b64.bytes, decoded);
-    buf = got >= 0 ? decoded.subarray(0, got) : Buffer.from(stringOf(where, b64), 'base64');
-  } else buf = Buffer.from(b64, 'base64');
+  const buf = b64 instanceof StringBytes ? bytesOfText(where, b64) : Buffer.from(b64, 'base64');
   if (buf.length % width !== 0) throw new InputError(`${where}: ${name} has ${buf.length} bytes, not a whole number of ${dtype} values (truncated?)`);
   const n = buf.length / width;
   if (reuse && ints.length < n) ints = new Int32Array(Math.max(n, 2 * ints.length));

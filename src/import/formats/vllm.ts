@@ -4,7 +4,7 @@ import { readJsonl } from '../lines.js';
 import { parseIntArray } from '../modality.js';
 import type { ReaderContext } from '../options.js';
 import type { ImportRecord } from '../records.js';
-import { checkTokens, completionRecords, decodeInts, layerAxis, stringOf, type RoutedArray } from './engine-routed.js';
+import { INT_WIDTH, checkTokens, completionRecords, decodeInts, layerAxis, stringOf, type RoutedArray } from './engine-routed.js';
 import { IntTensor, StringBytes } from '../json-ints.js';
 import { isAscii } from 'node:buffer';
 import { base64ByteLength } from '../../util/base64.js';
@@ -77,7 +77,7 @@ function decodeRouted(where: string, v: unknown): RoutedArray {
   if (typeof o.data !== 'string' && !(o.data instanceof StringBytes)) throw new InputError(`${where}: routed_experts.data must be a base64 string`);
   const dtype = String(o.dtype ?? 'int16').replace(/^torch\./, '');
   const n = (shape as number[]).reduce((a, b) => a * b, 1);
-  const width = ({ int16: 2, int32: 4, int64: 8, uint8: 1, int8: 1, uint16: 2 } as Record<string, number>)[dtype] ?? 1;
+  const width = INT_WIDTH[dtype] ?? 1;
   // (of text as bytes: Node's count from the bytes when they are ASCII, one byte a character)
   const bytes = o.data instanceof StringBytes && isAscii(o.data.bytes) ? base64ByteLength(o.data.bytes) : Buffer.byteLength(o.data instanceof StringBytes ? stringOf(where, o.data) : o.data, 'base64');
   if (bytes !== n * width) throw new InputError(`${where}: routed_experts.data has ${bytes} bytes, shape [${shape.join(', ')}] ${dtype} needs ${n * width} (truncated?)`);
