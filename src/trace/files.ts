@@ -91,12 +91,16 @@ export function traceDataFiles(dir: string): string[] {
   return out;
 }
 
-/** meta.json `files`: size and SHA-256 of every data file. */
-export function recordFiles(dir: string): Record<string, FileRecord> {
+/**
+ * meta.json `files`: size and SHA-256 of every data file; `written` gives those of files hashed as
+ * they were written (taken when the size on disk still agrees).
+ */
+export function recordFiles(dir: string, written?: ReadonlyMap<string, FileRecord>): Record<string, FileRecord> {
   const files: Record<string, FileRecord> = {};
   for (const rel of traceDataFiles(dir)) {
     const p = join(dir, ...rel.split('/'));
-    files[rel] = { bytes: statSync(p).size, sha256: sha256File(p) };
+    const bytes = statSync(p).size, known = written?.get(rel);
+    files[rel] = known && known.bytes === bytes ? { bytes, sha256: known.sha256 } : { bytes, sha256: sha256File(p) };
   }
   return files;
 }

@@ -18,7 +18,21 @@ export interface StageRows {
   extra: (Int32Array | Uint16Array)[]; // per extra column: values (INTEGER) or codes (VARCHAR)
 }
 
-export class RowStage {
+/** The held rows' columns as a routing file reads them (parquet/routing-file.ts): rows 0..rows-1 of each. */
+export interface StageColumns {
+  rows: number;
+  sample: Int32Array<ArrayBuffer>;
+  pos: Int32Array<ArrayBuffer>;
+  mod: Uint8Array<ArrayBuffer>;
+  token: Int32Array<ArrayBuffer>;
+  layer: Int16Array<ArrayBuffer>;
+  experts: Int16Array<ArrayBuffer>;
+  gates: Float32Array<ArrayBuffer>;
+  probs: Float32Array<ArrayBuffer>;
+  extra: (Int32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>)[];
+}
+
+export class RowStage implements StageColumns {
   rows = 0;
   /** every row so far came with gates */
   hasGates = true;
@@ -31,7 +45,7 @@ export class RowStage {
   experts = new Int16Array(0);
   gates = new Float32Array(0);
   probs = new Float32Array(0);
-  extra: (Int32Array | Uint16Array)[];
+  extra: (Int32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>)[];
   // per layer: rows, and the last (sample, pos) seen, to tell whether each layer's rows came in order
   private readonly seen = new Uint8Array(32768);
   private readonly count = new Int32Array(32768);
@@ -39,6 +53,8 @@ export class RowStage {
   private readonly lastP = new Int32Array(32768);
   private readonly layers: number[] = [];
   private inOrder = true;
+  /** arrays of a shard written elsewhere, moved back to be filled again (take, giveBack) */
+  private spare: StageColumns | null = null;
 
   constructor(
     private readonly K: number,
@@ -93,6 +109,32 @@ export class RowStage {
       }
     }
     return perm;
+  }
+
+  /**
+   * The held rows' arrays, taken away (a shard written in another thread: shard-thread.ts);
+   * then clear(). The stage goes on in arrays given back from an earlier take, else new ones.
+   */
+  take(): StageColumns {
+    const { rows, sample, pos, mod, token, layer, experts, gates, probs, extra } = this;
+    const next = this.spare;
+    this.spare = null;
+    this.cap = next ? next.sample.length : 0;
+    this.sample = next?.sample ?? new Int32Array(0);
+    this.pos = next?.pos ?? new Int32Array(0);
+    this.mod = next?.mod ?? new Uint8Array(0);
+    this.token = next?.token ?? new Int32Array(0);
+    this.layer = next?.layer ?? new Int16Array(0);
+    this.experts = next?.experts ?? new Int16Array(0);
+    this.gates = next?.gates ?? new Float32Array(0);
+    this.probs = next?.probs ?? new Float32Array(0);
+    this.extra = next?.extra ?? extra.map((a) => new (a.constructor as new (n: number) => Int32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>)(0));
+    return { rows, sample, pos, mod, token, layer, experts, gates, probs, extra };
+  }
+
+  /** Arrays of an earlier take(), written out: the next take() switches to them (the larger kept). */
+  giveBack(cols: StageColumns): void {
+    if (!this.spare || cols.sample.length > this.spare.sample.length) this.spare = cols;
   }
 
   /** Empty for the next shard (the arrays are kept); after order(). */

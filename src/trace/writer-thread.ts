@@ -88,7 +88,8 @@ export class TraceWriterThread {
     started?.ref();
     const t = new TraceWriterThread(started ?? startWorker(WORKER_URL));
     try {
-      await t.call({ op: 'open', dir, opts });
+      // the routing files in a thread of their own too, unless the caller says otherwise
+      await t.call({ op: 'open', dir, opts: { shardThread: true, ...opts } });
     } catch (e) {
       await t.close();
       throw e;

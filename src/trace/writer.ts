@@ -4,14 +4,15 @@ import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { firstOutside, maxOf } from '../util/int-scan.js';
 import { InputError } from '../util/errors.js';
 import { VERSION } from '../version.js';
-import type { TraceMeta, TraceMetaInput } from './meta.js';
+import type { FileRecord, TraceMeta, TraceMetaInput } from './meta.js';
 import { MODALITIES } from '../analysis/groups.js';
 import { aggregateQueries, baseRelation, writeAggregateQueries, type AggQuery, type AggTable } from './aggregates.js';
 import { AggregateAccumulator } from './agg-accumulator.js';
 import { recordFiles } from './files.js';
 import { Dictionary } from './dictionary.js';
 import { RowStage } from './row-stage.js';
-import { writeRoutingFile } from './parquet/routing-file.js';
+import { writeRoutingFile, type RoutingFileSpec } from './parquet/routing-file.js';
+import { ShardThread } from './shard-thread.js';
 import { SamplesFile } from './parquet/samples-file.js';
 import { sqlString } from '../util/sql.js';
 
@@ -70,6 +71,8 @@ export interface TraceWriterOptions {
   coactFoldRows?: number;
   /** Tests: move the per-token counts to disk every this many rows (default 131,072). */
   tokenSpill?: number;
+  /** Encode and write the routing files in a thread of their own (shard-thread.ts), beside the aggregates' counting. */
+  shardThread?: boolean;
 }
 
 const CODE_NAMES = MODALITIES.slice(0, 3); // codes 0 special, 1 text, 2 image (= MODALITY_NAMES of src/data/sample.ts)
@@ -108,6 +111,8 @@ export class TraceWriter {
   /** rows appended since the last shard, held until the buffer is full */
   private readonly stage: RowStage;
   private shards: string[] = []; // relative paths written so far
+  /** size and SHA-256 of routing files as they were written (meta.json `files`; hashing them at the end read them back) */
+  private readonly records = new Map<string, FileRecord>();
   private shardsWithGates = 0; // the first shards, written while gates were still taken as recorded
   private samplesFile: SamplesFile | null = null; // from the first sample on
   private db: { instance: DuckDBInstance; conn: DuckDBConnection } | null = null; // started by duck() on first use
@@ -116,6 +121,8 @@ export class TraceWriter {
   private readonly sampleDomain = new Map<number, number>();
   private maxSampleWithoutDomain = -1;
   private readonly acc: AggregateAccumulator;
+  /** the thread that writes the routing files (shardThread), started at the first shard that is not the last */
+  private shardOut: ShardThread | null = null;
 
   private constructor(readonly dir: string, readonly opts: TraceWriterOptions) {
     this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type));
@@ -238,7 +245,7 @@ export class TraceWriter {
       experts: r.experts, gates: this.gatesRecorded ? r.gates : null, probs: r.probs,
     });
     this.rows += n;
-    if (this.stage.rows >= this.bufferRows) this.flushRouting(false);
+    if (this.stage.rows >= this.bufferRows) await this.flushRouting(false);
   }
 
   /**
@@ -264,8 +271,11 @@ export class TraceWriter {
     return dom;
   }
 
-  /** Write the held rows as one routing file, laid out by layer, then sample and position (RowStage.order). */
-  private flushRouting(last: boolean): void {
+  /**
+   * Write the held rows as one routing file, laid out by layer, then sample and position
+   * (RowStage.order): here, or handed to the shard thread (which may still be writing it on return).
+   */
+  private async flushRouting(last: boolean): Promise<void> {
     const st = this.stage;
     // an empty trace still has its routing file
     if (st.rows === 0 && !(last && this.shards.length === 0)) return;
@@ -276,15 +286,35 @@ export class TraceWriter {
       rel = `routing/part-${String(this.shards.length).padStart(5, '0')}.parquet`;
     }
     const { topK: K, numExperts: E, fullProbs } = this.opts;
-    writeRoutingFile(join(this.dir, rel), st, st.order(), {
+    const spec: RoutingFileSpec = {
       K, E, probs: fullProbs ? E : 0, rowGroupRows: ROW_GROUP,
       gates: this.gatesRecorded && st.hasGates,
       modalityNames: this.modalities.names,
       extra: (this.opts.extraColumns ?? []).map((c) => ({ ...c, names: this.extraDicts.get(c.name)?.names ?? [] })),
-    });
-    st.clear();
+    };
+    const path = join(this.dir, rel), perm = st.order();
     this.shards.push(rel);
     if (this.gatesRecorded) this.shardsWithGates = this.shards.length;
+    // a trace that fits one buffer is written here: a thread costs more than it saves then
+    if (!last && this.opts.shardThread) this.shardOut ??= new ShardThread();
+    if (this.shardOut) {
+      const cols = st.take();
+      st.clear();
+      const back = await this.shardOut.write({ rel, path, cols, perm, spec });
+      if (back) st.giveBack(back);
+      return;
+    }
+    this.records.set(rel, writeRoutingFile(path, st, perm, spec));
+    st.clear();
+  }
+
+  /** Every routing file handed to the shard thread is written (reading them, or finishing). */
+  private async routingWritten(): Promise<void> {
+    const back = await this.shardOut?.idle();
+    if (back) this.stage.giveBack(back);
+    // moved here, so that a file rewritten later (nullGatesOfEarlyShards) loses its record for good
+    for (const [rel, r] of this.shardOut?.records ?? []) this.records.set(rel, r);
+    this.shardOut?.records.clear();
   }
 
   async appendSample(s: SampleRow): Promise<void> {
@@ -310,7 +340,7 @@ export class TraceWriter {
   async finish(meta: TraceMetaInput): Promise<TraceMeta> {
     this.checkOpen();
     try {
-      this.flushRouting(true);
+      await this.flushRouting(true);
       if (!this.gatesRecorded) await this.nullGatesOfEarlyShards();
       this.samplesOut().finish();
       renameSync(join(this.dir, SAMPLES_TMP), join(this.dir, 'samples.parquet'));
@@ -327,7 +357,8 @@ export class TraceWriter {
         }
         tokens = Object.fromEntries(Object.entries(tokens).sort(([a], [b]) => (a < b ? -1 : 1)));
       }
-      this.close();
+      await this.routingWritten();
+      await this.close();
       const full: TraceMeta = {
         moescope_version: VERSION,
         ...meta,
@@ -338,12 +369,12 @@ export class TraceWriter {
         samples: this.samples,
         rows: this.rows,
         layers: meta.layers ?? [...this.layerModalityCounts.keys()].sort((a, b) => a - b),
-        files: recordFiles(this.dir),
+        files: recordFiles(this.dir, this.records),
       };
       writeFileSync(join(this.dir, 'meta.json'), JSON.stringify(full, null, 2) + '\n');
       return full;
     } finally {
-      this.close();
+      await this.close();
     }
   }
 
@@ -356,6 +387,7 @@ export class TraceWriter {
     const hasVarchar = (name: string) => extra.some((c) => c.name === name && c.type === 'VARCHAR');
     const queries = this.acc.tables(!this.gatesRecorded);
     if (this.acc.sqlTables.size) {
+      await this.routingWritten();
       const routing = `read_parquet([${this.shards.map((f) => sqlString(join(this.dir, f))).join(', ')}])`;
       const base = baseRelation(routing, `read_parquet(${sqlString(join(this.dir, 'samples.parquet'))})`, {
         domain: hasVarchar('domain') ? 'routing' : this.samplesFile?.filled.has('domain') ? 'samples' : null,
@@ -378,28 +410,31 @@ export class TraceWriter {
 
   /** Shards written before the writer learnt that gates are placeholders get their gate column NULLed. */
   private async nullGatesOfEarlyShards(): Promise<void> {
+    await this.routingWritten();
     for (const rel of this.shards.slice(0, this.shardsWithGates)) {
       const f = join(this.dir, rel);
       const tmp = join(this.dir, `${TMP_PREFIX}-regate.parquet`);
       await (await this.duck()).run(`COPY (SELECT * REPLACE (NULL::FLOAT[] AS gate) FROM read_parquet(${sqlString(f)})) TO ${sqlString(tmp)} (${PARQUET})`);
       renameSync(tmp, f);
+      this.records.delete(rel);
     }
     this.shardsWithGates = 0;
   }
 
   /** Stop and remove the temporaries (the caller's atomic folder removes the rest). */
   async abort(): Promise<void> {
-    this.close();
+    await this.close();
   }
 
   private checkOpen(): void {
     if (this.closed) throw new Error('TraceWriter: already finished or aborted');
   }
 
-  private close(): void {
+  private async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     try {
+      await this.shardOut?.close();
       this.samplesFile?.close();
       this.db?.conn.closeSync();
       this.db?.instance.closeSync();

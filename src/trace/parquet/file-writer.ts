@@ -1,9 +1,11 @@
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { VERSION } from '../../version.js';
 import { ByteSink } from './byte-sink.js';
 import { bitWidth, deltaBinaryPacked, rleHybrid, rleRun } from './encodings.js';
 import { ThriftWriter } from './thrift.js';
 import { LITTLE_ENDIAN } from '../../util/endian.js';
+import type { FileRecord } from '../meta.js';
 
 /**
  * A Parquet file writer (https://github.com/apache/parquet-format) for the few shapes moescope
@@ -69,13 +71,13 @@ export interface Leaf {
 
 /**
  * Write `leaves` as a Parquet file at `path`: rows[0..n) in row groups of `rowGroupRows`, each
- * leaf reading row rows[i] of its arrays.
+ * leaf reading row rows[i] of its arrays. Returns its size and SHA-256 (meta.json `files`).
  */
-export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array, rowGroupRows: number): void {
+export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array, rowGroupRows: number): FileRecord {
   const f = new ParquetFileWriter(path, leaves);
   try {
     for (let g = 0; g < rows.length; g += rowGroupRows) f.rowGroup(rows.subarray(g, Math.min(rows.length, g + rowGroupRows)));
-    f.finish();
+    return f.finish();
   } finally {
     f.close();
   }
@@ -90,6 +92,8 @@ export function writeParquetFile(path: string, leaves: Leaf[], rows: Int32Array,
 export class ParquetFileWriter {
   private readonly fd: number;
   private readonly w: ChunkWriter;
+  /** of the bytes as they are written: hashing the file afterwards read it back (a tenth of a large import's end) */
+  private readonly hash = createHash('sha256');
   private readonly groups: { rows: number; chunks: ChunkMeta[] }[] = [];
   private rows = 0;
   private closed = false;
@@ -99,7 +103,7 @@ export class ParquetFileWriter {
     this.w = opts.ownChunkWriter ? new ChunkWriter() : (chunkWriter ??= new ChunkWriter());
     this.fd = openSync(path, 'w');
     try {
-      this.w.begin(this.fd);
+      this.w.begin(this.fd, this.hash);
       this.w.writeRaw(MAGIC);
     } catch (e) {
       this.close();
@@ -115,9 +119,9 @@ export class ParquetFileWriter {
 
   /**
    * The footer, over the leaves `keep` selects: the chunks of a leaf left out stay in the file
-   * unreferenced (readers go by the footer's offsets).
+   * unreferenced (readers go by the footer's offsets). Returns the file's size and SHA-256.
    */
-  finish(keep: (leaf: Leaf) => boolean = () => true): void {
+  finish(keep: (leaf: Leaf) => boolean = () => true): FileRecord {
     const kept = this.leaves.flatMap((leaf, i) => (keep(leaf) ? [i] : []));
     const groups = this.groups.map((g) => ({ rows: g.rows, chunks: kept.map((i) => g.chunks[i]) }));
     const footer = fileMetaData(kept.map((i) => this.leaves[i]), groups, this.rows);
@@ -125,7 +129,7 @@ export class ParquetFileWriter {
     const tail = new ByteSink(8);
     tail.u32le(footer.length);
     tail.append(MAGIC);
-    this.w.writeRaw(tail.bytes());
+    return { bytes: this.w.writeRaw(tail.bytes()), sha256: this.hash.digest('hex') };
   }
 
   close(): void {
@@ -163,6 +167,7 @@ export function gatherDoubles(w: ChunkWriter, col: Float64Array, rows: Int32Arra
 export class ChunkWriter {
   private fd = -1;
   private offset = 0;
+  private hash: Hash | null = null;
   private readonly chunkBytes = new ByteSink(1 << 20);
   private readonly body = new ByteSink(1 << 20);
   private scratchInts = new Int32Array(0);
@@ -175,16 +180,19 @@ export class ChunkWriter {
   // the chunk being written
   private cur: ChunkMeta | null = null;
 
-  /** Start a file (files are written one at a time, synchronously). */
-  begin(fd: number): void {
+  /** Start a file (files are written one at a time, synchronously), its bytes hashed into `hash`. */
+  begin(fd: number, hash: Hash): void {
     this.fd = fd;
     this.offset = 0;
+    this.hash = hash;
   }
 
-  writeRaw(b: Uint8Array): void {
+  /** Append b to the file; returns the file's size so far. */
+  writeRaw(b: Uint8Array): number {
     let done = 0;
     while (done < b.length) done += writeSync(this.fd, b, done, b.length - done);
-    this.offset += b.length;
+    this.hash!.update(b);
+    return (this.offset += b.length);
   }
 
   ints(n: number): Int32Array {

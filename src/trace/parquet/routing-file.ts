@@ -1,5 +1,6 @@
 import { Conv, PType, gatherInts, writeParquetFile, type Leaf } from './file-writer.js';
-import type { RowStage } from '../row-stage.js';
+import type { StageColumns } from '../row-stage.js';
+import type { FileRecord } from '../meta.js';
 
 /**
  * One routing file (SPEC §2) from the writer's held rows, in the order `perm`: the schema DuckDB
@@ -22,12 +23,13 @@ export interface RoutingFileSpec {
   rowGroupRows: number;
 }
 
-export function writeRoutingFile(path: string, st: RowStage, perm: Int32Array, spec: RoutingFileSpec): void {
-  writeParquetFile(path, routingLeaves(st, spec), perm.subarray(0, st.rows), spec.rowGroupRows);
+/** Returns the file's size and SHA-256. */
+export function writeRoutingFile(path: string, st: StageColumns, perm: Int32Array, spec: RoutingFileSpec): FileRecord {
+  return writeParquetFile(path, routingLeaves(st, spec), perm.subarray(0, st.rows), spec.rowGroupRows);
 }
 
 /** The routing columns, in SPEC §2's order. */
-function routingLeaves(st: RowStage, spec: RoutingFileSpec): Leaf[] {
+function routingLeaves(st: StageColumns, spec: RoutingFileSpec): Leaf[] {
   const { K, E } = spec;
   const leaves: Leaf[] = [
     { name: 'sample', list: false, type: PType.INT32, conv: Conv.INT_32, logical: 'int32', write: (w, rows) => w.deltaInts(gatherInts(w, st.sample, rows)) },
