@@ -13,8 +13,12 @@ import { listRoutingFiles } from '../src/trace/files.js';
  * (safetensors, [T, E] floats per layer, top-k on import), vLLM routed_experts (base64 int16
  * [T, L, 8]) and OLMoE's analysis JSONL (nested lists [T][K][L]) — beside DuckDB COPYing the same
  * rows (the trace just written, loaded into a DuckDB table first) to Parquet, timed in the same
- * run. Inputs are millions of rows (serving-log scale: start-up is a small part). Token ids are
- * drawn Zipf-distributed (s = 1.1) over a 50k vocabulary, as text is; router choices uniformly.
+ * run. Inputs are serving-log scale, 5-10M rows (a day of one model's routing is hundreds of
+ * millions): an import's start and end cost about half a second whatever its size (Node, the
+ * threads' modules, the aggregates' final merge), which at the 1-3M rows this bench used before
+ * was a third of the run. Each side runs three times, alternating (this machine's speed drifts
+ * by tens of percent within minutes), and the median of each is compared. Token ids are drawn
+ * Zipf-distributed (s = 1.1) over a 50k vocabulary, as text is; router choices uniformly.
  * Plus peak RSS of a vLLM import at N and 10N rows (N = 1M, past the writer's buffers): streaming
  * keeps them about equal (the threads' young generations are held small for that: see docs/limits.md).
  * `BENCH_IMPORT_SCALE` (default 1) scales every input.
@@ -78,38 +82,67 @@ function runImport(dir: string, format: string, input: string, flags: string[], 
   return { seconds, rssMB: Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1]) / 1024, rows, out };
 }
 
-/** DuckDB writing the same rows to Parquet: the rows loaded into a table first, then COPY timed. */
-async function duckdbCopy(dir: string, trace: string): Promise<{ rows: number; seconds: number }> {
+/** DuckDB writing a trace's routing rows to Parquet: the rows loaded into a table once, then each COPY timed. */
+async function duckdbPeer(trace: string): Promise<{ rows: number; copy: (dir: string) => Promise<number>; close: () => void }> {
   const inst = await DuckDBInstance.create(':memory:', { threads: '2' });
   const conn = await inst.connect();
+  const close = () => {
+    conn.closeSync();
+    inst.closeSync();
+  };
   try {
     const files = listRoutingFiles(trace).files.map((f) => `'${f}'`).join(', ');
     await conn.run(`CREATE TABLE r AS SELECT * FROM read_parquet([${files}])`);
     const rows = Number((await conn.runAndReadAll('SELECT count(*) FROM r')).getRows()[0][0]);
-    const t0 = performance.now();
-    await conn.run(`COPY r TO '${join(dir, 'peer.parquet')}' (FORMAT parquet, COMPRESSION zstd)`);
-    return { rows, seconds: (performance.now() - t0) / 1000 };
-  } finally {
-    conn.closeSync();
-    inst.closeSync();
-    rmSync(join(dir, 'peer.parquet'), { force: true });
+    const copy = async (dir: string) => {
+      const out = join(dir, 'peer.parquet');
+      try {
+        const t0 = performance.now();
+        await conn.run(`COPY r TO '${out}' (FORMAT parquet, COMPRESSION zstd)`);
+        return (performance.now() - t0) / 1000;
+      } finally {
+        rmSync(out, { force: true });
+      }
+    };
+    return { rows, copy, close };
+  } catch (e) {
+    close();
+    throw e;
   }
 }
 
+const RUNS = 3;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[(s.length - 1) >> 1];
+}
+
+/** Our import and DuckDB's COPY of the rows it wrote, RUNS times each, alternating; the medians. */
 async function throughput(dir: string, what: string, format: string, input: string, flags: string[]): Promise<BenchRow> {
-  const ours = runImport(dir, format, input, flags, true);
-  const peer = await duckdbCopy(dir, ours.out);
-  rmSync(ours.out, { recursive: true, force: true });
-  if (peer.rows !== ours.rows) throw new Error(`import ${what}: ${ours.rows} rows, DuckDB copied ${peer.rows}`);
+  const first = runImport(dir, format, input, flags, true);
+  const peer = await duckdbPeer(first.out);
+  const ours = [first.seconds], theirs: number[] = [];
+  try {
+    rmSync(first.out, { recursive: true, force: true });
+    if (peer.rows !== first.rows) throw new Error(`import ${what}: ${first.rows} rows, DuckDB copied ${peer.rows}`);
+    for (let i = 0; i < RUNS; i++) {
+      theirs.push(await peer.copy(dir));
+      if (i + 1 < RUNS) ours.push(runImport(dir, format, input, flags).seconds);
+    }
+  } finally {
+    peer.close();
+  }
+  const spread = (xs: number[]) => xs.map((x) => (first.rows / x / 1e6).toFixed(2)).join('/');
   return {
-    name: `import ${what} (${ours.rows} rows)`,
-    ours: ours.rows / ours.seconds,
-    peer: peer.rows / peer.seconds,
+    name: `import ${what} (${first.rows} rows)`,
+    ours: first.rows / median(ours),
+    peer: peer.rows / median(theirs),
     unit: 'rows/s',
     higherIsBetter: true,
     peerName: 'DuckDB COPY to Parquet',
     target: '>= 0.5x',
-    note: 'ours: whole CLI run (start, parse, top-k, checks, Parquet, aggregates); peer: COPY of the same rows from a table',
+    note: `medians of ${RUNS} alternating runs (M rows/s: ours ${spread(ours)}, peer ${spread(theirs)}); ours: whole CLI run (start, parse, top-k, checks, Parquet, aggregates); peer: COPY of the same rows from a table`,
   };
 }
 
@@ -133,9 +166,10 @@ export async function bench(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-bench-import-'));
   try {
     const rows: BenchRow[] = [];
+    // windows of T x L = 32768 rows: 10.5M rows of each JSONL format, 5.2M of logits (1.3 GB)
     for (const [what, format, n, flags] of [
-      ['olmoe JSONL', 'olmoe', 64, ['--num-experts', String(E)]],
-      ['vLLM top-8 base64', 'vllm', 96, ['--num-experts', String(E)]],
+      ['olmoe JSONL', 'olmoe', 320, ['--num-experts', String(E)]],
+      ['vLLM top-8 base64', 'vllm', 320, ['--num-experts', String(E)]],
     ] as const) {
       const input = join(dir, `${format}.jsonl`);
       py(GEN, [root, input, String(windows(n)), format]);
@@ -143,7 +177,7 @@ export async function bench(): Promise<BenchRow[]> {
       rmSync(input, { force: true });
     }
     const hf = join(dir, 'hf');
-    py(GEN, [root, hf, String(windows(32)), 'hf']);
+    py(GEN, [root, hf, String(windows(160)), 'hf']);
     rows.push(await throughput(dir, 'hf logits safetensors', 'hf', hf, ['--top-k', String(K)]));
     rmSync(hf, { recursive: true, force: true });
     // memory: N and 10N rows of vLLM

@@ -1,5 +1,5 @@
 import { InputError } from '../util/errors.js';
-import { expNonPositive } from './exp-neg.js';
+import { softmaxExps } from './softmax-exps.js';
 import { softmaxTopKRows } from './softmax-topk.js';
 
 /**
@@ -79,8 +79,7 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
     else {
       let max = -Infinity;
       for (let e = 0; e < E; e++) max = Math.max(max, scores[row + e]);
-      let sum = 0;
-      for (let e = 0; e < E; e++) sum += p[e] = expNonPositive(scores[row + e] - max);
+      const sum = softmaxExps(scores, row, E, max, p);
       for (let e = 0; e < E; e++) p[e] /= sum;
     }
     if (probs) for (let e = 0; e < E; e++) probs[row + e] = p[e];
@@ -223,8 +222,7 @@ class SoftmaxTopK {
         thr = topV[K];
       } else if (v !== v) return false;
     }
-    let sum = 0;
-    for (let e = 0; e < E; e++) sum += ex[e] = expNonPositive(scores[row + e] - max);
+    const sum = softmaxExps(scores, row, E, max, ex);
     if (!(sum > 0) || sum === Infinity) return false;
     // probabilities of the K+1 best must stay strictly ordered for the selection to be the plain loop's
     topP[0] = ex[topI[0]] / sum;
@@ -280,8 +278,7 @@ export function routeByRule(scores: Float32Array, T: number, E: number, K: numbe
     else {
       let max = -Infinity;
       for (let e = 0; e < E; e++) max = Math.max(max, scores[row + e]);
-      let sum = 0;
-      for (let e = 0; e < E; e++) sum += s[e] = expNonPositive(scores[row + e] - max);
+      const sum = softmaxExps(scores, row, E, max, s);
       for (let e = 0; e < E; e++) s[e] /= sum;
     }
     if (probs) for (let e = 0; e < E; e++) probs[row + e] = s[e];

@@ -1,10 +1,9 @@
-import { EXP_NEG } from './exp-neg.js';
 import { softmaxTopKWasmBase64 } from './softmax-topk-wasm.js';
 import { bytesOfBase64 } from '../util/base64.js';
 
 /**
  * The softmax top-k of router logits over many rows in WebAssembly (softmax-topk.wat): routing.ts's
- * SoftmaxTopK.row with its exps two at a time, the same bits (the .wat says how). The largest cost
+ * SoftmaxTopK.row with its exps four at a time, the same bits (the .wat says how). The largest cost
  * of importing router logits was that row loop in JS, ~2.5 µs a row at 64 experts; SIMD is not
  * reachable from JS, and a scalar loop cannot drop V8's per-element checks.
  *
@@ -17,27 +16,21 @@ interface Exports {
   softmax_topk(scores: number, T: number, E: number, K: number, norm: number, experts: number, gates: number, fb: number): number;
 }
 
-const BASE = 65536; // the .wat's constants and scratch are below
+const BASE = 65536; // the .wat's scratch is below
 const MAX_E = 2048; // its ex[] scratch
 const MAX_K = 11; // the K + 1 best are held in twelve lanes
 const CHUNK_BYTES = 1 << 20;
 
 let instance: Exports | null | undefined;
 
-/** The kernel with its constants filled, once per thread; null without WebAssembly SIMD. */
+/** The kernel, once per thread; null without WebAssembly SIMD. */
 function kernel(): Exports | null {
   if (instance !== undefined) return instance;
   instance = null;
   try {
     const bytes = bytesOfBase64(softmaxTopKWasmBase64);
     if (!WebAssembly.validate(bytes)) return null;
-    const ex = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
-    const f = new Float64Array(ex.memory.buffer);
-    const { INV, SHIFT, HI, LO, C6, C24, MIN, WHOLE, FRAC } = EXP_NEG;
-    f.set([INV, SHIFT, HI, LO, C6, C24, MIN], 0);
-    f.set(WHOLE, 64 / 8);
-    f.set(FRAC, 8256 / 8);
-    instance = ex;
+    instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
   } catch {
     instance = null;
   }
@@ -69,4 +62,15 @@ export function softmaxTopKRows(scores: Float32Array, T: number, E: number, K: n
     for (let i = 0; i < left; i++) rest(t0 + fb[i]);
   }
   return true;
+}
+
+/**
+ * Tests: the exps (float32) and their sum of the last row the kernel computed them for, read from
+ * its scratch, to be checked bit for bit against softmax-exps.ts (the gates alone rarely show a
+ * difference in the last bits of a float64 sum).
+ */
+export function lastRowExps(E: number): { ex: Float32Array; sum: number } | null {
+  const k = kernel();
+  if (!k) return null;
+  return { ex: new Float32Array(k.memory.buffer, 16384, E).slice(), sum: new Float64Array(k.memory.buffer, 44032, 1)[0] };
 }

@@ -1,27 +1,24 @@
 ;; The softmax top-k of router logits, a row at a time: routing.ts SoftmaxTopK.row in WebAssembly,
-;; the exps two at a time (f64x2), bit for bit the same results. Compiled into softmax-topk-wasm.ts
-;; by scripts/build-wasm-simd.mjs; softmax-topk.ts loads it and fills the constants.
+;; the exps four at a time (f32x4), bit for bit the same results. Compiled into softmax-topk-wasm.ts
+;; by scripts/build-wasm-simd.mjs; softmax-topk.ts loads it.
 ;;
-;; Every operation is the JS one in the same order, in float64 (baseline SIMD has no fused
-;; multiply-add, and V8 emits none for JS arithmetic): expNonPositive of exp-neg.ts, the sum in
-;; expert order, the division, the demotion to float32. The K+1 best are found another way than
-;; JS's insertion, with the same result: a lower bound tau from sixteen group maxima leaves a few
+;; Every operation is the JS one in the same order (baseline SIMD has no fused multiply-add, and
+;; V8 emits none for JS arithmetic): softmax-exps.ts's expF32 in float32, the sum in float64 in
+;; four running sums by id mod 4, the division in float64, the demotion to float32. The K+1 best
+;; are found another way than JS's insertion, with the same result: a lower bound tau from sixteen group maxima leaves a few
 ;; candidates, and each candidate's place is the number of candidates above it. A row JS would
-;; not take on its fast path (a NaN, an exp argument below -700, a sum that is not finite and
-;; positive, two of the K+1 best equal) is listed instead, for the caller's plain loop; so is a
+;; not take on its fast path (a NaN, a sum that is not finite and positive, two of the K+1 best
+;; equal, in score or in probability) is listed instead, for the caller's plain loop; so is a
 ;; row with more than 256 candidates (many equal values), whose ranking would cost more than JS.
 ;;
-;; Memory (bytes), all filled by the caller:
-;;   0    f64 INV, SHIFT, HI, LO, 1/6, 1/24, -700        (exp-neg.ts's constants)
-;;   64   f64 WHOLE[1024]: 2^-m
-;;   8256 f64 FRAC[256]: 2^(j/256)
-;;   16384 f64 ex[E] (E <= 2048)   36864 i32 topI[K+1]   40960 f64 topP[K+1] (K < 16)
+;; Memory (bytes), scratch below 65536:
+;;   16384 f32 ex[E] (E <= 2048)   36864 i32 topI[K+1]   40960 f64 topP[K+1] (K < 16)   44032 f64 sum
 ;;   45056 f32 group maxima[16]   49152 f32 candidates[E]   57344 i32 their ids[E]
 ;;   65536 on: the caller's rows and results
 (module
   (memory (export "memory") 2)
 
-  ;; Rows t < T of float32 scores [T][E] at $scores (E even, K < E): experts (i32 [T][K]) and gates
+  ;; Rows t < T of float32 scores [T][E] at $scores (E a multiple of 4, K < E): experts (i32 [T][K]) and gates
   ;; (f32 [T][K], renormalised over the K when $norm) by descending gate. Returns how many rows it
   ;; left to the caller; their indices are at $fb (i32).
   (func (export "softmax_topk") (param $scores i32) (param $T i32) (param $E i32) (param $K i32) (param $norm i32)
@@ -30,7 +27,7 @@
     (local $v f64) (local $max f64) (local $tau f64) (local $sum f64) (local $pj f64) (local $prev f64) (local $sumK f64)
     (local $nc i32) (local $c i32) (local $placed i32) (local $mask i32) (local $q i32)
     (local $x v128) (local $nan v128) (local $vs v128) (local $tauv v128) (local $v0 v128) (local $v1 v128) (local $v2 v128)
-    (local $n v128) (local $r v128) (local $p v128) (local $k v128) (local $k0 i32) (local $k1 i32)
+    (local $n v128) (local $r v128) (local $p v128) (local $k v128)
     (local.set $row (local.get $scores))
     (block $end
       (loop $rows
@@ -131,55 +128,43 @@
               (br_if $ranks (i32.lt_u (local.get $j) (local.get $nc))))
             (br_if $fallback (i32.ne (local.get $placed) (i32.add (local.get $K) (i32.const 1))))
             (br_if $fallback (i32.ne (i32.popcnt (local.get $mask)) (i32.add (local.get $K) (i32.const 1))))
-            ;; ex[e] = expNonPositive(score - max), two lanes at a time
+            ;; ex[e] = expf(score - max) in float32, four lanes at a time (Cephes' expf, as exp-f32.ts's
+            ;; expF32: the same operations in the same order), stored as f32 at 16384; summed in float64
+            ;; in four running sums by e mod 4, then (s0 + s2) + (s1 + s3)
+            (local.set $tauv (f32x4.splat (f32.demote_f64 (local.get $max))))
+            (local.set $v0 (v128.const i64x2 0 0))
+            (local.set $v1 (v128.const i64x2 0 0))
             (local.set $e (i32.const 0))
             (loop $exps
-              (local.set $x (f64x2.sub
-                (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))))
-                (f64x2.splat (local.get $max))))
-              (br_if $fallback (i32.eqz (i64x2.all_true (f64x2.ge (local.get $x) (v128.load64_splat offset=48 (i32.const 0))))))
-              ;; n = x * INV + SHIFT - SHIFT; r = x - n * HI - n * LO; k = n | 0
-              (local.set $n (f64x2.sub
-                (f64x2.add (f64x2.mul (local.get $x) (v128.load64_splat offset=0 (i32.const 0))) (v128.load64_splat offset=8 (i32.const 0)))
-                (v128.load64_splat offset=8 (i32.const 0))))
-              (local.set $r (f64x2.sub
-                (f64x2.sub (local.get $x) (f64x2.mul (local.get $n) (v128.load64_splat offset=16 (i32.const 0))))
-                (f64x2.mul (local.get $n) (v128.load64_splat offset=24 (i32.const 0)))))
-              (local.set $k (i32x4.trunc_sat_f64x2_s_zero (local.get $n)))
-              ;; p = 1 + r * (1 + r * (0.5 + r * (1/6 + r * (1/24))))
-              (local.set $p (f64x2.add (v128.load64_splat offset=32 (i32.const 0)) (f64x2.mul (local.get $r) (v128.load64_splat offset=40 (i32.const 0)))))
-              (local.set $p (f64x2.add (f64x2.splat (f64.const 0.5)) (f64x2.mul (local.get $r) (local.get $p))))
-              (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
-              (local.set $p (f64x2.add (f64x2.splat (f64.const 1)) (f64x2.mul (local.get $r) (local.get $p))))
-              ;; WHOLE[-(k >> 8)] * (FRAC[k & 255] * p)
-              (local.set $k0 (i32x4.extract_lane 0 (local.get $k)))
-              (local.set $k1 (i32x4.extract_lane 1 (local.get $k)))
-              (v128.store offset=16384 (i32.shl (local.get $e) (i32.const 3))
-                (f64x2.mul
-                  (f64x2.replace_lane 1
-                    (f64x2.splat (f64.load offset=64 (i32.shl (i32.sub (i32.const 0) (i32.shr_s (local.get $k0) (i32.const 8))) (i32.const 3))))
-                    (f64.load offset=64 (i32.shl (i32.sub (i32.const 0) (i32.shr_s (local.get $k1) (i32.const 8))) (i32.const 3))))
-                  (f64x2.mul
-                    (f64x2.replace_lane 1
-                      (f64x2.splat (f64.load offset=8256 (i32.shl (i32.and (local.get $k0) (i32.const 255)) (i32.const 3))))
-                      (f64.load offset=8256 (i32.shl (i32.and (local.get $k1) (i32.const 255)) (i32.const 3))))
-                    (local.get $p))))
-              (local.set $e (i32.add (local.get $e) (i32.const 2)))
+              (local.set $x (f32x4.sub (v128.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))) (local.get $tauv)))
+              (local.set $r (f32x4.pmin (f32x4.pmax (local.get $x) (f32x4.splat (f32.const -87.3))) (f32x4.splat (f32.const 88))))
+              (local.set $k (f32x4.add (f32x4.mul (local.get $r) (f32x4.splat (f32.const 1.44269504088896341))) (f32x4.splat (f32.const 12582912))))
+              (local.set $n (f32x4.sub (local.get $k) (f32x4.splat (f32.const 12582912))))
+              (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n) (f32x4.splat (f32.const 0.693359375)))))
+              (local.set $r (f32x4.sub (local.get $r) (f32x4.mul (local.get $n) (f32x4.splat (f32.const -2.12194440e-4)))))
+              (local.set $p (f32x4.add (f32x4.mul (f32x4.splat (f32.const 1.9875691500e-4)) (local.get $r)) (f32x4.splat (f32.const 1.3981999507e-3))))
+              (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 8.3334519073e-3))))
+              (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 4.1665795894e-2))))
+              (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 1.6666665459e-1))))
+              (local.set $p (f32x4.add (f32x4.mul (local.get $p) (local.get $r)) (f32x4.splat (f32.const 5.0000001201e-1))))
+              (local.set $p (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul (local.get $p) (local.get $r)) (local.get $r)) (local.get $r)) (f32x4.splat (f32.const 1))))
+              (local.set $p (f32x4.mul (local.get $p) (i32x4.shl (i32x4.add (local.get $k) (i32x4.splat (i32.const -1262485377))) (i32.const 23))))
+              (local.set $p (v128.andnot (local.get $p) (f32x4.lt (local.get $x) (f32x4.splat (f32.const -87.3)))))
+              (v128.store offset=16384 (i32.shl (local.get $e) (i32.const 2)) (local.get $p))
+              (local.set $v0 (f64x2.add (local.get $v0) (f64x2.promote_low_f32x4 (local.get $p))))
+              (local.set $v1 (f64x2.add (local.get $v1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $p) (local.get $p)))))
+              (local.set $e (i32.add (local.get $e) (i32.const 4)))
               (br_if $exps (i32.lt_u (local.get $e) (local.get $E))))
-            ;; their sum in expert order
-            (local.set $sum (f64.const 0))
-            (local.set $e (i32.const 0))
-            (loop $sums
-              (local.set $sum (f64.add (local.get $sum) (f64.load offset=16384 (i32.shl (local.get $e) (i32.const 3)))))
-              (local.set $e (i32.add (local.get $e) (i32.const 1)))
-              (br_if $sums (i32.lt_u (local.get $e) (local.get $E))))
+            (local.set $v0 (f64x2.add (local.get $v0) (local.get $v1)))
+            (local.set $sum (f64.add (f64x2.extract_lane 0 (local.get $v0)) (f64x2.extract_lane 1 (local.get $v0))))
+            (f64.store offset=44032 (i32.const 0) (local.get $sum))
             (br_if $fallback (i32.eqz (f64.gt (local.get $sum) (f64.const 0))))
             (br_if $fallback (f64.eq (local.get $sum) (f64.const inf)))
             ;; probabilities of the K+1 best, which must stay strictly ordered
             (local.set $j (i32.const 0))
             (loop $probs
               (local.set $pj (f64.div
-                (f64.load offset=16384 (i32.shl (i32.load offset=36864 (i32.shl (local.get $j) (i32.const 2))) (i32.const 3)))
+                (f64.promote_f32 (f32.load offset=16384 (i32.shl (i32.load offset=36864 (i32.shl (local.get $j) (i32.const 2))) (i32.const 2))))
                 (local.get $sum)))
               (if (local.get $j) (then (br_if $fallback (i32.eqz (f64.lt (local.get $pj) (local.get $prev))))))
               (f64.store offset=40960 (i32.shl (local.get $j) (i32.const 3)) (local.get $pj))
