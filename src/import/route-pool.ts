@@ -23,11 +23,11 @@ const SPARE_PER_WORKER = 4;
 
 export type RouteRequest = { id: number; job: RouteJob };
 
-/** The job, routed in this thread. */
+/** The job, routed in this thread; a score that is not finite is an InputError naming it (both routines check). */
 export function routeJob(j: RouteJob): Routed {
   return j.rule
     ? routeByRule(j.scores, j.T, j.E, j.K, j.rule, j.bias ?? null, j.areProbs, j.wantProbs, j.where)
-    : routeFromScores(j.scores, j.T, j.E, j.K, j.scoring, j.areProbs, j.normTopk, j.wantProbs);
+    : routeFromScores(j.scores, j.T, j.E, j.K, j.scoring, j.areProbs, j.normTopk, j.wantProbs, j.where);
 }
 
 /**

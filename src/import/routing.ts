@@ -63,9 +63,12 @@ function writeChoices(experts: Int32Array, gates: Float32Array, out: number, top
 /**
  * probs = scoring(logits) per row (or the scores themselves), top-k by prob, gates optionally
  * renormalised. Softmax over logits (the usual) goes through softmax-topk.wat, then SoftmaxTopK.row,
- * each bit for bit this plain loop, which takes the rows they leave.
+ * each bit for bit this plain loop, which takes the rows they leave. With `where`, a score that is
+ * not finite is an InputError naming the first one (row, then expert): the kernel and the fast
+ * path leave such rows to the plain loop, which checks its row first, so the driver need not scan
+ * every score beforehand.
  */
-export function routeFromScores(scores: Float32Array, T: number, E: number, K: number, scoring: Scoring, areProbs: boolean, normTopk: boolean, wantProbs: boolean): Routed {
+export function routeFromScores(scores: Float32Array, T: number, E: number, K: number, scoring: Scoring, areProbs: boolean, normTopk: boolean, wantProbs: boolean, where?: string): Routed {
   const experts = new Int32Array(T * K);
   const gates = new Float32Array(T * K);
   const probs = wantProbs ? new Float32Array(T * E) : undefined;
@@ -74,6 +77,7 @@ export function routeFromScores(scores: Float32Array, T: number, E: number, K: n
   const topI = new Int32Array(K);
   const plainRow = (t: number): void => {
     const row = t * E;
+    if (where !== undefined) checkFiniteRow(scores, row, E, where, t);
     if (areProbs) for (let e = 0; e < E; e++) p[e] = scores[row + e];
     else if (scoring === 'sigmoid') for (let e = 0; e < E; e++) p[e] = 1 / (1 + Math.exp(-scores[row + e]));
     else {
@@ -209,8 +213,8 @@ class SoftmaxTopK {
     let max = -Infinity;
     for (let e = 0; e < K1; e++) {
       const v = scores[row + e];
+      if (v - v !== 0) return false; // NaN or infinity
       if (v > max) max = v;
-      else if (v !== v) return false;
       insertSorted(topV, topI, v, e, e);
     }
     let thr = topV[K];
@@ -220,8 +224,9 @@ class SoftmaxTopK {
         if (v > max) max = v;
         insertSorted(topV, topI, v, e, K);
         thr = topV[K];
-      } else if (v !== v) return false;
+      } else if (v - v !== 0) return false;
     }
+    if (max === Infinity) return false;
     const sum = softmaxExps(scores, row, E, max, ex);
     if (!(sum > 0) || sum === Infinity) return false;
     // probabilities of the K+1 best must stay strictly ordered for the selection to be the plain loop's
@@ -233,6 +238,14 @@ class SoftmaxTopK {
     if (probs) for (let e = 0; e < E; e++) probs[row + e] = ex[e] / sum;
     writeChoices(experts, gates, out, topI, topP, K, normTopk);
     return true;
+  }
+}
+
+/** A score that is not a finite number, in row t (scores[row..row+E)): an InputError naming the first. */
+function checkFiniteRow(scores: Float32Array, row: number, E: number, where: string, t: number): void {
+  for (let e = 0; e < E; e++) {
+    const v = scores[row + e];
+    if (v - v !== 0) throw new InputError(`${where}: token ${t}: router score ${v} for expert ${e} is not a finite number`);
   }
 }
 
@@ -273,6 +286,7 @@ export function routeByRule(scores: Float32Array, T: number, E: number, K: numbe
   const pick = new Float64Array(K);
   for (let t = 0; t < T; t++) {
     const row = t * E;
+    checkFiniteRow(scores, row, E, where, t);
     if (areProbs) for (let e = 0; e < E; e++) s[e] = scores[row + e];
     else if (rule.scoring === 'sigmoid') for (let e = 0; e < E; e++) s[e] = 1 / (1 + Math.exp(-scores[row + e]));
     else {

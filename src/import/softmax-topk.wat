@@ -7,7 +7,7 @@
 ;; four running sums by id mod 4, the division in float64, the demotion to float32. The K+1 best
 ;; are found another way than JS's insertion, with the same result: a lower bound tau from sixteen group maxima leaves a few
 ;; candidates, and each candidate's place is the number of candidates above it. A row JS would
-;; not take on its fast path (a NaN, a sum that is not finite and positive, two of the K+1 best
+;; not take on its fast path (a NaN or infinity, a sum that is not finite and positive, two of the K+1 best
 ;; equal, in score or in probability) is listed instead, for the caller's plain loop; so is a
 ;; row with more than 256 candidates (many equal values), whose ranking would cost more than JS.
 ;;
@@ -34,7 +34,8 @@
         (br_if $end (i32.ge_u (local.get $t) (local.get $T)))
         (block $ok
           (block $fallback
-            ;; a NaN anywhere: the caller's (JS's fast path gives up on one too). The max, and the
+            ;; a NaN or an infinity anywhere (score - score is not 0): the caller's, whose JS fast path
+            ;; gives up on one too and whose plain loop names it (the driver leaves that check to them). The max, and the
             ;; maxima of sixteen groups (expert id mod 16) kept in four vectors at 45056: four f goes to f mod 4
             (v128.store offset=45056 (i32.const 0) (v128.const f32x4 -inf -inf -inf -inf))
             (v128.store offset=45072 (i32.const 0) (v128.const f32x4 -inf -inf -inf -inf))
@@ -46,7 +47,8 @@
               (loop $maxes
                 (br_if $maxed (i32.ge_u (local.get $e) (local.get $E)))
                 (local.set $p (v128.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))))
-                (local.set $nan (v128.or (local.get $nan) (f32x4.ne (local.get $p) (local.get $p))))
+                (local.set $x (f32x4.sub (local.get $p) (local.get $p)))
+                (local.set $nan (v128.or (local.get $nan) (f32x4.ne (local.get $x) (local.get $x))))
                 (local.set $j (i32.and (local.get $e) (i32.const 12)))
                 (v128.store offset=45056 (i32.shl (local.get $j) (i32.const 2))
                   (f32x4.max (v128.load offset=45056 (i32.shl (local.get $j) (i32.const 2))) (local.get $p)))

@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { looksLikeProbs, routeFromScores, sortTopK } from '../../src/import/routing.js';
+import { looksLikeProbs, routeByRule, routeFromScores, sortTopK } from '../../src/import/routing.js';
 import { MOD_IMAGE, MOD_SPECIAL, MOD_TEXT, MOD_VIDEO, resolveTokens } from '../../src/import/modality.js';
 import { routingFromConfig } from '../../src/import/layers.js';
 import { firstNonFinite, parseLayerList } from '../../src/util/limits.js';
@@ -157,6 +157,33 @@ test('softmax-topk.wat: its float32 exps and float64 sum are softmax-exps.ts\'s 
       const lanes = [0, 0, 0, 0];
       for (let e = 0; e < E; e++) lanes[e % 4] += expF32(Math.fround(row[e] - max));
       assert.ok(Object.is(sum, lanes[0] + lanes[2] + (lanes[1] + lanes[3])), `E=${E} row ${t}: the sum's order`);
+    }
+  }
+});
+
+test('routing router scores names the first score that is not finite (row, then expert), on every path: kernel, JS fast path, plain loop, rules', () => {
+  const rnd = lcg(31);
+  const paths: [string, number, number, (sc: Float32Array, T: number) => unknown][] = [
+    ['softmax kernel', 64, 8, (sc, T) => routeFromScores(sc, T, 64, 8, 'softmax', false, false, false, 'x')],
+    ['softmax JS fast path (E not a multiple of 4)', 6, 2, (sc, T) => routeFromScores(sc, T, 6, 2, 'softmax', false, true, false, 'x')],
+    ['softmax plain loop (probabilities wanted)', 16, 4, (sc, T) => routeFromScores(sc, T, 16, 4, 'softmax', false, false, true, 'x')],
+    ['sigmoid', 8, 2, (sc, T) => routeFromScores(sc, T, 8, 2, 'sigmoid', false, true, false, 'x')],
+    ['rule (groups)', 16, 4, (sc, T) => routeByRule(sc, T, 16, 4, { scoring: 'softmax', normTopk: true, nGroup: 4, topkGroup: 2, groupScore: 'top2sum', scalingFactor: 1 }, null, false, false, 'x')],
+  ];
+  for (const [name, E, , route] of paths) {
+    const T = 50;
+    for (let trial = 0; trial < 12; trial++) {
+      const sc = Float32Array.from({ length: T * E }, () => rnd() * 6 - 3);
+      if (trial === 0) {
+        route(sc, T); // all finite: no error
+        continue;
+      }
+      // one to three bad values anywhere; the first in (row, expert) order is the one named
+      for (let b = 1 + Math.floor(rnd() * 3); b > 0; b--) sc[Math.floor(rnd() * T * E)] = [NaN, Infinity, -Infinity][Math.floor(rnd() * 3)];
+      let first = -1;
+      for (let i = 0; i < sc.length; i++) if (!Number.isFinite(sc[i])) { first = i; break; }
+      const want = `x: token ${Math.floor(first / E)}: router score ${sc[first]} for expert ${first % E} is not a finite number`;
+      assert.throws(() => route(sc, T), (e: Error) => e instanceof InputError && e.message === want, `${name}: ${want}`);
     }
   }
 });
