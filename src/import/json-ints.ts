@@ -287,32 +287,65 @@ function readInts(b: Uint8Array, i: number, end: number, out: Int32Array): IntTe
       }
       // the list's integers, one after another up to the first thing that is not ', integer': each
       // in JSON's grammar within 32 bits (a fraction or exponent fails the next token)
-      let m = 0;
+      const n0 = n;
       for (;;) {
-        const neg = c === MINUS;
-        if (neg) c = b[++i];
-        const first = i;
-        let v = 0;
-        while (c >= ZERO && c <= NINE) {
-          v = v * 10 + (c - ZERO);
+        let v: number;
+        // one or two digits (expert ids, most token ids' first digits) without a loop: the branch on
+        // the number's length was the reader's largest cost; then any more digits, checked
+        let d = c - ZERO;
+        if (d >>> 0 <= 9) {
+          v = d;
           c = b[++i];
+          d = c - ZERO;
+          if (d >>> 0 <= 9) {
+            if (v === 0) return null; // a leading zero
+            v = v * 10 + d;
+            c = b[++i];
+            d = c - ZERO;
+            if (d >>> 0 <= 9) {
+              let digits = 2;
+              do {
+                v = v * 10 + d;
+                digits++;
+                c = b[++i];
+                d = c - ZERO;
+              } while (d >>> 0 <= 9);
+              if (digits > 10 || v > 2147483647) return null;
+            }
+          }
+        } else {
+          if (c !== MINUS) return null;
+          c = b[++i];
+          const first = i;
+          v = 0;
+          while (c >= ZERO && c <= NINE) {
+            v = v * 10 + (c - ZERO);
+            c = b[++i];
+          }
+          const digits = i - first;
+          // (-0 is a double, not an int32: such a list is left to the plain reader)
+          if (digits === 0 || digits > 10 || (digits > 1 && b[first] === ZERO) || v > 2147483647 || v === 0) return null;
+          v = -v;
         }
-        const digits = i - first;
-        // (-0 is a double, not an int32: such a list is left to the plain reader)
-        if (digits === 0 || digits > 10 || (digits > 1 && b[first] === ZERO) || v > 2147483647 || (neg && v === 0)) return null;
         if (n === buf.length) {
           const grown = new Int32Array(buf.length * 2);
           grown.set(buf);
           scratch = buf = grown;
         }
-        buf[n++] = neg ? -v : v;
-        m++;
+        buf[n++] = v;
+        // ', ' (the usual separator) at once, other whitespace the long way
+        if (c === COMMA) {
+          c = b[++i];
+          if (c === SPACE) c = b[++i];
+          while (c === SPACE || c === TAB || c === LF || c === CR) c = b[++i];
+          continue;
+        }
         while (c === SPACE || c === TAB || c === LF || c === CR) c = b[++i];
         if (c !== COMMA) break;
         c = b[++i];
         while (c === SPACE || c === TAB || c === LF || c === CR) c = b[++i];
       }
-      count[depth - 1] += m;
+      count[depth - 1] += n - n0;
     }
     // after a value: ',' and the next one, or ']' closing lists
     for (;;) {
