@@ -277,7 +277,7 @@ export class AggregateAccumulator {
    */
   private spillTokens(): void {
     if (this.order.length !== this.groups.length) this.order = groupPositions(this.groups, this.opts.names);
-    this.runs.spill(this.pending, this.order);
+    this.runs.spill(this.pending, this.order, true); // the pending rows' counts are all 1
     this.pending.n = 0;
   }
 

@@ -56,6 +56,9 @@ export class TokenRuns {
   private readonly range = new Float64Array(3);
   /** whether the last sort's keys took two words */
   private twoWords = false;
+  /** spillWords' words and their second buffer */
+  private words = new Int32Array(0);
+  private wordsB = new Int32Array(0);
   /** a bucket's sums while a spill is written */
   private readonly sum = { dense: new Float64Array(1 << CELL_BITS), cells: new Int32Array(1 << CELL_BITS), bits: new Int32Array(1 << (CELL_BITS - 5)) };
 
@@ -71,9 +74,11 @@ export class TokenRuns {
   /**
    * Write e's entries as a run, sorted by bucket (order[gid], token's bucket), equal keys summed
    * and each bucket's cells in order (entries may be single rows: counts of 1, many repeated).
+   * `unitCounts`: every count is 1 (the writer's rows), which allows the one-word sort below.
    */
-  spill(e: TokenEntries, order: Int32Array): void {
+  spill(e: TokenEntries, order: Int32Array, unitCounts = false): void {
     if (e.n === 0) return;
+    if (unitCounts && this.spillWords(e, order)) return;
     const sorted = this.sort(e, order);
     const path = this.newRun();
     this.runs.push(path);
@@ -91,6 +96,44 @@ export class TokenRuns {
     } finally {
       w.close();
     }
+  }
+
+  /**
+   * The usual spill (counts of 1, a bucket key of at most 16 bits: a few hundred groups of a
+   * vocabulary), as one 32-bit word per entry, bucket key above cell, radix-sorted whole: equal
+   * keys end up adjacent in the run's order, and a run of equal words is one record with its
+   * length as count. Half the cost of sorting the entries' columns and summing each bucket in a
+   * dense array. The records are those of the general path, in the same order. False (nothing
+   * written) when the key takes more bits.
+   */
+  private spillWords(e: TokenEntries, order: Int32Array): boolean {
+    const n = e.n, { s, eb } = this;
+    const [minHigh, maxHigh, maxOrder] = ranges(e, order, s, eb, this.range);
+    const tb = bitsFor(maxHigh - minHigh), ob = bitsFor(maxOrder);
+    if (ob + tb > 16) return false;
+    if (this.words.length < n) {
+      this.words = new Int32Array(e.gid.length);
+      this.wordsB = new Int32Array(e.gid.length);
+    }
+    makeWords(e, order, s, eb, tb, minHigh, this.words);
+    let src = this.words, dst = this.wordsB;
+    for (const shift of digitShifts(16 + ob + tb)) {
+      if (!digitsOf(src, shift, n, this.count)) continue;
+      scatterWords(src, dst, shift, n, this.count);
+      [src, dst] = [dst, src];
+    }
+    // per rank, its group; then the runs of equal words as records
+    const gidOf = new Int32Array(maxOrder + 1);
+    for (let g = 0; g < order.length; g++) if (order[g] <= maxOrder) gidOf[order[g]] = g;
+    const path = this.newRun();
+    this.runs.push(path);
+    const w = new RunWriter(path);
+    try {
+      writeWordRuns(w, src, n, gidOf, s, eb, tb, minHigh);
+    } finally {
+      w.close();
+    }
+    return true;
   }
 
   /** e's entries as sort columns (no pass moved them: they are one bucket). */
@@ -268,6 +311,38 @@ function startsOf(count: Int32Array): void {
     const c = count[d];
     count[d] = sum;
     sum += c;
+  }
+}
+
+/** Per entry its word: (order[gid] << tb | tokenHigh - minHigh) << 16 | (token's low s bits) << eb | expert. */
+function makeWords(e: TokenEntries, order: Int32Array, s: number, eb: number, tb: number, minHigh: number, out: Int32Array): void {
+  const { n, gid, token, expert } = e;
+  const tmask = (1 << s) - 1;
+  for (let i = 0; i < n; i++) {
+    const t = token[i];
+    out[i] = (((order[gid[i]] << tb) | (tokenHigh(t, s) - minHigh)) << 16) | ((t & tmask) << eb) | expert[i];
+  }
+}
+
+/** One stable counting pass of the words by their digit at `shift`. */
+function scatterWords(src: Int32Array, dst: Int32Array, shift: number, n: number, at: Int32Array): void {
+  for (let j = 0; j < n; j++) {
+    const w = src[j];
+    dst[at[(w >>> shift) & DIGIT_MASK]++] = w;
+  }
+}
+
+/** The sorted words as records: each run of equal words once, its length the count. */
+function writeWordRuns(w: RunWriter, words: Int32Array, n: number, gidOf: Int32Array, s: number, eb: number, tb: number, minHigh: number): void {
+  const emask = (1 << eb) - 1, hmask = (1 << tb) - 1;
+  for (let j = 0; j < n; ) {
+    const x = words[j];
+    let k = j + 1;
+    while (k < n && words[k] === x) k++;
+    const key = x >>> 16, cell = x & 0xffff;
+    const tokenBase = (((key & hmask) + minHigh) << s) ^ -0x80000000;
+    w.add(gidOf[key >>> tb] * 32768 + (cell & emask), tokenBase | (cell >>> eb), k - j);
+    j = k;
   }
 }
 

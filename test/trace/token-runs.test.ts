@@ -33,6 +33,8 @@ const caseArb = fc
       cuts: fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 30, size: 'max' }),
       // the final order of the groups: a permutation
       rank: fc.shuffledSubarray(Array.from({ length: h.G }, (_, i) => i), { minLength: h.G, maxLength: h.G }),
+      // single rows, as the writer spills them (counts of 1, spill's one-word sort when the key fits)
+      unit: fc.boolean(),
     }),
   );
 
@@ -40,7 +42,8 @@ type Row = [gid: number, token: number, expert: number, n: number];
 
 test('token runs: random spills merged in passes give the sums and order of a Map and a sort', { timeout: 120_000 }, () => {
   fc.assert(
-    fc.property(caseArb, ({ h, entries, cuts, rank: perm }) => {
+    fc.property(caseArb, ({ h, entries: drawn, cuts, rank: perm, unit }) => {
+      const entries = unit ? drawn.map((e) => ({ ...e, n: 1 })) : drawn;
       const rank = Int32Array.from(perm);
       const dir = mkdtempSync(join(tmpdir(), 'moescope-runs-'));
       try {
@@ -62,7 +65,7 @@ test('token runs: random spills merged in passes give the sums and order of a Ma
             cols.expert[i] = e.expert;
             cols.count[i] = e.n;
           });
-          runs.spill(cols, order);
+          runs.spill(cols, order, unit);
         }
         const got: Row[] = [];
         runs.merge(rank, h.blockRows, (blk) => {
@@ -127,6 +130,41 @@ test('token runs: spills of 80k entries, keys sparse (every int32 token, 300 gro
     let blocks = 0;
     new TokenRuns(join(dir, 'none-'), 7).merge(new Int32Array(1), 10, () => blocks++);
     assert.equal(blocks, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('token runs: single rows spilled by the one-word sort give the very bytes of the general path (keys that fit 16 bits, and wider ones)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'moescope-runs-'));
+  try {
+    let s = 11;
+    const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const cases: [G: number, E: number, token: () => number][] = [
+      [16, 64, () => Math.floor(rnd() * 50_000)], // a layer per group, a vocabulary: the usual
+      [96, 256, () => Math.floor(rnd() * 150_000)], // 16 bits exactly or just past them
+      [3, 8, () => Math.floor(rnd() * 20) - 10], // negative tokens
+      [300, 32768, () => Math.floor(rnd() * 2 ** 32) - 2 ** 31], // wide keys: the general path
+    ];
+    for (const [G, E, token] of cases) {
+      const n = 50_000;
+      const e: TokenEntries = { n, gid: new Int32Array(n), token: new Int32Array(n), expert: new Int32Array(n), count: new Float64Array(n).fill(1) };
+      for (let i = 0; i < n; i++) {
+        e.gid[i] = Math.floor(rnd() * G);
+        e.token[i] = token();
+        e.expert[i] = Math.floor(rnd() * E);
+      }
+      const order = Int32Array.from({ length: G }, (_, g) => (g * 7) % G);
+      const files: Buffer[] = [];
+      for (const unit of [true, false]) {
+        const sub = mkdtempSync(join(dir, 'case-'));
+        new TokenRuns(join(sub, 'run-'), E - 1).spill(e, order, unit);
+        const made = readdirSync(sub);
+        assert.equal(made.length, 1);
+        files.push(readFileSync(join(sub, made[0])));
+      }
+      assert.ok(files[0].length > 0 && files[0].equals(files[1]), `G=${G} E=${E}: the two spills' runs differ`);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
