@@ -13,8 +13,8 @@ import { listRoutingFiles } from '../src/trace/files.js';
  * (safetensors, [T, E] floats per layer, top-k on import), vLLM routed_experts (base64 int16
  * [T, L, 8]) and OLMoE's analysis JSONL (nested lists [T][K][L]) — beside DuckDB COPYing the same
  * rows (the trace just written, loaded into a DuckDB table first) to Parquet, timed in the same
- * run. Inputs are serving-log scale, 5-10M rows (a day of one model's routing is hundreds of
- * millions): an import's start and end cost about half a second whatever its size (Node, the
+ * run. Inputs are serving-log scale, 10.5M rows of each (a day of one model's routing is hundreds
+ * of millions): an import's start and end cost about half a second whatever its size (Node, the
  * threads' modules, the aggregates' final merge), which at the 1-3M rows this bench used before
  * was a third of the run. Each side runs three times, alternating (this machine's speed drifts
  * by tens of percent within minutes), and the median of each is compared. Token ids are drawn
@@ -166,7 +166,7 @@ export async function bench(): Promise<BenchRow[]> {
   const dir = mkdtempSync(join(tmpdir(), 'moescope-bench-import-'));
   try {
     const rows: BenchRow[] = [];
-    // windows of T x L = 32768 rows: 10.5M rows of each JSONL format, 5.2M of logits (1.3 GB)
+    // windows of T x L = 32768 rows: 10.5M rows of each format (the logits take 2.6 GB)
     for (const [what, format, n, flags] of [
       ['olmoe JSONL', 'olmoe', 320, ['--num-experts', String(E)]],
       ['vLLM top-8 base64', 'vllm', 320, ['--num-experts', String(E)]],
@@ -177,7 +177,7 @@ export async function bench(): Promise<BenchRow[]> {
       rmSync(input, { force: true });
     }
     const hf = join(dir, 'hf');
-    py(GEN, [root, hf, String(windows(160)), 'hf']);
+    py(GEN, [root, hf, String(windows(320)), 'hf']);
     rows.push(await throughput(dir, 'hf logits safetensors', 'hf', hf, ['--top-k', String(K)]));
     rmSync(hf, { recursive: true, force: true });
     // memory: N and 10N rows of vLLM
