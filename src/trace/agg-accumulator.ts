@@ -63,6 +63,7 @@ export interface AccRows {
 }
 
 const MAX_GROUPS = 20_000;
+const SUM_FIELDS = ['tokens', 'gateRows', 'gateSumOne', 'gateTop1', 'gateMargin', 'gateMarginRows', 'probTop1', 'probMargin', 'probEntropy', 'probRows', 'coactRows'] as const;
 /**
  * Rows held for the per-token counts before they move to disk, summed, as a run (token-runs.ts):
  * 2.5 MB of columns. (A hash table that summed them first cost more than the sort: at the size
@@ -133,13 +134,18 @@ export class AggregateAccumulator {
       g = this.groups.length;
       const E = this.opts.numExperts;
       const cap = E <= 4096 ? E : 64;
-      this.groups.push({
+      const G: Group = {
         layer, mod, dom, phase, cap,
         nAll: new Float64Array(cap), nTop1: new Float64Array(cap), nGate: new Float64Array(cap), nBad: new Float64Array(cap),
-        tokens: 0, gateRows: 0, gateSumOne: 0, gateTop1: 0, gateMargin: 0, gateMarginRows: 0,
-        probTop1: 0, probMargin: 0, probEntropy: 0, probRows: 0,
-        coact: E <= DENSE_COACT_E ? new Uint32Array(E * E) : new Map(), coactTotal: null, coactRows: 0,
-      });
+        tokens: 0.5, gateRows: 0.5, gateSumOne: 0.5, gateTop1: 0.5, gateMargin: 0.5, gateMarginRows: 0.5,
+        probTop1: 0.5, probMargin: 0.5, probEntropy: 0.5, probRows: 0.5,
+        coact: E <= DENSE_COACT_E ? new Uint32Array(E * E) : new Map(), coactTotal: null, coactRows: 0.5,
+      };
+      // the sums start as doubles (0.5 above, zeroed here): a field that turns from a small integer
+      // into a double changes the groups' map, and every optimized loop that reads groups was thrown
+      // away with it (ten times in a run)
+      for (const k of SUM_FIELDS) G[k] = 0;
+      this.groups.push(G);
       this.index.set(key, g);
       if (fast >= 0) this.fastIndex.set(fast, g);
     }
@@ -488,7 +494,26 @@ function runEnd(r: AccRows, i0: number): number {
  * not NaN (SQL: gate not NULL); without gates n_gate_bad is n_all (written so by tables()).
  */
 function countGates(G: Group, gates: Float32Array, experts: Int32Array, K: number, i0: number, i1: number): void {
-  const { nGate, nBad } = G;
+  const s = gateSums(G.nGate, G.nBad, gates, experts, K, i0, i1, GATE_SUMS);
+  // summed per run, then into the group: the order of additions the stored sums were made with
+  G.gateRows += s[0];
+  G.gateSumOne += s[1];
+  G.gateTop1 += s[2];
+  if (K >= 2) {
+    G.gateMargin += s[3];
+    G.gateMarginRows += s[0];
+  }
+}
+
+/** gateSums' results: rows with usable gates, those summing to 1, the top-1 and margin sums. */
+const GATE_SUMS = new Float64Array(4);
+
+/**
+ * countGates' loop, a function of its own that touches no group object: the group's fields read
+ * after a loop that was optimized mid-call had no type feedback yet, and the code was thrown away
+ * call after call (util/int-scan.ts).
+ */
+function gateSums(nGate: Float64Array, nBad: Float64Array, gates: Float32Array, experts: Int32Array, K: number, i0: number, i1: number, out: Float64Array): Float64Array {
   let gateRows = 0, sumOne = 0, top1Sum = 0, marginSum = 0;
   for (let i = i0; i < i1; i++) {
     const o = i * K;
@@ -506,14 +531,11 @@ function countGates(G: Group, gates: Float32Array, experts: Int32Array, K: numbe
       if (K >= 2) marginSum += gates[o] - gates[o + 1];
     } else for (let s = 0; s < K; s++) nBad[experts[o + s]]++;
   }
-  // summed per run, then into the group: the order of additions the stored sums were made with
-  G.gateRows += gateRows;
-  G.gateSumOne += sumOne;
-  G.gateTop1 += top1Sum;
-  if (K >= 2) {
-    G.gateMargin += marginSum;
-    G.gateMarginRows += gateRows;
-  }
+  out[0] = gateRows;
+  out[1] = sumOne;
+  out[2] = top1Sum;
+  out[3] = marginSum;
+  return out;
 }
 
 /** Top-1 probability, margin and entropy of the full distributions (E per row) of rows [i0, i1). */
