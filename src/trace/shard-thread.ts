@@ -13,6 +13,13 @@ export interface ShardJob {
   spec: RoutingFileSpec;
 }
 
+/** A routing file written: its columns, to be filled again, and its meta.json record (size, SHA-256). */
+export interface ShardWritten {
+  rel: string;
+  cols: StageColumns;
+  record: FileRecord;
+}
+
 /** The buffers of a job's arrays, moved to the thread and back. */
 export function shardBuffers(cols: StageColumns, perm: Int32Array): ArrayBuffer[] {
   return [cols.sample, cols.pos, cols.mod, cols.token, cols.layer, cols.experts, cols.gates, cols.probs, ...cols.extra, perm].map((a) => a.buffer as ArrayBuffer);
@@ -26,25 +33,20 @@ export function shardBuffers(cols: StageColumns, perm: Int32Array): ArrayBuffer[
  * filling.
  */
 export class ShardThread {
-  private readonly pool = new WorkerPool<{ cols: StageColumns; record: FileRecord }>(new URL('./shard-worker.js', import.meta.url), 1, 'routing file writer');
-  /** the shard being written: settles with its columns, to be filled again */
-  private writing: Promise<StageColumns> | null = null;
-  /** size and SHA-256 of each file written, by `rel` */
-  readonly records = new Map<string, FileRecord>();
+  private readonly pool = new WorkerPool<ShardWritten>(new URL('./shard-worker.js', import.meta.url), 1, 'routing file writer');
+  /** the shard being written */
+  private writing: Promise<ShardWritten> | null = null;
 
-  /** Write `job` once the shard before it is written; that shard's columns come back (or its error is thrown). */
-  async write(job: ShardJob): Promise<StageColumns | null> {
+  /** Write `job` once the shard before it is written; that shard comes back (or its error is thrown). */
+  async write(job: ShardJob): Promise<ShardWritten | null> {
     const done = await this.idle();
-    this.writing = this.pool.run({ job }, shardBuffers(job.cols, job.perm)).then(({ cols, record }) => {
-      this.records.set(job.rel, record);
-      return cols;
-    });
+    this.writing = this.pool.run({ job }, shardBuffers(job.cols, job.perm));
     this.writing.catch(() => undefined); // thrown by the next write or idle
     return done;
   }
 
-  /** Wait until every file handed over is written: the columns of the last, or null. */
-  async idle(): Promise<StageColumns | null> {
+  /** Wait until every file handed over is written: the last one, or null. */
+  async idle(): Promise<ShardWritten | null> {
     const w = this.writing;
     this.writing = null;
     return w ? await w : null;

@@ -7,6 +7,6 @@ import { shardBuffers, type ShardJob } from './shard-thread.js';
 parentPort!.on('message', ({ id, job }: { id: number; job: ShardJob }) => {
   answerJob(id, () => {
     const record = writeRoutingFile(job.path, job.cols, job.perm, job.spec);
-    return { value: { cols: job.cols, record } };
+    return { value: { rel: job.rel, cols: job.cols, record } };
   }, shardBuffers(job.cols, job.perm));
 });

@@ -12,7 +12,7 @@ import { recordFiles } from './files.js';
 import { Dictionary } from './dictionary.js';
 import { RowStage } from './row-stage.js';
 import { writeRoutingFile, type RoutingFileSpec } from './parquet/routing-file.js';
-import { ShardThread } from './shard-thread.js';
+import { ShardThread, type ShardWritten } from './shard-thread.js';
 import { SamplesFile } from './parquet/samples-file.js';
 import { sqlString } from '../util/sql.js';
 
@@ -300,8 +300,7 @@ export class TraceWriter {
     if (this.shardOut) {
       const cols = st.take();
       st.clear();
-      const back = await this.shardOut.write({ rel, path, cols, perm, spec });
-      if (back) st.giveBack(back);
+      this.shardWritten(await this.shardOut.write({ rel, path, cols, perm, spec }));
       return;
     }
     this.records.set(rel, writeRoutingFile(path, st, perm, spec));
@@ -310,11 +309,14 @@ export class TraceWriter {
 
   /** Every routing file handed to the shard thread is written (reading them, or finishing). */
   private async routingWritten(): Promise<void> {
-    const back = await this.shardOut?.idle();
-    if (back) this.stage.giveBack(back);
-    // moved here, so that a file rewritten later (nullGatesOfEarlyShards) loses its record for good
-    for (const [rel, r] of this.shardOut?.records ?? []) this.records.set(rel, r);
-    this.shardOut?.records.clear();
+    if (this.shardOut) this.shardWritten(await this.shardOut.idle());
+  }
+
+  /** A file the shard thread wrote: its record kept, its columns filled again. */
+  private shardWritten(w: ShardWritten | null): void {
+    if (!w) return;
+    this.records.set(w.rel, w.record);
+    this.stage.giveBack(w.cols);
   }
 
   async appendSample(s: SampleRow): Promise<void> {
