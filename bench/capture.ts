@@ -8,7 +8,7 @@
  *  - the forward part alone (ForwardPool, 2 worker threads: encode, forward, PNG of whole batches; no
  *    Parquet), timed like the peer (a warm-up pass, then timed passes), to tell the forward pass's speed
  *    from the writer's share of the end-to-end figure;
- *  - peak memory (max RSS) of a capture at N and at 10N samples, each in its own child process:
+ *  - peak memory (the child's own VmHWM: see peak-rss.ts) of a capture at N and at 10N samples, each in its own child process:
  *    capture streams, so the ratio should stay near 1.
  * `BENCH_CAPTURE_SAMPLES` (default 2048: 60k tokens, a capture long enough that start-up is not most of it) and `BENCH_CAPTURE_MEM_N` (default 1024: DuckDB's buffers and V8's heap settle after ~1M routing rows, so N must be past that) size the runs.
  */
@@ -24,6 +24,7 @@ import { shapesSample, SHAPES_EVAL_SEED } from '../src/data/shapes.js';
 import { ForwardPool } from '../src/trace/forward-pool.js';
 import type { Sample } from '../src/data/sample.js';
 import type { BenchRow } from './report.js';
+import { peakRssMB } from './peak-rss.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PYTHON = '/usr/bin/python3';
@@ -137,5 +138,5 @@ export async function bench(): Promise<BenchRow[]> {
 if (process.argv[2] === '--child' && process.argv[1] === fileURLToPath(import.meta.url)) {
   const n = Number(process.argv[3]);
   await captureTrace({ data: `shapes:${n}`, out: process.argv[4], batchSize: BATCH, progress: false });
-  process.stdout.write(JSON.stringify({ maxRssMB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+  process.stdout.write(JSON.stringify({ maxRssMB: peakRssMB() }) + '\n');
 }

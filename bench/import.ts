@@ -67,10 +67,11 @@ function py(code: string, args: string[]): string {
   return r.stdout;
 }
 
-/** Run `moescope import` in a child; wall seconds and its peak RSS in MB. Keeps the trace when asked. */
+/** Run `moescope import` in a child; wall seconds and its own peak RSS in MB (peak-rss.ts). Keeps the trace when asked. */
 function runImport(dir: string, format: string, input: string, flags: string[], keep = false): { seconds: number; rssMB: number; rows: number; out: string } {
   const wrapper = join(dir, 'wrap.mjs');
-  writeFileSync(wrapper, `process.on('exit', () => process.stderr.write('\\nMAXRSS ' + process.resourceUsage().maxRSS + '\\n'));\nawait import(${JSON.stringify(join(root, 'bin/moescope'))});\n`);
+  const peak = JSON.stringify(join(root, 'dist/bench/peak-rss.js'));
+  writeFileSync(wrapper, `import { peakRssMB } from ${peak};\nprocess.on('exit', () => process.stderr.write('\\nPEAKRSS ' + peakRssMB() + '\\n'));\nawait import(${JSON.stringify(join(root, 'bin/moescope'))});\n`);
   const out = join(dir, `trace-${format}`);
   rmSync(out, { recursive: true, force: true });
   const t0 = performance.now();
@@ -79,7 +80,7 @@ function runImport(dir: string, format: string, input: string, flags: string[], 
   if (r.status !== 0) throw new Error(`import ${format}: ${r.stderr}`);
   if (!keep) rmSync(out, { recursive: true, force: true });
   const rows = Number(/imported (\d+) routing rows/.exec(r.stdout)?.[1]);
-  return { seconds, rssMB: Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1]) / 1024, rows, out };
+  return { seconds, rssMB: Number(/PEAKRSS ([\d.]+)/.exec(r.stderr)?.[1]), rows, out };
 }
 
 /** DuckDB writing a trace's routing rows to Parquet: the rows loaded into a table once, then each COPY timed. */

@@ -67,6 +67,8 @@ export class ImportDriver {
   constructor(readonly fmt: string, readonly opts: ImportOptions, readonly sink: ImportSink, readonly ctx: ReaderContext, readonly info: FormatInfo, private readonly namer: TokenNamer | null) {
     this.side = opts.sideFile ? new ModalitySideFile(opts.sideFile) : null;
     this.probsDecision = opts.routerOutput === 'auto' ? null : opts.routerOutput === 'probs';
+    // once the routing workers run, readers read scores straight into memory a job can move to them
+    ctx.scoreBuffer = (bytes) => this.pool?.lend(bytes) ?? null;
   }
 
   /** The router rule: --config, else what the reader learned (hf manifest), else flags. */

@@ -35,6 +35,12 @@ export interface ReaderContext {
   /** the router rule a reader learned from its input (hf manifest config), when --config gave none */
   rule?: RouterRule;
   numLayers?: number;
+  /**
+   * Memory to read `bytes` of float32 router scores into, lent by the routing workers (a record's
+   * scores in it move to a worker without a copy); null: allocate as usual. Only for scores that
+   * reach the driver as read, whole (not a picked or decoded copy).
+   */
+  scoreBuffer?: (bytes: number) => ArrayBuffer | null;
 }
 
 export interface Reader {

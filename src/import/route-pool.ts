@@ -18,8 +18,8 @@ export interface RouteJob {
   where: string;
 }
 
-/** score buffers kept per worker for reuse (the driver keeps a few jobs ahead) */
-const SPARE_PER_WORKER = 4;
+/** score buffers kept per worker for reuse: enough for the jobs the driver keeps ahead (16) to be read into lent ones */
+const SPARE_PER_WORKER = 12;
 
 export type RouteRequest = { id: number; job: RouteJob };
 
@@ -40,6 +40,8 @@ export class RoutePool {
   private readonly pool: WorkerPool<Routed>;
   /** score buffers moved back by the workers, reused for the next jobs' copies */
   private readonly spare: ArrayBuffer[] = [];
+  /** buffers lent to a reader, which a job may move as they are (the reader keeps no other use of them) */
+  private readonly lent = new WeakSet<ArrayBuffer>();
 
   constructor(threads = Math.min(2, availableParallelism())) {
     this.pool = new WorkerPool<Routed>(new URL('./route-worker.js', import.meta.url), Math.max(1, threads), 'routing worker', (back) => {
@@ -47,15 +49,28 @@ export class RoutePool {
     });
   }
 
+  /** Memory for `bytes` of scores, for a reader to read a job's scores into (no copy when routed). */
+  lend(bytes: number): ArrayBuffer {
+    const buf = this.spareBuffer(bytes);
+    this.lent.add(buf);
+    return buf;
+  }
+
   route(job: RouteJob): Promise<Routed> {
-    // a compact copy of the scores, moved: they may be a view of a larger buffer (a whole
+    const lent = job.scores.buffer as ArrayBuffer;
+    if (job.scores.byteOffset === 0 && this.lent.delete(lent)) return this.pool.run({ job }, [lent]);
+    // else a compact copy of the scores, moved: they may be a view of a larger buffer (a whole
     // safetensors file), which posting the view itself would copy whole, job after job
     const n = job.scores.length;
-    const at = this.spare.findIndex((b) => b.byteLength >= 4 * n);
-    const buf = at >= 0 ? this.spare.splice(at, 1)[0] : new ArrayBuffer(4 * n);
+    const buf = this.spareBuffer(4 * n);
     const scores = new Float32Array(buf, 0, n);
     scores.set(job.scores);
     return this.pool.run({ job: { ...job, scores } }, [buf]);
+  }
+
+  private spareBuffer(bytes: number): ArrayBuffer {
+    const at = this.spare.findIndex((b) => b.byteLength >= bytes);
+    return at >= 0 ? this.spare.splice(at, 1)[0] : new ArrayBuffer(bytes);
   }
 
   close(): Promise<void> {

@@ -99,12 +99,17 @@ export class TensorFile {
     return this.tensors.get(name);
   }
 
-  /** Elements of rows [r0, r1) along the first axis (all of a 0-d/1-d tensor's leading axis). */
-  readRows(t: TensorInfo, r0: number, r1: number): Float32Array | Int32Array {
+  /**
+   * Elements of rows [r0, r1) along the first axis (all of a 0-d/1-d tensor's leading axis).
+   * `into` may lend the memory for float32 data, which is then read in place (see ReaderContext.scoreBuffer).
+   */
+  readRows(t: TensorInfo, r0: number, r1: number, into?: (bytes: number) => ArrayBuffer | null): Float32Array | Int32Array {
     const row = t.shape.slice(1).reduce((a, b) => a * b, 1);
     const n = (r1 - r0) * row;
     const bytes = BYTES[t.dtype];
-    const buf = Buffer.allocUnsafeSlow(n * bytes); // own ArrayBuffer at offset 0, filled below
+    const lent = t.dtype === 'F32' ? into?.(n * bytes) : null;
+    // own ArrayBuffer at offset 0, filled below
+    const buf = lent ? Buffer.from(lent, 0, n * bytes) : Buffer.allocUnsafeSlow(n * bytes);
     let done = 0;
     const pos = t.offset + r0 * row * bytes;
     while (done < buf.length) {

@@ -65,6 +65,33 @@ test('routing workers give the bits this thread gives, and the same refusal', as
   }
 });
 
+test('scores read into memory the pool lent move to a worker as they are; other scores are copied', async () => {
+  const T = 96, E = 32, K = 4;
+  const job: RouteJob = { scores: logits(T, E, 4), T, E, K, scoring: 'softmax', areProbs: false, normTopk: false, wantProbs: false, where: 'x' };
+  const want = routeJob(job);
+  const pool = new RoutePool(1);
+  try {
+    const buf = pool.lend(4 * T * E);
+    const lent = new Float32Array(buf, 0, T * E);
+    lent.set(job.scores);
+    sameBits(await pool.route({ ...job, scores: lent }), want, 'lent');
+    assert.equal(buf.byteLength, 0, 'the lent memory moved to the worker (no copy)');
+    // a whole buffer of the caller's own, not lent: copied, the caller keeps it
+    const own = Float32Array.from(job.scores);
+    sameBits(await pool.route({ ...job, scores: own }), want, 'own');
+    assert.equal(own.buffer.byteLength, 4 * T * E, 'the caller\'s own scores stay with it');
+    assert.deepEqual(Array.from(own), Array.from(job.scores));
+    // lent memory the reader offset into is copied too (only whole lent buffers move)
+    const buf2 = pool.lend(4 * (T + 1) * E);
+    const offset = new Float32Array(buf2, 4 * E, T * E);
+    offset.set(job.scores);
+    sameBits(await pool.route({ ...job, scores: offset }), want, 'lent, offset');
+    assert.equal(buf2.byteLength, 4 * (T + 1) * E, 'not moved');
+  } finally {
+    await pool.close();
+  }
+});
+
 /** Every file of a trace folder but meta.json (which names its folder), by name. */
 function files(dir: string): Map<string, Buffer> {
   const out = new Map<string, Buffer>();

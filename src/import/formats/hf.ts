@@ -281,17 +281,19 @@ function* batchRecords(b: HfBatchEntry, batch: Batch, ctx: ReaderContext, nextKe
     yield { kind: 'sample', key, where, rows: T, ids: seqIds, hints, text: b.texts?.[s] ?? '', source: b.sources?.[s] ?? `${basename(b.path)}${B > 1 ? ` [${s}]` : ''}`, domain: b.domains?.[s] ?? null, extras };
     for (const l of sorted) {
       const t = layers.get(l)!;
-      const read = (info: TensorInfo) => {
+      const read = (info: TensorInfo, into?: (bytes: number) => ArrayBuffer | null) => {
         const w = info.shape[info.shape.length - 1];
         const tf = batch.get(info.name)!.tf;
-        const data = info.shape.length === 3 ? tf.readRows(info, s, s + 1) : tf.readRows(info, s * S, (s + 1) * S);
+        const lend = keep ? undefined : into; // picked rows are a copy: nothing to read in place
+        const data = info.shape.length === 3 ? tf.readRows(info, s, s + 1, lend) : tf.readRows(info, s * S, (s + 1) * S, lend);
         return { data: pick(data, w), w };
       };
       const sc = t.router_probs ?? t.router_logits;
       let scores: { data: Float32Array; E: number; probs?: boolean; bias?: Float32Array | null } | undefined;
       if (sc) {
         if (!isFloatDtype(sc.dtype)) throw new InputError(`${sc.where}: router scores must be floats, got ${sc.dtype}`);
-        const r = read(sc);
+        // the scores go to the routing workers unless they only ride along with the block's choice (topk_ids)
+        const r = read(sc, t.topk_ids ? undefined : ctx.scoreBuffer);
         scores = { data: r.data as Float32Array, E: r.w, probs: t.router_probs ? true : undefined, bias: biasOf(l) };
       }
       if (t.topk_ids) {
