@@ -10,7 +10,7 @@
  *    from the writer's share of the end-to-end figure;
  *  - peak memory (the child's own VmHWM: see peak-rss.ts) of a capture at N and at 10N samples, each in its own child process:
  *    capture streams, so the ratio should stay near 1.
- * `BENCH_CAPTURE_SAMPLES` (default 2048: 60k tokens, a capture long enough that start-up is not most of it) and `BENCH_CAPTURE_MEM_N` (default 1024: DuckDB's buffers and V8's heap settle after ~1M routing rows, so N must be past that) size the runs.
+ * `BENCH_CAPTURE_SAMPLES` (default 2048: 60k tokens, a capture long enough that start-up is not most of it) and `BENCH_CAPTURE_MEM_N` (default 4096, 2.9M routing rows: the writer makes its second buffer of rows at the first shard, ~0.6M rows, and its per-token buffers at the first spill, so N must be past those; 1,024 samples, 0.7M rows, was at that edge and measured 237 against 300 MB at 4,096) size the runs.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -103,7 +103,7 @@ async function turns(tmp: string, samples: number) {
 
 export async function bench(): Promise<BenchRow[]> {
   const samples = Number(process.env.BENCH_CAPTURE_SAMPLES ?? 2048);
-  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 1024);
+  const memN = Number(process.env.BENCH_CAPTURE_MEM_N ?? 4096);
   const tmp = mkdtempSync(join(tmpdir(), 'moescope-bench-capture-'));
   try {
     const { oursTps, forwardTps, peer, tokens } = await turns(tmp, samples);
