@@ -12,11 +12,13 @@
 ;; row with more than 256 candidates (many equal values), whose ranking would cost more than JS.
 ;;
 ;; Memory (bytes), scratch below 65536:
-;;   16384 f32 ex[E] (E <= 2048)   36864 i32 topI[K+1]   40960 f64 topP[K+1] (K < 16)   44032 f64 sum
+;;   0 the packing swizzles (data)   16384 f32 ex[E] (E <= 2048)   36864 i32 topI[K+1]   40960 f64 topP[K+1] (K < 16)   44032 f64 sum
 ;;   45056 f32 group maxima[16]   49152 f32 candidates[E]   57344 i32 their ids[E]
 ;;   65536 on: the caller's rows and results
 (module
   (memory (export "memory") 2)
+  ;; at 0: for each 4-bit mask, the i8x16.swizzle that packs the lanes it selects to the front
+  (data (i32.const 0) "\80\80\80\80\80\80\80\80\80\80\80\80\80\80\80\80\00\01\02\03\80\80\80\80\80\80\80\80\80\80\80\80\04\05\06\07\80\80\80\80\80\80\80\80\80\80\80\80\00\01\02\03\04\05\06\07\80\80\80\80\80\80\80\80\08\09\0a\0b\80\80\80\80\80\80\80\80\80\80\80\80\00\01\02\03\08\09\0a\0b\80\80\80\80\80\80\80\80\04\05\06\07\08\09\0a\0b\80\80\80\80\80\80\80\80\00\01\02\03\04\05\06\07\08\09\0a\0b\80\80\80\80\0c\0d\0e\0f\80\80\80\80\80\80\80\80\80\80\80\80\00\01\02\03\0c\0d\0e\0f\80\80\80\80\80\80\80\80\04\05\06\07\0c\0d\0e\0f\80\80\80\80\80\80\80\80\00\01\02\03\04\05\06\07\0c\0d\0e\0f\80\80\80\80\08\09\0a\0b\0c\0d\0e\0f\80\80\80\80\80\80\80\80\00\01\02\03\08\09\0a\0b\0c\0d\0e\0f\80\80\80\80\04\05\06\07\08\09\0a\0b\0c\0d\0e\0f\80\80\80\80\00\01\02\03\04\05\06\07\08\09\0a\0b\0c\0d\0e\0f")
 
   ;; Rows t < T of float32 scores [T][E] at $scores (E a multiple of 4, K < E): experts (i32 [T][K]) and gates
   ;; (f32 [T][K], renormalised over the K when $norm) by descending gate. Returns how many rows it
@@ -81,31 +83,26 @@
                 (then (local.set $tau (local.get $v))))
               (local.set $j (i32.add (local.get $j) (i32.const 1)))
               (br_if $taus (i32.lt_u (local.get $j) (i32.const 16))))
-            ;; the candidates: every value >= tau with its id, in id order (f32 at 49152, i32 at 57344;
-            ;; at most E <= 2048), no branch on whether one is kept; a four with none is skipped whole
+            ;; the candidates: every value >= tau with its id, in id order (f32 at 49152, i32 at 57344),
+            ;; with no branch: each four is packed by the swizzle its mask selects (a table at 0) and
+            ;; stored whole at the count, which grows by the kept ones (the rest is overwritten or past
+            ;; the count). Many candidates (values repeated many times) are the caller's: the count
+            ;; stops at 256, which keeps the stores inside the scratch
             (local.set $tauv (f32x4.splat (f32.demote_f64 (local.get $tau))))
             (local.set $nc (i32.const 0))
             (local.set $e (i32.const 0))
+            (local.set $k (v128.const i32x4 0 1 2 3))
             (loop $collect
               (local.set $p (v128.load (i32.add (local.get $row) (i32.shl (local.get $e) (i32.const 2)))))
-              (if (v128.any_true (f32x4.ge (local.get $p) (local.get $tauv)))
-                (then
-                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 0 (local.get $p)))
-                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (local.get $e))
-                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 0 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))
-                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 1 (local.get $p)))
-                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i32.add (local.get $e) (i32.const 1)))
-                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 1 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))
-                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 2 (local.get $p)))
-                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i32.add (local.get $e) (i32.const 2)))
-                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 2 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))
-                  (f32.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (f32x4.extract_lane 3 (local.get $p)))
-                  (i32.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i32.add (local.get $e) (i32.const 3)))
-                  (local.set $nc (i32.add (local.get $nc) (f32.ge (f32x4.extract_lane 3 (local.get $p)) (f32x4.extract_lane 0 (local.get $tauv)))))))
+              (local.set $mask (i32x4.bitmask (f32x4.ge (local.get $p) (local.get $tauv))))
+              (local.set $x (v128.load offset=0 (i32.shl (local.get $mask) (i32.const 4))))
+              (v128.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (i8x16.swizzle (local.get $p) (local.get $x)))
+              (v128.store offset=57344 (i32.shl (local.get $nc) (i32.const 2)) (i8x16.swizzle (local.get $k) (local.get $x)))
+              (local.set $nc (i32.add (local.get $nc) (i32.popcnt (local.get $mask))))
+              (local.set $k (i32x4.add (local.get $k) (i32x4.splat (i32.const 4))))
+              (br_if $fallback (i32.gt_u (local.get $nc) (i32.const 256)))
               (local.set $e (i32.add (local.get $e) (i32.const 4)))
               (br_if $collect (i32.lt_u (local.get $e) (local.get $E))))
-            ;; many candidates (values repeated many times): the caller's
-            (br_if $fallback (i32.gt_u (local.get $nc) (i32.const 256)))
             (v128.store offset=49152 (i32.shl (local.get $nc) (i32.const 2)) (v128.const f32x4 -inf -inf -inf -inf))
             ;; each candidate's place = how many candidates are greater; places 0..K must each be taken
             ;; once (two equal values among the K+1 best: the caller's, as JS gives ties to the lower id)
@@ -130,9 +127,11 @@
               (br_if $ranks (i32.lt_u (local.get $j) (local.get $nc))))
             (br_if $fallback (i32.ne (local.get $placed) (i32.add (local.get $K) (i32.const 1))))
             (br_if $fallback (i32.ne (i32.popcnt (local.get $mask)) (i32.add (local.get $K) (i32.const 1))))
-            ;; ex[e] = expf(score - max) in float32, four lanes at a time (Cephes' expf, as exp-f32.ts's
-            ;; expF32: the same operations in the same order), stored as f32 at 16384; summed in float64
-            ;; in four running sums by e mod 4, then (s0 + s2) + (s1 + s3)
+            ;; ex[e] = expf(score - max) in float32, four lanes at a time (Cephes' expf, as softmax-exps.ts's
+            ;; expF32: the same operations in the same order), stored as f32 at 16384; then summed in
+            ;; float64 in four running sums by e mod 4, then (s0 + s2) + (s1 + s3). The sums are a loop
+            ;; of their own: inside the exps' loop their chain of adds went through the stack (V8 spills
+            ;; them there to keep the polynomial's constants in registers), 8% of a row's time
             (local.set $tauv (f32x4.splat (f32.demote_f64 (local.get $max))))
             (local.set $v0 (v128.const i64x2 0 0))
             (local.set $v1 (v128.const i64x2 0 0))
@@ -153,10 +152,15 @@
               (local.set $p (f32x4.mul (local.get $p) (i32x4.shl (i32x4.add (local.get $k) (i32x4.splat (i32.const -1262485377))) (i32.const 23))))
               (local.set $p (v128.andnot (local.get $p) (f32x4.lt (local.get $x) (f32x4.splat (f32.const -87.3)))))
               (v128.store offset=16384 (i32.shl (local.get $e) (i32.const 2)) (local.get $p))
+              (local.set $e (i32.add (local.get $e) (i32.const 4)))
+              (br_if $exps (i32.lt_u (local.get $e) (local.get $E))))
+            (local.set $e (i32.const 0))
+            (loop $sums
+              (local.set $p (v128.load offset=16384 (i32.shl (local.get $e) (i32.const 2))))
               (local.set $v0 (f64x2.add (local.get $v0) (f64x2.promote_low_f32x4 (local.get $p))))
               (local.set $v1 (f64x2.add (local.get $v1) (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $p) (local.get $p)))))
               (local.set $e (i32.add (local.get $e) (i32.const 4)))
-              (br_if $exps (i32.lt_u (local.get $e) (local.get $E))))
+              (br_if $sums (i32.lt_u (local.get $e) (local.get $E))))
             (local.set $v0 (f64x2.add (local.get $v0) (local.get $v1)))
             (local.set $sum (f64.add (f64x2.extract_lane 0 (local.get $v0)) (f64x2.extract_lane 1 (local.get $v0))))
             (f64.store offset=44032 (i32.const 0) (local.get $sum))
