@@ -14,14 +14,17 @@ import { indexTrace } from '../src/trace/store-aggregates.js';
  * on one 100x larger, because they read only the aggregates. Two synthetic traces of one layer
  * (top-1 of 8, text/image/special, a 1000-word vocabulary): SMALL and 100 x SMALL tokens (defaults
  * 1M and 100M rows; MOESCOPE_BENCH_SMALL_TOKENS changes it, e.g. 200000 for 200k vs 20M). Each is written
- * with DuckDB and indexed once by moescope (aggregates + file records), cached in bench-out/.
+ * with DuckDB and indexed once by moescope (aggregates + file records), cached in bench-out/. The
+ * rows are shards of about 384 KB in routing/, as moescope's writer leaves a large trace (~130k rows
+ * a shard: ~760 at 100M rows; here ~8 and ~750): opening a trace checks its files, and a check per
+ * shard is a cost that grows with N (it did: hashing each shard, and reading each one's footer).
  * Beside them, the bare DuckDB GROUP BY over the rows, which grows with N.
  */
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const SMALL = Number(process.env.MOESCOPE_BENCH_SMALL_TOKENS ?? 1_000_000);
 const E = 8;
 const REPS = 5;
-const dirFor = (tokens: number) => join(root, 'bench-out', `analyze-flat-${tokens}`);
+const dirFor = (tokens: number) => join(root, 'bench-out', `analyze-shards-${tokens}`);
 
 async function makeTrace(conn: DuckDBConnection, tokens: number): Promise<string> {
   const dir = dirFor(tokens);
@@ -29,7 +32,7 @@ async function makeTrace(conn: DuckDBConnection, tokens: number): Promise<string
   process.stderr.write(`bench analyze: generating ${tokens} routing rows in ${dir} and indexing them (once) ...\n`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, 'routing.parquet.tmp');
+  const tmp = join(dir, 'routing.tmp');
   // samples of 500 tokens: bos, text, 256 image patches, text, eos; the expert depends on modality and a hash
   await conn.run(`COPY (
     SELECT (i // 500)::INTEGER AS "sample", (i % 500)::INTEGER AS pos,
@@ -37,8 +40,8 @@ async function makeTrace(conn: DuckDBConnection, tokens: number): Promise<string
       (hash(i // 3) % 1000)::INTEGER AS token, 0::SMALLINT AS layer,
       [((hash(i) % 8 + (CASE WHEN i % 500 BETWEEN 100 AND 355 THEN 3 ELSE 0 END)) % ${E})::SMALLINT] AS expert,
       [(0.3 + (hash(i) % 1000) / 1500.0)::FLOAT] AS gate
-    FROM range(${tokens}) r(i)) TO '${tmp}' (FORMAT parquet, COMPRESSION zstd)`);
-  renameSync(tmp, join(dir, 'routing.parquet'));
+    FROM range(${tokens}) r(i)) TO '${tmp}' (FORMAT parquet, COMPRESSION zstd, FILE_SIZE_BYTES '384KB')`);
+  renameSync(tmp, join(dir, 'routing'));
   writeFileSync(join(dir, 'meta.json'), JSON.stringify({ moescope_version: '0.1.0', num_layers: 1, num_experts: E, top_k: 1, router_scoring: 'softmax', gates: 'router', model: null, data: 'bench synthetic', tokens: {}, rows: tokens }, null, 2));
   await indexTrace(conn, dir, await openTrace(conn, dir));
   return dir;
@@ -98,7 +101,7 @@ export async function bench(): Promise<BenchRow[]> {
     out.push({ name: 'plot, 100x larger trace (ms)', ours: pLarge, peer: pSmall, unit: 'ms', higherIsBetter: false, peerName: 'the small trace', target: '>= 0.67x (large/small <= 1.5)', note: `${label}; whole CLI run to SVG` });
     const [sLarge, sSmall] = await bestPair(() => serveStart(large), () => serveStart(small));
     out.push({ name: 'serve start, 100x larger trace (ms)', ours: sLarge, peer: sSmall, unit: 'ms', higherIsBetter: false, peerName: 'the small trace', target: '>= 0.67x (large/small <= 1.5)', note: `${label}; spawn to the serving line` });
-    const bare = (d: string) => conn.runAndReadAll(`SELECT layer, modality, e, count(*) FROM (SELECT layer, modality, unnest(expert) AS e FROM read_parquet('${join(d, 'routing.parquet')}')) GROUP BY ALL`);
+    const bare = (d: string) => conn.runAndReadAll(`SELECT layer, modality, e, count(*) FROM (SELECT layer, modality, unnest(expert) AS e FROM read_parquet('${join(d, 'routing', '*.parquet')}')) GROUP BY ALL`);
     const [bLarge, bSmall] = await bestPair(() => bare(large), () => bare(small));
     out.push({ name: 'bare DuckDB GROUP BY, 100x rows (ms)', ours: bLarge, peer: bSmall, unit: 'ms', higherIsBetter: false, peerName: 'the small trace', note: `${label}; the row scan that analyze no longer does: it grows with N (analyze on the large trace: ${aLarge.toFixed(0)} ms vs ${bLarge.toFixed(0)} ms for this scan)` });
     return out;

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeDesign, type Row } from '../analysis/planted.js';
 import { BIN } from '../capture/helpers.js';
+import { HASH_CHECK_MAX_BYTES, recordFiles, verifyFiles } from '../../src/trace/files.js';
+import { mkdirSync } from 'node:fs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'moescope-integrity-'));
 const cli = (args: string[], cwd = tmp) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 60_000, cwd });
@@ -71,4 +73,35 @@ test('the same rows give the same bytes: aggregates and meta.json files', async 
   const ma = JSON.parse(readFileSync(join(a, 'meta.json'), 'utf8')), mb = JSON.parse(readFileSync(join(b, 'meta.json'), 'utf8'));
   assert.deepEqual(ma.files, mb.files);
   assert.ok(Object.keys(ma.files).length >= 7);
+});
+
+test('opening a trace hashes its aggregates, and its routing rows only up to HASH_CHECK_MAX_BYTES in all (the rest by size)', () => {
+  const d = join(tmp, 'budget');
+  mkdirSync(join(d, 'routing'), { recursive: true });
+  const shard = Math.floor(HASH_CHECK_MAX_BYTES * 0.6); // one shard fits the budget, two do not
+  writeFileSync(join(d, 'agg-counts.parquet'), Buffer.alloc(1000, 1));
+  for (const i of [0, 1, 2]) writeFileSync(join(d, 'routing', `part-0000${i}.parquet`), Buffer.alloc(shard, i + 1));
+  const files = recordFiles(d);
+  assert.deepEqual(Object.keys(files).sort(), ['agg-counts.parquet', 'routing/part-00000.parquet', 'routing/part-00001.parquet', 'routing/part-00002.parquet']);
+  const flip = (rel: string) => {
+    const p = join(d, ...rel.split('/'));
+    const b = readFileSync(p);
+    b[b.length >> 1] ^= 0x10;
+    writeFileSync(p, b);
+  };
+  const check = () => verifyFiles(d, files, { hashes: true });
+  check();
+  // a flipped bit past the budget is not read (that shard's size still is)
+  flip('routing/part-00002.parquet');
+  check();
+  truncateSync(join(d, 'routing', 'part-00002.parquet'), shard - 1);
+  assert.throws(check, /part-00002\.parquet: damaged \(size/);
+  writeFileSync(join(d, 'routing', 'part-00002.parquet'), Buffer.alloc(shard, 3));
+  // within the budget, and the aggregates, always
+  flip('routing/part-00000.parquet');
+  assert.throws(check, /part-00000\.parquet: damaged \(SHA-256/);
+  assert.doesNotThrow(() => verifyFiles(d, files, { hashes: false }));
+  flip('routing/part-00000.parquet');
+  flip('agg-counts.parquet');
+  assert.throws(check, /agg-counts\.parquet: damaged \(SHA-256/);
 });
