@@ -94,7 +94,8 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   // SPEC §6: before any work, --out must be new, empty or a trace, and no input may be in it
   guardOutput(opts.out, 'trace', { inputs: [modelDir, ...(dataSpec.kind === 'jsonl' ? [dataSpec.path] : [])], force: opts.force });
   checkWritableParent(opts.out);
-  // the workers load their code while this thread reads the checkpoint and opens the data
+  // the workers (and the writer's thread) load their code while this thread reads the checkpoint and opens the data
+  TraceWriterThread.prestart();
   const pool = new ForwardPool(threads);
   let ck: Checkpoint, source: Awaited<ReturnType<typeof openDataSource>>;
   try {
