@@ -16,7 +16,7 @@ import { indexTrace } from '../src/trace/store-aggregates.js';
  * 1M and 100M rows; MOESCOPE_BENCH_SMALL_TOKENS changes it, e.g. 200000 for 200k vs 20M). Each is written
  * with DuckDB and indexed once by moescope (aggregates + file records), cached in bench-out/. The
  * rows are shards of about 384 KB in routing/, as moescope's writer leaves a large trace (~130k rows
- * a shard: ~760 at 100M rows; here ~8 and ~750): opening a trace checks its files, and a check per
+ * a shard: ~760 at 100M rows; DuckDB makes 5 and ~400 here): opening a trace checks its files, and a check per
  * shard is a cost that grows with N (it did: hashing each shard, and reading each one's footer).
  * Beside them, the bare DuckDB GROUP BY over the rows, which grows with N.
  */
