@@ -58,6 +58,9 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
     }
     if (!sameModel(first, m)) throw new InputError(`${shards[i]}: model config differs from ${shards[0]}; shards of one trace come from one model`);
     if (handles[i].hasProb !== handles[0].hasProb) throw new InputError(`${shards[i]}: ${handles[i].hasProb ? 'has' : 'lacks'} the prob column, unlike ${shards[0]}`);
+    // the merged folder's routing files are then all of one schema, which reading its columns from its first file relies on (analysis/trace.ts)
+    const cols = (h: TraceHandle) => [...h.routingColumns].map(([c, t]) => `${c} ${t}`).sort().join(', ');
+    if (cols(handles[i]) !== cols(handles[0])) throw new InputError(`${shards[i]}: routing columns (${cols(handles[i])}) differ from ${shards[0]} (${cols(handles[0])}); shards of one trace have the same columns`);
   }
   const ranges = await Promise.all(handles.map((h) => sampleRange(conn, h)));
   const order = ranges.map((r, i) => ({ r, i })).sort((a, b) => a.r[0] - b.r[0]);

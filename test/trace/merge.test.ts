@@ -1,7 +1,8 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeTrace, metricsDocument } from '../../src/analysis/analyze.js';
@@ -72,6 +73,19 @@ test('merge refuses shards of different models or overlapping samples, and a fol
   r = cli(['merge', a, c, '--out', join(tmp, 'mx')]);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /num_experts 9 differs/);
+  assert.equal(existsSync(join(tmp, 'mx')), false);
+  // routing files of another schema (one more column): refused, so a merged folder's files share one schema
+  const e = await writeDesignByHand(join(tmp, 'me'), design(all.slice(16, 24)));
+  const inst = await DuckDBInstance.create(':memory:');
+  const conn = await inst.connect();
+  const p = join(e, 'routing.parquet');
+  await conn.run(`COPY (SELECT *, 'prefill' AS phase FROM read_parquet('${p}')) TO '${p}.tmp' (FORMAT parquet)`);
+  conn.closeSync();
+  inst.closeSync();
+  renameSync(`${p}.tmp`, p);
+  r = cli(['merge', a, e, '--out', join(tmp, 'mx')]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^moescope: error: .*me: routing columns \(.*phase VARCHAR.*\) differ from .*ma/);
   assert.equal(existsSync(join(tmp, 'mx')), false);
   r = cli(['merge', a, '--out', a]);
   assert.equal(r.status, 2);
