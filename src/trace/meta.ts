@@ -74,6 +74,7 @@ export function parseTraceMeta(raw: unknown, where: string): TraceMeta {
     throw new InputError(`${where}: tokens must be an object of counts per modality`);
   }
   if (!('data' in o)) throw new InputError(`${where}: missing key data`);
+  for (const k of ['rows', 'samples'] as const) if (o[k] !== undefined && !isCount(o[k])) throw new InputError(`${where}: ${k} must be a count`);
   if (o.gates !== undefined && typeof o.gates !== 'string') throw new InputError(`${where}: gates must be a string`);
   if (o.expert_order !== undefined && o.expert_order !== 'ranked' && o.expert_order !== 'unranked') {
     throw new InputError(`${where}: expert_order must be "ranked" or "unranked", got ${JSON.stringify(o.expert_order)}`);

@@ -54,6 +54,8 @@ test('meta.json values are bounded; --layers ranges are bounded; trace paths are
     ['layers-1e9', { num_layers: 1e9 }, /num_layers: 1000000000 is outside/],
     ['topk-str', { top_k: '2' }, /top_k: expected an integer/],
     ['files-bad', { files: { 'routing.parquet': { bytes: -1, sha256: 'x' } } }, /files\["routing\.parquet"\] must be/],
+    ['rows-neg', { rows: -1 }, /rows must be a count/],
+    ['samples-str', { samples: '3' }, /samples must be a count/],
   ] as const) {
     const d = join(tmp, name);
     cpSync(good, d, { recursive: true });

@@ -47,18 +47,18 @@ export async function openTrace(conn: DuckDBConnection, dirArg: string, name: st
     throw new InputError(`${dirArg}: not a moescope trace (no routing.parquet or meta.json; make one with \`moescope demo\` or \`moescope capture\`)`);
   }
   const handle = await openRouting(conn, existsSync(dir) ? dir : dirArg);
+  // the row count as meta.json records it when moescope wrote the trace (its files were just checked
+  // against their records), else from the footers: reading every shard's footer at start grew with the trace
   let rows: number;
-  try {
-    rows = Number((await queryRows(conn, `SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata([${handle.routingFiles.map(sqlString).join(', ')}])`))[0].n);
-  } catch (e) {
-    throw new InputError(`${handle.routingPath}: cannot read the Parquet footer (${firstLine(e)})`);
+  if (handle.meta.files && handle.meta.rows !== undefined) rows = handle.meta.rows;
+  else {
+    try {
+      rows = Number((await queryRows(conn, `SELECT sum(num_rows)::BIGINT AS n FROM parquet_file_metadata([${handle.routingFiles.map(sqlString).join(', ')}])`))[0].n);
+    } catch (e) {
+      throw new InputError(`${handle.routingPath}: cannot read the Parquet footer (${firstLine(e)})`);
+    }
   }
-  let routingColumns: Map<string, string>;
-  try {
-    routingColumns = new Map((await queryRows(conn, `DESCRIBE SELECT * FROM ${handle.routingSql}`)).map((r) => [String(r.column_name), String(r.column_type)]));
-  } catch (e) {
-    throw new InputError(`${handle.routingPath}: cannot read as Parquet (${firstLine(e)})`);
-  }
+  const routingColumns = handle.routingColumns;
   let samples: string | null = null;
   let cols = new Map<string, string>();
   const samplesPath = join(dir, 'samples.parquet');
