@@ -51,6 +51,7 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
   const handles: TraceHandle[] = [];
   for (const s of shards) handles.push(await openTraces(conn, [s]));
   const first = handles[0].meta;
+  const cols = (h: TraceHandle) => [...h.routingColumns].map(([c, t]) => `${c} ${t}`).sort().join(', ');
   for (let i = 1; i < handles.length; i++) {
     const m = handles[i].meta;
     for (const k of ['num_layers', 'num_experts', 'top_k', 'router_scoring'] as const) {
@@ -59,7 +60,6 @@ export async function mergeTraces(conn: DuckDBConnection, shards: readonly strin
     if (!sameModel(first, m)) throw new InputError(`${shards[i]}: model config differs from ${shards[0]}; shards of one trace come from one model`);
     if (handles[i].hasProb !== handles[0].hasProb) throw new InputError(`${shards[i]}: ${handles[i].hasProb ? 'has' : 'lacks'} the prob column, unlike ${shards[0]}`);
     // the merged folder's routing files are then all of one schema, which reading its columns from its first file relies on (analysis/trace.ts)
-    const cols = (h: TraceHandle) => [...h.routingColumns].map(([c, t]) => `${c} ${t}`).sort().join(', ');
     if (cols(handles[i]) !== cols(handles[0])) throw new InputError(`${shards[i]}: routing columns (${cols(handles[i])}) differ from ${shards[0]} (${cols(handles[0])}); shards of one trace have the same columns`);
   }
   const ranges = await Promise.all(handles.map((h) => sampleRange(conn, h)));

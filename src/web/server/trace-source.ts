@@ -58,7 +58,6 @@ export async function openTrace(conn: DuckDBConnection, dirArg: string, name: st
       throw new InputError(`${handle.routingPath}: cannot read the Parquet footer (${firstLine(e)})`);
     }
   }
-  const routingColumns = handle.routingColumns;
   let samples: string | null = null;
   let cols = new Map<string, string>();
   const samplesPath = join(dir, 'samples.parquet');
@@ -79,5 +78,5 @@ export async function openTrace(conn: DuckDBConnection, dirArg: string, name: st
     }
     samples = `read_parquet(${sqlString(samplesPath)})`;
   }
-  return { dir, name, handle, meta: handle.meta, routing: handle.routingSql, samples, rows, routingColumns, sampleColumns: cols };
+  return { dir, name, handle, meta: handle.meta, routing: handle.routingSql, samples, rows, routingColumns: handle.routingColumns, sampleColumns: cols };
 }
