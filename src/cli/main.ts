@@ -10,6 +10,13 @@ import { registerCommands } from './commands/index.js';
 export async function run(argv: string[]): Promise<void> {
   const debug = argv.includes('--debug');
   resetOutputGuard();
+  // a reader that stops early (`moescope analyze T | head`): the rest of the printout goes nowhere,
+  // and the command still finishes its own work (an unhandled EPIPE was a stack trace)
+  if (process.stdout.listenerCount('error') === 0) {
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
   const program = new Command('moescope')
     .description('Where a Mixture-of-Experts model sends its tokens')
     .version(VERSION)

@@ -51,3 +51,16 @@ test('model code imports nothing from Node, so the browser runs the same files',
     assert.doesNotMatch(src, /\bprocess\.|\bBuffer\b|\brequire\(/, f);
   }
 });
+
+test('a reader that stops early (`moescope ... | head`) gets no stack trace: the rest of the printout goes nowhere', async () => {
+  const { spawn } = await import('node:child_process');
+  for (const args of [['--help'], ['demo', '--help']]) {
+    const p = spawn(process.execPath, [join(root, 'bin/moescope'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.destroy(); // the read end closed before the first write: every write is EPIPE
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise((r) => p.on('close', r));
+    assert.equal(code, 0, err);
+    assert.doesNotMatch(err, /EPIPE|\n\s+at /);
+  }
+});
