@@ -1,4 +1,4 @@
-import { decode, encode, hasPngSignature } from 'fast-png';
+import { decode, hasPngSignature } from 'fast-png';
 import { Unzlib } from 'fflate';
 import { InputError } from '../util/errors.js';
 import { LIMITS } from '../util/limits.js';
@@ -218,13 +218,4 @@ function unpackSamples(data: Uint8Array, width: number, height: number, depth: n
     }
   }
   return out;
-}
-
-/**
- * Encode an RGB8 image as PNG (what a trace stores for each image part), in a buffer of its own
- * size: fast-png returns a view of its growing buffer (8 KB for a 1 KB shapes image), and that
- * whole buffer went with each image to the writer and stayed there until its samples' row group.
- */
-export function encodePngRgb(img: RGBImage): Uint8Array {
-  return encode({ width: img.width, height: img.height, data: img.data, depth: 8, channels: 3 }).slice();
 }

@@ -7,7 +7,7 @@ import type { ModelConfig } from '../model/config.js';
 import type { WordTokenizer } from '../model/tokenizer.js';
 import { forwardInference, type EfmoeModel, type InferenceResult, type InferenceWorkspace } from '../model/efmoe.js';
 import { encodeSample } from '../data/encode.js';
-import { encodePngRgb } from '../data/png.js';
+import { encodePngRgb } from '../data/png-encoder.js';
 import type { RGBImage, Sample } from '../data/sample.js';
 
 /** What the trace needs of an encoded sequence. */

@@ -30,6 +30,8 @@ export interface StageColumns {
   gates: Float32Array<ArrayBuffer>;
   probs: Float32Array<ArrayBuffer>;
   extra: (Int32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>)[];
+  /** room for the rows' order (RowStage.order fills its first `rows`) */
+  perm: Int32Array<ArrayBuffer>;
 }
 
 export class RowStage implements StageColumns {
@@ -46,6 +48,7 @@ export class RowStage implements StageColumns {
   gates = new Float32Array(0);
   probs = new Float32Array(0);
   extra: (Int32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>)[];
+  perm = new Int32Array(0);
   // per layer: rows, and the last (sample, pos) seen, to tell whether each layer's rows came in order
   private readonly seen = new Uint8Array(32768);
   private readonly count = new Int32Array(32768);
@@ -86,11 +89,14 @@ export class RowStage implements StageColumns {
   /**
    * The shard's row order, ORDER BY layer, sample, pos, arrival: rows by layer (a stable counting
    * sort), which is already that order when every layer's rows came in (sample, pos) order, as
-   * capture and the engines write them; otherwise each layer's rows are sorted too.
+   * capture and the engines write them; otherwise each layer's rows are sorted too. In `perm`,
+   * kept from shard to shard like the columns (an order array made per shard, of a slightly
+   * different size each time, left holes in the writer thread's malloc arena that grew it by
+   * ~14 MB over the first shards of a capture).
    */
   order(): Int32Array {
     const n = this.rows;
-    const perm = new Int32Array(n);
+    const perm = this.perm.subarray(0, n);
     const { count, layer, sample, pos } = this;
     const layers = this.layers.sort((a, b) => a - b);
     const starts: number[] = [];
@@ -116,7 +122,7 @@ export class RowStage implements StageColumns {
    * then clear(). The stage goes on in arrays given back from an earlier take, else new ones.
    */
   take(): StageColumns {
-    const { rows, sample, pos, mod, token, layer, experts, gates, probs, extra } = this;
+    const { rows, sample, pos, mod, token, layer, experts, gates, probs, extra, perm } = this;
     const next = this.spare;
     this.spare = null;
     this.cap = next ? next.sample.length : 0;
@@ -129,7 +135,8 @@ export class RowStage implements StageColumns {
     this.gates = next?.gates ?? new Float32Array(0);
     this.probs = next?.probs ?? new Float32Array(0);
     this.extra = next?.extra ?? extra.map((a) => new (a.constructor as new (n: number) => Int32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>)(0));
-    return { rows, sample, pos, mod, token, layer, experts, gates, probs, extra };
+    this.perm = next?.perm ?? new Int32Array(0);
+    return { rows, sample, pos, mod, token, layer, experts, gates, probs, extra, perm };
   }
 
   /** Arrays of an earlier take(), written out: the next take() switches to them (the larger kept). */
@@ -162,6 +169,7 @@ export class RowStage implements StageColumns {
     this.gates = widen(this.gates, K);
     this.probs = widen(this.probs, E);
     this.extra = this.extra.map((a) => widen(a, 1));
+    this.perm = new Int32Array(cap); // filled afresh by order()
     this.cap = cap;
   }
 }

@@ -3,13 +3,12 @@ import type { RoutingFileSpec } from './parquet/routing-file.js';
 import type { StageColumns } from './row-stage.js';
 import type { FileRecord } from './meta.js';
 
-/** One routing file to write: the held rows' columns, in the order `perm` (RowStage.order). */
+/** One routing file to write: the held rows' columns, in the order RowStage.order left in `cols.perm`. */
 export interface ShardJob {
   /** as meta.json `files` names it */
   rel: string;
   path: string;
   cols: StageColumns;
-  perm: Int32Array;
   spec: RoutingFileSpec;
 }
 
@@ -21,8 +20,8 @@ export interface ShardWritten {
 }
 
 /** The buffers of a job's arrays, moved to the thread and back. */
-export function shardBuffers(cols: StageColumns, perm: Int32Array): ArrayBuffer[] {
-  return [cols.sample, cols.pos, cols.mod, cols.token, cols.layer, cols.experts, cols.gates, cols.probs, ...cols.extra, perm].map((a) => a.buffer as ArrayBuffer);
+export function shardBuffers(cols: StageColumns): ArrayBuffer[] {
+  return [cols.sample, cols.pos, cols.mod, cols.token, cols.layer, cols.experts, cols.gates, cols.probs, ...cols.extra, cols.perm].map((a) => a.buffer);
 }
 
 /**
@@ -40,7 +39,7 @@ export class ShardThread {
   /** Write `job` once the shard before it is written; that shard comes back (or its error is thrown). */
   async write(job: ShardJob): Promise<ShardWritten | null> {
     const done = await this.idle();
-    this.writing = this.pool.run({ job }, shardBuffers(job.cols, job.perm));
+    this.writing = this.pool.run({ job }, shardBuffers(job.cols));
     this.writing.catch(() => undefined); // thrown by the next write or idle
     return done;
   }

@@ -300,7 +300,7 @@ export class TraceWriter {
     if (this.shardOut) {
       const cols = st.take();
       st.clear();
-      this.shardWritten(await this.shardOut.write({ rel, path, cols, perm, spec }));
+      this.shardWritten(await this.shardOut.write({ rel, path, cols, spec }));
       return;
     }
     this.records.set(rel, writeRoutingFile(path, st, perm, spec));

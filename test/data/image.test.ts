@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { patchify, resizeBilinear } from '../../src/data/image.js';
-import { decodePngRgb, encodePngRgb } from '../../src/data/png.js';
+import { decodePngRgb } from '../../src/data/png.js';
+import { encodePngRgb } from '../../src/data/png-encoder.js';
 import type { RGBImage } from '../../src/data/sample.js';
 import { writeTestPng } from './png-writer.js';
 

@@ -90,9 +90,9 @@ test('a routing file the shard thread cannot write is an error from the next wai
   try {
     const st = new RowStage(1, 0, []);
     st.append({ n: 2, sample: new Int32Array(2), pos: Int32Array.of(0, 1), mod: new Uint8Array(2), token: new Int32Array(2), layer: new Int32Array(2), experts: Int32Array.of(0, 1), gates: null, probs: null, extra: [] });
-    const perm = st.order();
+    st.order();
     const spec = { K: 1, E: 2, gates: false, probs: 0, modalityNames: ['special', 'text', 'image'], extra: [], rowGroupRows: 1000 };
-    await t.write({ rel: 'x.parquet', path: join(dir, 'missing', 'x.parquet'), cols: st.take(), perm, spec });
+    await t.write({ rel: 'x.parquet', path: join(dir, 'missing', 'x.parquet'), cols: st.take(), spec });
     await assert.rejects(t.idle(), /ENOENT|no such file/);
   } finally {
     await t.close();
