@@ -14,7 +14,7 @@ import { guardOutput } from '../util/output-guard.js';
 import { parseDataSpec } from '../data/spec.js';
 import { Progress } from '../util/progress.js';
 import type { TraceMeta } from './meta.js';
-import { TraceWriterThread } from './writer-thread.js';
+import { TraceWriter, type RoutingRows } from './writer.js';
 import { ForwardPool } from './forward-pool.js';
 import type { BatchRun, SequenceRows } from './forward-batch.js';
 
@@ -51,31 +51,63 @@ export interface CaptureResult {
   seconds: number;
 }
 
-/** Per-sample layout of one batch's rows in the trace: sample-major, then layer, then position. */
-function batchRows(seqs: SequenceRows[], first: number, res: BatchRun['result'], K: number, E: number, fullProbs: boolean) {
-  const L = res.layers.length;
-  const n = res.N * L;
-  const sample = new Int32Array(n), pos = new Int32Array(n), token = new Int32Array(n), layer = new Int32Array(n);
-  const modality = new Uint8Array(n);
-  const experts = new Int32Array(n * K), gates = new Float32Array(n * K);
-  const probs = fullProbs ? new Float32Array(n * E) : undefined;
-  let o = 0;
-  seqs.forEach((s, b) => {
-    const r0 = res.rowStart[b];
-    for (let l = 0; l < L; l++) {
-      const ly = res.layers[l];
-      sample.fill(first + b, o, o + s.T);
-      layer.fill(l, o, o + s.T);
-      for (let t = 0; t < s.T; t++) pos[o + t] = t;
-      token.set(s.token, o);
-      modality.set(s.modality, o);
-      experts.set(ly.experts.subarray(r0 * K, (r0 + s.T) * K), o * K);
-      gates.set(ly.gates.subarray(r0 * K, (r0 + s.T) * K), o * K);
-      if (probs) probs.set(ly.probs!.subarray(r0 * E, (r0 + s.T) * E), o * E);
-      o += s.T;
-    }
-  });
-  return { sample, pos, modality, token, layer, experts, gates, probs };
+/**
+ * One batch's rows in the trace's layout (sample-major, then layer, then position), in arrays kept
+ * from batch to batch: the writer copies a batch's rows before appendRouting returns, so a batch's
+ * arrays are free again then (fresh ones per batch were ~0.7 MB of garbage each).
+ */
+class BatchRows {
+  private cap = 0;
+  private sample = new Int32Array(0);
+  private pos = new Int32Array(0);
+  private token = new Int32Array(0);
+  private layer = new Int32Array(0);
+  private modality = new Uint8Array(0);
+  private experts = new Int32Array(0);
+  private gates = new Float32Array(0);
+  private probs = new Float32Array(0);
+
+  constructor(private readonly K: number, private readonly E: number, private readonly fullProbs: boolean) {}
+
+  fill(seqs: SequenceRows[], first: number, res: BatchRun['result']): RoutingRows {
+    const { K, E, fullProbs } = this;
+    const L = res.layers.length;
+    const n = res.N * L;
+    if (n > this.cap) this.grow(Math.max(n, Math.ceil(1.25 * this.cap)));
+    const sample = this.sample.subarray(0, n), pos = this.pos.subarray(0, n), token = this.token.subarray(0, n), layer = this.layer.subarray(0, n);
+    const modality = this.modality.subarray(0, n), experts = this.experts.subarray(0, n * K), gates = this.gates.subarray(0, n * K);
+    const probs = fullProbs ? this.probs.subarray(0, n * E) : undefined;
+    let o = 0;
+    seqs.forEach((s, b) => {
+      const r0 = res.rowStart[b];
+      for (let l = 0; l < L; l++) {
+        const ly = res.layers[l];
+        sample.fill(first + b, o, o + s.T);
+        layer.fill(l, o, o + s.T);
+        for (let t = 0; t < s.T; t++) pos[o + t] = t;
+        token.set(s.token, o);
+        modality.set(s.modality, o);
+        experts.set(ly.experts.subarray(r0 * K, (r0 + s.T) * K), o * K);
+        gates.set(ly.gates.subarray(r0 * K, (r0 + s.T) * K), o * K);
+        if (probs) probs.set(ly.probs!.subarray(r0 * E, (r0 + s.T) * E), o * E);
+        o += s.T;
+      }
+    });
+    return { sample, pos, modality, token, layer, experts, gates, probs };
+  }
+
+  private grow(cap: number): void {
+    const { K, E, fullProbs } = this;
+    this.sample = new Int32Array(cap);
+    this.pos = new Int32Array(cap);
+    this.token = new Int32Array(cap);
+    this.layer = new Int32Array(cap);
+    this.modality = new Uint8Array(cap);
+    this.experts = new Int32Array(cap * K);
+    this.gates = new Float32Array(cap * K);
+    if (fullProbs) this.probs = new Float32Array(cap * E);
+    this.cap = cap;
+  }
 }
 
 /**
@@ -94,8 +126,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   // SPEC §6: before any work, --out must be new, empty or a trace, and no input may be in it
   guardOutput(opts.out, 'trace', { inputs: [modelDir, ...(dataSpec.kind === 'jsonl' ? [dataSpec.path] : [])], force: opts.force });
   checkWritableParent(opts.out);
-  // the workers (and the writer's thread) load their code while this thread reads the checkpoint and opens the data
-  TraceWriterThread.prestart();
+  // the workers load their code while this thread reads the checkpoint and opens the data
   const pool = new ForwardPool(threads);
   let ck: Checkpoint, source: Awaited<ReturnType<typeof openDataSource>>;
   try {
@@ -122,10 +153,12 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
   process.once('SIGTERM', onSignal);
   try {
     const meta = await writeDirAtomic(opts.out, async (dir) => {
-      // no shard thread: capture keeps both cores busy with the forward pass, so a thread of its own for
-      // the routing files only adds an isolate to start and compile for (3-7% slower, measured)
-      const writer = await TraceWriterThread.open(dir, { topK: K, numExperts: E, fullProbs, shardThread: false });
-      // batches in flight, oldest first: encoded and run by the pool, handed in order to the writer's thread
+      // The writer runs in this thread, the routing files too: the forward pass keeps both cores busy,
+      // so a thread of its own for either only added an isolate to start and compile for, and a copy
+      // of each batch to post (measured: a writer thread 4-6% slower end to end, a shard thread 3-7%).
+      const writer = await TraceWriter.open(dir, { topK: K, numExperts: E, fullProbs });
+      const rows = new BatchRows(K, E, fullProbs);
+      // batches in flight, oldest first: encoded and run by the pool, written in order
       type Pending = { batch: Sample[]; run: Promise<BatchRun> };
       const inFlight: Pending[] = [];
       const write = async (p: Pending) => {
@@ -136,8 +169,7 @@ export async function captureTrace(opts: CaptureOptions): Promise<CaptureResult>
             throw new InputError(`${join(modelDir, 'model.safetensors')}: the router of layer ${l} gives non-finite gates (weights too large?); nothing written`);
           }
         });
-        // the batch's arrays are made for the writer: moved, not copied (and not handed back: the next batch's sizes differ)
-        await writer.appendRouting(batchRows(seqs, first + samples, res, K, E, fullProbs), true, false);
+        await writer.appendRouting(rows.fill(seqs, first + samples, res));
         for (let b = 0; b < p.batch.length; b++) {
           const s = p.batch[b];
           await writer.appendSample({ sample: first + samples + b, text: sampleText(s), images: pngs[b], source: s.source });
