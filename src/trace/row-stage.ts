@@ -63,6 +63,13 @@ export class RowStage implements StageColumns {
     private readonly K: number,
     private readonly E: number, // probs per row (0 without --full-probs)
     extraTypes: ('INTEGER' | 'VARCHAR')[],
+    /**
+     * Rows to make room for at the first growth, beside the first batch: the writer's shard size
+     * (the batch that fills a shard may pass it). Growing by doubling copied the rows held several
+     * times over (a tenth of a capture's writing); a large array's pages are only touched as rows
+     * fill them, so a small trace costs no more memory.
+     */
+    private readonly reserve = 0,
   ) {
     this.extra = extraTypes.map((t) => (t === 'INTEGER' ? new Int32Array(0) : new Uint16Array(0)));
   }
@@ -70,7 +77,7 @@ export class RowStage implements StageColumns {
   append(r: StageRows): void {
     const { K, E } = this;
     const o = this.rows, n = r.n;
-    if (o + n > this.cap) this.grow(Math.max(o + n, 2 * this.cap));
+    if (o + n > this.cap) this.grow(Math.max(o + n, 2 * this.cap, this.reserve + n));
     this.sample.set(r.sample, o);
     this.pos.set(r.pos, o);
     this.mod.set(r.mod, o);

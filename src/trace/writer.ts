@@ -125,11 +125,11 @@ export class TraceWriter {
   private shardOut: ShardThread | null = null;
 
   private constructor(readonly dir: string, readonly opts: TraceWriterOptions) {
-    this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type));
     const rowBytes = 19 + 6 * opts.topK + (opts.fullProbs ? 4 * opts.numExperts : 0) + 2 * (opts.extraColumns?.length ?? 0);
     // whole row groups when they fit; wide rows (full probabilities of many experts) get fewer
     const fit = Math.max(2048, Math.floor(BUFFER_BYTES / rowBytes));
     this.bufferRows = opts.bufferRows ?? (fit >= ROW_GROUP ? fit - (fit % ROW_GROUP) : fit);
+    this.stage = new RowStage(opts.topK, opts.fullProbs ? opts.numExperts : 0, (opts.extraColumns ?? []).map((c) => c.type), this.bufferRows);
     for (const c of opts.extraColumns ?? []) if (c.type === 'VARCHAR') this.extraDicts.set(c.name, new Dictionary());
     const varchar = (name: string) => (opts.extraColumns ?? []).some((c) => c.name === name && c.type === 'VARCHAR');
     this.acc = new AggregateAccumulator({
