@@ -182,6 +182,7 @@ export class TraceWriter {
     return this.samples;
   }
 
+  /** Take a batch of rows: they are copied (held rows, counts), so the caller may fill its arrays again once this returns. */
   async appendRouting(r: RoutingRows): Promise<void> {
     this.checkOpen();
     const n = r.sample.length;
