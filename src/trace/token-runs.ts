@@ -59,8 +59,14 @@ export class TokenRuns {
   /** spillWords' words and their second buffer */
   private words = new Int32Array(0);
   private wordsB = new Int32Array(0);
-  /** a bucket's sums while a spill is written */
-  private readonly sum = { dense: new Float64Array(1 << CELL_BITS), cells: new Int32Array(1 << CELL_BITS), bits: new Int32Array(1 << (CELL_BITS - 5)) };
+  /** a bucket's sums while a spill is written, or a merge hands it out (each leaves them cleared) */
+  private readonly sum: BucketSums = { dense: new Float64Array(1 << CELL_BITS), cells: new Int32Array(1 << CELL_BITS), bits: new Int32Array(1 << (CELL_BITS - 5)) };
+  /**
+   * The merges' read buffers, READ_ENTRIES records a run, kept from merge to merge: a merge of 220
+   * runs is five merges, and 4 MB of fresh buffers each rose a capture's peak at its end by
+   * 12-40 MB (they waited for a collection).
+   */
+  private readBuf = new ArrayBuffer(0);
 
   /**
    * prefix: path prefix of the run files (temporaries the caller removes if this stops early);
@@ -175,7 +181,9 @@ export class TokenRuns {
 
   private mergeRuns(paths: string[], rank: Int32Array, blockRows: number, out: (b: TokenEntries) => void): void {
     const b: TokenEntries = { n: 0, gid: new Int32Array(blockRows), token: new Int32Array(blockRows), expert: new Int32Array(blockRows), count: new Float64Array(blockRows) };
-    const m = new Merge(paths, rank, this.eb, this.s);
+    const bytes = paths.length * READ_ENTRIES * WORDS * 4;
+    if (this.readBuf.byteLength < bytes) this.readBuf = new ArrayBuffer(bytes);
+    const m = new Merge(paths, rank, this.eb, this.s, this.readBuf, this.sum);
     try {
       for (m.read(b); b.n > 0; m.read(b)) out(b);
     } finally {
@@ -222,6 +230,13 @@ export class TokenRuns {
     }
     return src;
   }
+}
+
+/** A bucket's cells: sums by cell, the cells touched, and a bit per touched cell; all clear between buckets. */
+interface BucketSums {
+  dense: Float64Array;
+  cells: Int32Array;
+  bits: Int32Array;
 }
 
 /** Spill entries sorted by one or more passes: key words (lo, and hi when the key takes two), and the record's fields. */
@@ -503,20 +518,21 @@ class Merge {
   private readonly key: Float64Array; // per run: its current record's bucket key
   private size = 0;
   // the bucket being handed out: its cells' sums, its touched cells (in order once all are summed), how many are out, its gid and first token
-  private readonly dense = new Float64Array(1 << CELL_BITS);
-  private readonly cells = new Int32Array(1 << CELL_BITS);
-  private readonly bits = new Int32Array(1 << (CELL_BITS - 5)); // the touched cells
+  private readonly dense: Float64Array;
+  private readonly cells: Int32Array;
+  private readonly bits: Int32Array; // the touched cells
   private cellCount = 0;
   private readonly takeState = new Int32Array(2); // takeRecords' results: next record, cell count
   private cellsOut = 0;
   private bucketGid = 0;
   private bucketToken = 0;
 
-  constructor(paths: string[], private readonly rank: Int32Array, private readonly eb: number, private readonly s: number) {
+  /** buf: room for READ_ENTRIES records of each run; sums: clear, and left clear once every entry is out */
+  constructor(paths: string[], private readonly rank: Int32Array, private readonly eb: number, private readonly s: number, buf: ArrayBuffer, sums: BucketSums) {
     const k = paths.length;
-    const buf = new ArrayBuffer(k * READ_ENTRIES * WORDS * 4);
     this.i32 = new Int32Array(buf);
     this.f64 = new Float64Array(buf);
+    ({ dense: this.dense, cells: this.cells, bits: this.bits } = sums);
     this.at = new Int32Array(k);
     this.len = new Int32Array(k);
     this.pos = new Array<number>(k).fill(0);
