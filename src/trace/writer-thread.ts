@@ -158,10 +158,9 @@ export class TraceWriterThread {
 
   /**
    * `handOver`: the caller gives the arrays away (they are moved to the writer thread, not copied,
-   * when each is a whole buffer, and unusable afterwards). `recycle`: their buffers come back for
-   * takeBuffer (for a caller that takes them: one that never does would only pile them up).
+   * when each is a whole buffer, and unusable afterwards); their buffers come back for takeBuffer.
    */
-  async appendRouting(r: RoutingRows, handOver = false, recycle = handOver): Promise<void> {
+  async appendRouting(r: RoutingRows, handOver = false): Promise<void> {
     const transfer: ArrayBuffer[] = [];
     const own = <T extends Int32Array | Float32Array | Uint8Array>(a: T): T => {
       const buf = handOver ? wholeBuffer(a) : null;
@@ -179,7 +178,7 @@ export class TraceWriterThread {
     };
     this.rows += r.sample.length;
     // a caller that hands its arrays over gets them back to fill again (takeBuffer)
-    await this.send({ op: 'routing', rows, recycle }, transfer);
+    await this.send({ op: 'routing', rows, recycle: handOver }, transfer);
   }
 
   async appendSample(s: SampleRow): Promise<void> {
