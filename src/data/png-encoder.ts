@@ -38,45 +38,42 @@ export class PngEncoder {
     }
     // room for the whole stream in one call: zlib's deflateBound, plus the chunks around it
     const bound = n + (n >> 12) + (n >> 14) + (n >> 25) + 13 + 6;
-    const head = SIGNATURE.length + 25 + 8; // signature, IHDR, IDAT's length and type
-    if (this.out.length < head + bound + 12 + 12) this.out = new Uint8Array(head + bound + 24);
+    const head = SIGNATURE.length + 25 + 8, tail = 4 + 12; // signature, IHDR, IDAT's length and type; IDAT's CRC, IEND
+    if (this.out.length < head + bound + tail) this.out = new Uint8Array(head + bound + tail);
     const out = this.out;
     out.set(SIGNATURE, 0);
-    let o = chunk(out, 8, 'IHDR', 13, (at) => {
-      u32(out, at, W);
-      u32(out, at + 4, H);
-      out.set([8, 2, 0, 0, 0], at + 8); // depth 8, colour type 2 (RGB), deflate, no filter method, no interlace
-    });
-    o = chunk(out, o, 'IDAT', -1, (at) => {
-      const s = this.strm;
-      s.input = this.raw.subarray(0, n);
-      s.next_in = 0;
-      s.avail_in = n;
-      s.output = out;
-      s.next_out = at;
-      s.avail_out = out.length - at - 12;
-      const status = zlibDeflate(s, Z_FINISH);
-      const len = s.next_out - at;
-      if (status !== Z_STREAM_END) throw new Error(`png: zlib did not finish (${status})`);
-      zlibDeflateReset(s);
-      return len;
-    });
-    o = chunk(out, o, 'IEND', 0, () => {});
-    return out.slice(0, o);
+    // each chunk's data is written at o + 8, then chunk() puts its length, type and CRC around it
+    let o = 8;
+    u32(out, o + 8, W);
+    u32(out, o + 12, H);
+    out.set([8, 2, 0, 0, 0], o + 16); // depth 8, colour type 2 (RGB), deflate, no filter method, no interlace
+    o = chunk(out, o, 'IHDR', 13);
+    o = chunk(out, o, 'IDAT', this.deflate(n, out, o + 8, out.length - tail));
+    return out.slice(0, chunk(out, o, 'IEND', 0));
+  }
+
+  /** The first n scanline bytes as one zlib stream into out[at..end); returns its length. */
+  private deflate(n: number, out: Uint8Array<ArrayBuffer>, at: number, end: number): number {
+    const s = this.strm;
+    s.input = this.raw.subarray(0, n);
+    s.next_in = 0;
+    s.avail_in = n;
+    s.output = out;
+    s.next_out = at;
+    s.avail_out = end - at;
+    const status = zlibDeflate(s, Z_FINISH);
+    if (status !== Z_STREAM_END) throw new Error(`png: zlib did not finish (${status})`);
+    zlibDeflateReset(s);
+    return s.next_out - at;
   }
 }
 
-/**
- * A chunk at `o`: length, type, the data `fill` writes at the given offset (`len`, or -1 when fill
- * returns the length), CRC-32 of type and data. Returns the offset after it.
- */
-function chunk(out: Uint8Array, o: number, type: string, len: number, fill: (at: number) => number | void): number {
+/** Around the `len` bytes of data at o + 8: its length and type before, CRC-32 of type and data after. Returns the offset after it. */
+function chunk(out: Uint8Array, o: number, type: string, len: number): number {
+  u32(out, o, len);
   for (let i = 0; i < 4; i++) out[o + 4 + i] = type.charCodeAt(i);
-  const written = fill(o + 8);
-  const n = len >= 0 ? len : (written as number);
-  u32(out, o, n);
-  u32(out, o + 8 + n, crc32(out, o + 4, o + 8 + n));
-  return o + 12 + n;
+  u32(out, o + 8 + len, crc32(out, o + 4, o + 8 + len));
+  return o + 12 + len;
 }
 
 function u32(b: Uint8Array, o: number, v: number): void {

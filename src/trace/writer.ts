@@ -293,7 +293,8 @@ export class TraceWriter {
       modalityNames: this.modalities.names,
       extra: (this.opts.extraColumns ?? []).map((c) => ({ ...c, names: this.extraDicts.get(c.name)?.names ?? [] })),
     };
-    const path = join(this.dir, rel), perm = st.order();
+    const path = join(this.dir, rel);
+    st.order();
     this.shards.push(rel);
     if (this.gatesRecorded) this.shardsWithGates = this.shards.length;
     // a trace that fits one buffer is written here: a thread costs more than it saves then
@@ -304,7 +305,7 @@ export class TraceWriter {
       this.shardWritten(await this.shardOut.write({ rel, path, cols, spec }));
       return;
     }
-    this.records.set(rel, writeRoutingFile(path, st, perm, spec));
+    this.records.set(rel, writeRoutingFile(path, st, spec));
     st.clear();
   }
 

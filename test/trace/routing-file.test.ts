@@ -79,7 +79,8 @@ function expected(c: Case): Record<string, unknown>[] {
 
 function write(c: Case, path: string): void {
   const st = stageOf(c);
-  writeRoutingFile(path, st, st.order(), { K: c.K, E: c.E, gates: c.gates, probs: c.probs, modalityNames: MODS, extra: c.extra, rowGroupRows: c.rowGroupRows });
+  st.order();
+  writeRoutingFile(path, st, { K: c.K, E: c.E, gates: c.gates, probs: c.probs, modalityNames: MODS, extra: c.extra, rowGroupRows: c.rowGroupRows });
 }
 
 /** Per row group and column: the footer's min / max / null count against the rows. */

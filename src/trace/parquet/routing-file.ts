@@ -23,9 +23,9 @@ export interface RoutingFileSpec {
   rowGroupRows: number;
 }
 
-/** Returns the file's size and SHA-256. */
-export function writeRoutingFile(path: string, st: StageColumns, perm: Int32Array, spec: RoutingFileSpec): FileRecord {
-  return writeParquetFile(path, routingLeaves(st, spec), perm.subarray(0, st.rows), spec.rowGroupRows);
+/** The held rows in the order RowStage.order left in `st.perm`; returns the file's size and SHA-256. */
+export function writeRoutingFile(path: string, st: StageColumns, spec: RoutingFileSpec): FileRecord {
+  return writeParquetFile(path, routingLeaves(st, spec), st.perm.subarray(0, st.rows), spec.rowGroupRows);
 }
 
 /** The routing columns, in SPEC §2's order. */
